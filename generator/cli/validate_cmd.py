@@ -1,0 +1,36 @@
+"""`mlgen validate`: errors and warnings of batch files, writing nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from mlgen import render, source, validation
+from mlgen.cli.common import err, reported
+from mlgen.cli.render_cmd import Batches
+from mlgen.errors import SpecError
+
+
+def validate_command(
+    batches: Batches,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Treat warnings as errors (exit 1).")] = False,
+) -> None:
+    """Check batch files: schema, names, both variants' manifests; print warnings.
+
+    Renders in memory (nothing is written) so that everything `render` would reject is
+    reported here too. Warnings: no resource requests, an image with neither tag nor
+    digest, no expectedDuration, onFailure: continue under Argo CD waves.
+    """
+    with reported():
+        loaded = source.load_files(batches)
+        render.render_all(loaded, options=render.Options())
+        found = [w for batch in loaded for w in validation.warnings(batch)]
+        for warning in found:
+            err.print(f"[yellow]warning:[/] {escape(warning)}")
+        if strict and found:
+            raise SpecError(f"{len(found)} warning(s) and --strict; fix them or drop --strict")
+        jobs = sum(len(b.jobs) for b in loaded)
+        err.print(f"ok: {len(loaded)} batch(es), {jobs} job(s), {len(found)} warning(s)")

@@ -1,0 +1,153 @@
+"""One Indexed Job for a whole batch, its per-index args and env carried as data.
+
+Used by the parallel variant (parallelism p) and by the sequential `indexed`
+strategy (parallelism 1: the Job controller starts the lowest pending index first).
+All jobs share one pod template, so they may differ only in args, env, secretEnv,
+expectedDuration and simulation hints; the differing values travel in a ConfigMap
+whose files a POSIX `sh` entrypoint reads for `$JOB_COMPLETION_INDEX`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mlgen import naming, pod, spec, templating
+from mlgen.errors import RenderError
+
+CONFIGMAP_LIMIT = 1024 * 1024
+_HEADROOM = 16 * 1024  # metadata, labels and the entrypoint itself
+ENTRYPOINT_KEY = "entrypoint.sh"
+
+# Fields that end up in the shared pod template, by their batch-file name.
+_SHARED: dict[str, Callable[[spec.Job], object]] = {
+    "image": lambda j: j.image,
+    "command": lambda j: j.command,
+    "resources": lambda j: (j.requests, j.limits),
+    "retries": lambda j: j.retries,
+    "timeout": lambda j: j.timeout_seconds,
+    "nodeSelector": lambda j: j.node_selector,
+    "tolerations": lambda j: j.tolerations,
+    "serviceAccountName": lambda j: j.service_account,
+    "shmSize": lambda j: j.shm_size,
+    "runAsUser": lambda j: j.run_as_user,
+    "labels": lambda j: j.labels,
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    job: dict[str, object]
+    config: dict[str, object]
+
+
+def check_shared(batch: spec.Batch, *, fix: str) -> None:
+    """Raise when two jobs differ in a field that must be the same for one pod template."""
+    first = batch.jobs[0]
+    for job in batch.jobs[1:]:
+        for field, get in _SHARED.items():
+            if get(job) != get(first):
+                raise RenderError(
+                    f"{batch.source}: spec.jobs[{job.index}].{field}: job {job.name!r} differs "
+                    f"from job {first.name!r} in {field}, so they cannot share the one pod "
+                    f"template of an Indexed Job; {fix}")
+    if first.command is None:
+        raise RenderError(f"{batch.source}: spec.defaults.command: an Indexed Job needs the "
+                          "command to exec after picking its index's args; set command "
+                          "(e.g. [python, -m, train])")
+
+
+def render(batch: spec.Batch, *, variant: str, parallelism: int,
+           max_failed_indexes: int | None) -> Rendered:
+    jobs = batch.jobs
+    first = jobs[0]
+    common_env = {k: v for k, v in first.env.items()
+                  if all(j.env.get(k) == v for j in jobs[1:])}
+    common_secrets = {k: v for k, v in first.secret_env.items()
+                      if all(j.secret_env.get(k) == v for j in jobs[1:])}
+    slots: dict[tuple[str, str], int] = {}
+    data: dict[str, str] = {}
+    for job in jobs:
+        i = job.index
+        for k, arg in enumerate(job.args):
+            data[f"{i}.arg.{k}"] = arg
+        for name, value in job.env.items():
+            if name not in common_env:
+                data[f"{i}.env.{name}"] = value
+        for name, ref in job.secret_env.items():
+            if name not in common_secrets:
+                slot = slots.setdefault((name, ref), len(slots))
+                data[f"{i}.secret.{name}"] = str(slot)
+    data[ENTRYPOINT_KEY] = templating.render("entrypoint.sh.j2", batch=batch.name,
+                                             secret_slots=len(slots))
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
+    if size > CONFIGMAP_LIMIT - _HEADROOM:
+        raise RenderError(
+            f"{batch.source}: spec.jobs: the per-index args and env of batch {batch.name!r} "
+            f"take {size:,} bytes, more than one ConfigMap holds (1 MiB); split the batch "
+            f"into batches of about {max(1, len(jobs) * (CONFIGMAP_LIMIT - _HEADROOM) // size)} "
+            "jobs, or move shared values into spec.defaults")
+    data = dict(sorted(data.items(), key=lambda kv: _key_order(kv[0])))
+    config_labels = pod.labels(batch, variant=variant)
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": naming.config_name(batch.name, variant, naming.content_hash(data)),
+            "namespace": batch.namespace,
+            "labels": config_labels,
+            # Argo CD: the data must exist before the Job's pods start.
+            "annotations": {"argocd.argoproj.io/sync-wave": "-1"},
+        },
+        "data": data,
+    }
+    env = pod.env_entries(common_env, common_secrets)
+    env += [pod.secret_ref(f"MLGEN_SECRET_{slot}", ref, optional=True)
+            for (_, ref), slot in slots.items()]
+    assert first.command is not None
+    template = pod.template(
+        batch, first,
+        labels=pod.labels(batch, variant=variant, job=first),
+        annotations=pod.annotations(jobs),
+        command=["/bin/sh", f"{pod.PARAMS_MOUNT}/{ENTRYPOINT_KEY}"],
+        args=pod.literals(first.command),
+        env=env,
+        extra_volumes=[{"name": pod.PARAMS_VOLUME,
+                        "configMap": {"name": config["metadata"]["name"]}}],  # type: ignore[index]
+        extra_mounts=[{"name": pod.PARAMS_VOLUME, "mountPath": pod.PARAMS_MOUNT,
+                       "readOnly": True}],
+    )
+    job_spec: dict[str, object] = {
+        "completionMode": "Indexed",
+        "completions": len(jobs),
+        "parallelism": parallelism,
+        "backoffLimitPerIndex": first.retries,
+    }
+    if max_failed_indexes is not None:
+        job_spec["maxFailedIndexes"] = max_failed_indexes
+    job_spec["podReplacementPolicy"] = "Failed"
+    job_spec["podFailurePolicy"] = pod.failure_policy()
+    job_spec["template"] = template
+    name = naming.job_name(batch.name, "seq" if variant == "sequential" else "par",
+                           digest=naming.content_hash(job_spec), completions=len(jobs),
+                           source=batch.source)
+    job_labels = pod.labels(batch, variant=variant)
+    if batch.queue:
+        job_labels[naming.QUEUE] = batch.queue
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": batch.namespace, "labels": job_labels,
+                     "annotations": {"argocd.argoproj.io/sync-wave": "0"}},
+        "spec": job_spec,
+    }
+    return Rendered(job=job, config=config)
+
+
+def _key_order(key: str) -> tuple[int, str, int, str]:
+    """Index, then kind, then argument position: a stable, readable order."""
+    index, _, rest = key.partition(".")
+    if not index.isdigit():
+        return (-1, key, 0, "")
+    kind, _, sub = rest.partition(".")
+    return (int(index), kind, int(sub) if sub.isdigit() else 0, sub)

@@ -1,0 +1,288 @@
+"""The batch format (`apiVersion: mlgen.io/v1alpha1`, `kind: Batch`) as strict models.
+
+The pydantic models mirror the YAML exactly (camelCase, unknown keys forbidden, no
+type coercion: `SEED: 1` is an error, not the string "1", because a silently
+converted `0755` or `1e3` would not be the bytes the user meant). `resolve()` then
+merges `spec.defaults` into each job and returns plain frozen dataclasses that the
+rest of mlgen works with.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from mlgen import units
+
+API_VERSION = "mlgen.io/v1alpha1"
+DEFAULT_KUBERNETES_VERSION = "1.36"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_REF = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/([-._A-Za-z0-9]+)$")
+_K8S_VERSION = re.compile(r"^1\.\d{2}$")
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(f"{value!r} is not a DNS-1123 label; use at most 63 lowercase letters, "
+                         "digits and '-', starting and ending with a letter or digit")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character, which no process argument or "
+                         "environment value can carry; remove it")
+    return value
+
+
+def _label_key(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if (not name or len(name) > 63 or not _LABEL_NAME.match(name)
+            or (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)))):
+        raise ValueError(f"{key!r} is not a label key; use [prefix/]name with letters, "
+                         "digits, '-', '_', '.' (name at most 63 characters)")
+    return key
+
+
+def _label_value(value: str) -> str:
+    if len(value) > 63 or not _LABEL_NAME.match(value):
+        raise ValueError(f"{value!r} is not a label value; use at most 63 letters, digits, "
+                         "'-', '_', '.', starting and ending with a letter or digit")
+    return value
+
+
+def _env_name(name: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name; use letters, "
+                         "digits and '_', not starting with a digit")
+    return name
+
+
+def _duration(value: str) -> str:
+    units.parse_duration(value)
+    return value
+
+
+def _secret_ref(value: str) -> str:
+    if not _SECRET_REF.match(value):
+        raise ValueError(f"{value!r} is not a secret reference; write it as <secret-name>/<key>")
+    return value
+
+
+def _k8s_version(value: str) -> str:
+    if not _K8S_VERSION.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes minor version; write it like \"1.33\"")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+Duration = Annotated[str, AfterValidator(_duration)]
+Quantity = Annotated[str, AfterValidator(units.check_quantity)]
+SecretRef = Annotated[str, AfterValidator(_secret_ref)]
+Variant = Literal["sequential", "parallel"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Resources(_Model):
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+
+
+class Toleration(_Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: int | None = None
+
+
+class Simulate(_Model):
+    """Hints for a simulated cluster (KWOK); a real cluster ignores them."""
+
+    exitCode: int = Field(ge=1, le=255)
+    failAttempts: int | None = Field(default=None, ge=1)
+
+
+class JobFields(_Model):
+    """Every field a job may set; `spec.defaults` holds the same ones."""
+
+    image: Text | None = None
+    command: list[Text] | None = None
+    args: list[Text] | None = None
+    env: dict[EnvName, Text] | None = None
+    secretEnv: dict[EnvName, SecretRef] | None = None
+    resources: Resources | None = None
+    retries: int | None = Field(default=None, ge=0, le=10_000)
+    timeout: Duration | None = None
+    expectedDuration: Duration | None = None
+    nodeSelector: dict[LabelKey, LabelValue] | None = None
+    tolerations: list[Toleration] | None = None
+    serviceAccountName: DnsLabel | None = None
+    shmSize: Quantity | None = None
+    runAsUser: int | None = Field(default=None, ge=1)
+    labels: dict[LabelKey, LabelValue] | None = None
+    simulate: Simulate | None = None
+
+
+class JobEntry(JobFields):
+    name: DnsLabel
+
+
+class Sequential(_Model):
+    strategy: Literal["waves", "indexed"] = "waves"
+    onFailure: Literal["stop", "continue"] = "stop"
+
+
+class Spec(_Model):
+    kubernetesVersion: Annotated[str, AfterValidator(_k8s_version)] = DEFAULT_KUBERNETES_VERSION
+    variants: list[Variant] = Field(default_factory=lambda: ["sequential", "parallel"],
+                                    min_length=1)
+    parallelism: int | None = Field(default=None, ge=1, le=100_000)
+    sequential: Sequential = Field(default_factory=Sequential)
+    queue: LabelValue | None = None
+    defaults: JobFields = Field(default_factory=JobFields)
+    jobs: list[JobEntry] = Field(min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Spec:
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError("variants lists a variant twice; list each at most once")
+        seen: dict[str, int] = {}
+        for position, job in enumerate(self.jobs):
+            if job.name in seen:
+                raise ValueError(f"jobs[{position}].name {job.name!r} repeats "
+                                 f"jobs[{seen[job.name]}].name; job names must be unique")
+            seen[job.name] = position
+        return self
+
+
+class Metadata(_Model):
+    name: DnsLabel
+    namespace: DnsLabel = "default"
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+
+
+class BatchModel(_Model):
+    apiVersion: Literal["mlgen.io/v1alpha1"]
+    kind: Literal["Batch"]
+    metadata: Metadata
+    spec: Spec
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job with `spec.defaults` merged in: what every variant renders from."""
+
+    name: str
+    index: int
+    image: str
+    command: tuple[str, ...] | None
+    args: tuple[str, ...]
+    env: dict[str, str]
+    secret_env: dict[str, str]
+    requests: dict[str, str]
+    limits: dict[str, str]
+    retries: int
+    timeout_seconds: int | None
+    expected_seconds: int | None
+    node_selector: dict[str, str]
+    tolerations: tuple[dict[str, object], ...]
+    service_account: str | None
+    shm_size: str | None
+    run_as_user: int
+    labels: dict[str, str]
+    simulate: Simulate | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A validated batch with its jobs resolved, plus where it came from."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    kubernetes_version: str
+    variants: tuple[str, ...]
+    parallelism: int
+    strategy: str
+    on_failure: str
+    queue: str | None
+    jobs: tuple[Job, ...]
+    source: str
+    source_sha256: str
+    source_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def line_of(self, path: str) -> int | None:
+        return self.source_lines.get(path)
+
+
+DEFAULT_RUN_AS_USER = 1000
+
+
+def resolve(model: BatchModel, *, source: str, source_sha256: str,
+            lines: dict[str, int]) -> tuple[Batch, list[tuple[str, str]]]:
+    """Merge defaults into jobs; return the batch and (path, problem) pairs left unresolved."""
+    spec = model.spec
+    defaults = spec.defaults
+    problems: list[tuple[str, str]] = []
+    jobs: list[Job] = []
+    for position, entry in enumerate(spec.jobs):
+        own = {name: getattr(entry, name) for name in JobFields.model_fields}
+        job = JobEntry.model_construct(name=entry.name, **{
+            name: value if value is not None else getattr(defaults, name)
+            for name, value in own.items()})
+        if not job.image:
+            problems.append((f"spec.jobs[{position}].image",
+                             "no image; set spec.defaults.image or the job's own image"))
+        jobs.append(Job(
+            name=job.name,
+            index=position,
+            image=job.image or "",
+            command=tuple(job.command) if job.command is not None else None,
+            args=tuple(job.args or ()),
+            env={**(defaults.env or {}), **(entry.env or {})},
+            secret_env={**(defaults.secretEnv or {}), **(entry.secretEnv or {})},
+            requests=dict(job.resources.requests) if job.resources else {},
+            limits=dict(job.resources.limits) if job.resources else {},
+            retries=job.retries or 0,
+            timeout_seconds=units.parse_duration(job.timeout) if job.timeout else None,
+            expected_seconds=(units.parse_duration(job.expectedDuration)
+                              if job.expectedDuration else None),
+            node_selector=dict(job.nodeSelector or {}),
+            tolerations=tuple(t.model_dump(exclude_none=True) for t in job.tolerations or ()),
+            service_account=job.serviceAccountName,
+            shm_size=job.shmSize,
+            run_as_user=job.runAsUser or DEFAULT_RUN_AS_USER,
+            labels={**(defaults.labels or {}), **(entry.labels or {})},
+            simulate=job.simulate,
+        ))
+    batch = Batch(
+        name=model.metadata.name,
+        namespace=model.metadata.namespace,
+        labels=dict(model.metadata.labels),
+        kubernetes_version=spec.kubernetesVersion,
+        variants=tuple(v for v in ("sequential", "parallel") if v in spec.variants),
+        parallelism=min(spec.parallelism or len(jobs), len(jobs)),
+        strategy=spec.sequential.strategy,
+        on_failure=spec.sequential.onFailure,
+        queue=spec.queue,
+        jobs=tuple(jobs),
+        source=source,
+        source_sha256=source_sha256,
+        source_lines=lines,
+    )
+    return batch, problems

@@ -1,0 +1,56 @@
+"""Durations (`30s`, `20m`, `1h30m`) and Kubernetes resource quantities (`8Gi`, `500m`)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+_QUANTITY = re.compile(
+    r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+)
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+            "P": Decimal("1e15"), "E": Decimal("1e18")}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `text` (`45s`, `20m`, `2h`, `1h30m`); ValueError when malformed."""
+    match = _DURATION.match(text)
+    if not text or not match:
+        raise ValueError(f"{text!r} is not a duration; write it like 30s, 20m, 2h or 1h30m")
+    hours, minutes, seconds = (int(match[g] or 0) for g in ("h", "m", "s"))
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def go_duration(seconds: int) -> str:
+    """Go's `time.ParseDuration` syntax, always with a unit (KWOK ignores bare numbers)."""
+    return f"{seconds}s"
+
+
+def human_duration(seconds: float) -> str:
+    """A short human form for tables: `45s`, `20m`, `1h05m`."""
+    whole = round(seconds)
+    if whole < 120:
+        return f"{seconds:.1f}s" if seconds < 10 and seconds != whole else f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s" if whole % 60 else f"{whole // 60}m"
+    return f"{whole // 3600}h{(whole % 3600) // 60:02d}m"
+
+
+def check_quantity(text: str) -> str:
+    """Return `text` if it is a Kubernetes quantity, else raise ValueError with the fix."""
+    if not _QUANTITY.match(text):
+        raise ValueError(f"{text!r} is not a Kubernetes quantity; write it like 2, 500m, 8Gi")
+    return text
+
+
+def quantity_value(text: str) -> Decimal:
+    """The numeric value of a quantity (`8Gi` -> 8589934592, `500m` -> 0.5)."""
+    check_quantity(text)
+    suffix = re.sub(r"^[+-]?[\d.]+(?:[eE][+-]?\d+)?", "", text)
+    number = text[: len(text) - len(suffix)] if suffix else text
+    if suffix in _BINARY:
+        return Decimal(number) * _BINARY[suffix]
+    return Decimal(number) * _DECIMAL[suffix]

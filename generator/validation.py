@@ -1,0 +1,94 @@
+"""Strict offline schema validation (kubernetes-validate) and spec warnings.
+
+kubernetes-validate's own `validate()` re-reads the multi-megabyte definitions file
+for every object; a batch of 10,000 Jobs needs one compiled validator per kind and
+version instead, so this module builds those once from the package's bundled schemas.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+from kubernetes_validate import utils as kv_utils
+from referencing import Registry, Resource
+
+from mlgen import spec
+from mlgen.errors import RenderError, SpecError
+
+
+def supported_versions() -> list[str]:
+    return sorted({kv_utils.major_minor(v) for v in kv_utils.all_versions()},
+                  key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def check_version(version: str, *, source: str) -> str:
+    """The bundled schema version to use for `version`, or a SpecError naming the range."""
+    known = supported_versions()
+    if version not in known:
+        raise SpecError(f"{source}: spec.kubernetesVersion: no schemas for Kubernetes {version} "
+                        f"in kubernetes-validate {kubernetes_validate.__version__}; use one of "
+                        f"{known[0]} to {known[-1]}")
+    return next(v for v in kv_utils.all_versions() if kv_utils.major_minor(v) == version)
+
+
+@functools.cache
+def _definitions(schema_version: str) -> Registry:  # type: ignore[type-arg]
+    defs = kv_utils.schema_contents(
+        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json",
+        schema_version)
+    return Resource.from_contents(defs) @ Registry()  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _validator(schema_version: str, api_version: str, kind: str) -> Any:
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema = kv_utils.schema_contents(
+        f"kubernetes-json-schema/v{schema_version}-local-strict/{kind.lower()}-{group}.json",
+        schema_version)
+    registry = Resource.from_contents(schema) @ _definitions(schema_version)
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def check_objects(objects: Iterable[dict[str, Any]], *, version: str, source: str) -> None:
+    """Raise RenderError on the first object that the strict schema rejects."""
+    schema_version = check_version(version, source=source)
+    for obj in objects:
+        validator = _validator(schema_version, obj["apiVersion"], obj["kind"])
+        error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+            raise RenderError(
+                f"{source}: rendered {obj['kind']} {obj['metadata']['name']!r} fails Kubernetes "
+                f"{version} schema validation at {where}: {error.message}; this usually means "
+                "a field is too new for spec.kubernetesVersion: raise it, or report a bug")
+
+
+def warnings(batch: spec.Batch) -> list[str]:
+    """Things that are legal but probably not what the user wants."""
+    out: list[str] = []
+    for job in batch.jobs:
+        at = f"{batch.source}: spec.jobs[{job.index}]"
+        if not job.requests:
+            out.append(f"{at}.resources.requests: job {job.name!r} requests no CPU or memory; "
+                       "the scheduler may pack it onto a full node. Set resources.requests")
+        last = job.image.rsplit("/", 1)[-1]
+        if "@" not in job.image and ":" not in last:
+            out.append(f"{at}.image: {job.image!r} has neither tag nor digest, so it floats "
+                       "to :latest; pin a tag or a digest (@sha256:...)")
+        elif last.endswith(":latest"):
+            out.append(f"{at}.image: {job.image!r} uses :latest, which changes under you; "
+                       "pin a tag or a digest")
+        if job.expected_seconds is None:
+            out.append(f"{at}.expectedDuration: job {job.name!r} has no expectedDuration; "
+                       "estimates and conformance bounds count it as 0s. Set one")
+    if "sequential" in batch.variants and batch.strategy == "waves" \
+            and batch.on_failure == "continue":
+        out.append(f"{batch.source}: spec.sequential.onFailure: Argo CD stops at a failed "
+                   "wave whatever onFailure says; `continue` holds for `mlgen apply` only. "
+                   "Use strategy: indexed to run every step after a failure under Argo CD")
+    return out
