@@ -25,6 +25,7 @@ class Estimate:
     lower_bound_seconds: float
     waves: int  # how many rounds of p the parallel schedule needs
     starts: tuple[float, ...]  # parallel start offset of each index
+    variants: tuple[str, ...] = ("sequential", "parallel")
 
     @property
     def speedup(self) -> float:
@@ -33,6 +34,7 @@ class Estimate:
     def as_dict(self) -> dict[str, object]:
         return {"batch": self.batch, "jobs": self.jobs, "parallelism": self.parallelism,
                 "sequentialSeconds": self.sequential_seconds,
+                "variants": list(self.variants),
                 "parallelSeconds": self.parallel_seconds,
                 "lowerBoundSeconds": self.lower_bound_seconds,
                 "waves": self.waves, "speedup": round(self.speedup, 3)}
@@ -62,4 +64,4 @@ def estimate(batch: spec.Batch, *, parallelism: int | None = None) -> Estimate:
         batch=batch.name, jobs=len(durations), parallelism=p,
         sequential_seconds=total, parallel_seconds=makespan,
         lower_bound_seconds=max(total / p, max(durations, default=0.0)),
-        waves=-(-len(durations) // p), starts=tuple(starts))
+        waves=-(-len(durations) // p), starts=tuple(starts), variants=batch.variants)

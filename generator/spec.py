@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from mlgen import units
 
@@ -82,13 +82,24 @@ def _k8s_version(value: str) -> str:
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsLabel = Annotated[str, AfterValidator(_dns_label), WithJsonSchema(
+    {"type": "string", "maxLength": 63, "pattern": _DNS_LABEL.pattern})]
 Text = Annotated[str, AfterValidator(_no_nul)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
-Duration = Annotated[str, AfterValidator(_duration)]
-Quantity = Annotated[str, AfterValidator(units.check_quantity)]
+Duration = Annotated[str, AfterValidator(_duration), WithJsonSchema(
+    {"type": "string", "pattern": units.DURATION_PATTERN, "examples": ["30s", "20m", "2h"]})]
+def _number_as_text(value: object) -> object:
+    # Kubernetes itself accepts `nvidia.com/gpu: 1` and `cpu: 0.5` unquoted.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(units.check_quantity),
+                     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
+                                     "examples": ["2", "500m", "8Gi"]})]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
 Variant = Literal["sequential", "parallel"]
 

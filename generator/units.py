@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+DURATION_PATTERN = r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"  # ECMA-compatible: JSON Schema uses it
+_DURATION = re.compile(DURATION_PATTERN)
 _QUANTITY = re.compile(
     r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
 )
@@ -20,7 +21,7 @@ def parse_duration(text: str) -> int:
     match = _DURATION.match(text)
     if not text or not match:
         raise ValueError(f"{text!r} is not a duration; write it like 30s, 20m, 2h or 1h30m")
-    hours, minutes, seconds = (int(match[g] or 0) for g in ("h", "m", "s"))
+    hours, minutes, seconds = (int(match[g] or 0) for g in (1, 2, 3))
     return hours * 3600 + minutes * 60 + seconds
 
 

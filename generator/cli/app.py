@@ -9,6 +9,7 @@ import typer
 
 from mlgen.cli.estimate_cmd import estimate_command
 from mlgen.cli.render_cmd import render_command
+from mlgen.cli.schema_cmd import schema_command
 from mlgen.cli.validate_cmd import validate_command
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ def _root(
 app.command("render")(render_command)
 app.command("validate")(validate_command)
 app.command("estimate")(estimate_command)
+app.command("schema")(schema_command)
 
 
 def main() -> None:

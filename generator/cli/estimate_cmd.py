@@ -36,8 +36,10 @@ def estimate_command(
                        "speed-up"):
             table.add_column(column, justify="left" if column == "batch" else "right")
         for r in results:
+            # A batch that renders no parallel variant still gets its figure, marked so.
+            mark = "" if "parallel" in r.variants else " (not rendered)"
             table.add_row(r.batch, str(r.jobs), str(r.parallelism),
                           units.human_duration(r.sequential_seconds),
-                          units.human_duration(r.parallel_seconds),
+                          units.human_duration(r.parallel_seconds) + mark,
                           units.human_duration(r.lower_bound_seconds), f"{r.speedup:.2f}x")
         out.print(table)

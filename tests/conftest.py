@@ -1,0 +1,69 @@
+"""Fast tests: no cluster, no network. Shared helpers for writing and rendering batches."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mlgen import render, source, spec
+
+BASE: dict[str, Any] = {
+    "apiVersion": "mlgen.io/v1alpha1",
+    "kind": "Batch",
+    "metadata": {"name": "demo", "namespace": "ml"},
+    "spec": {
+        "parallelism": 2,
+        "defaults": {"image": "busybox:1.36", "command": ["sh", "-c"],
+                     "resources": {"requests": {"cpu": "100m"}}, "expectedDuration": "2s"},
+        "jobs": [{"name": "a", "args": ["echo a"]}, {"name": "b", "args": ["echo b"]},
+                 {"name": "c", "args": ["echo c"]}],
+    },
+}
+
+
+def batch_doc(**spec_overrides: Any) -> dict[str, Any]:
+    """A fresh copy of the base batch with `spec` keys replaced."""
+    doc = copy.deepcopy(BASE)
+    doc["spec"].update(spec_overrides)
+    return doc
+
+
+@pytest.fixture
+def write_batch(tmp_path: Path) -> Callable[..., Path]:
+    def write(doc: Any = None, *, name: str = "batch.yaml", text: str | None = None) -> Path:
+        path = tmp_path / name
+        path.write_text(text if text is not None else yaml.safe_dump(doc or BASE,
+                                                                     sort_keys=False))
+        return path
+    return write
+
+
+def load(doc: dict[str, Any], *, source_name: str = "batch.yaml") -> spec.Batch:
+    batches, problems = source.load_text(yaml.safe_dump(doc, sort_keys=False),
+                                         source=source_name)
+    assert not problems, problems
+    return batches[0]
+
+
+def render_doc(doc: dict[str, Any], **options: Any) -> dict[str, str]:
+    return render.render_batch(load(doc), options=render.Options(**options))
+
+
+def objects(files: dict[str, str], suffix: str = "") -> list[dict[str, Any]]:
+    """Every Kubernetes object in the rendered files (kustomizations excluded)."""
+    out = []
+    for path, text in sorted(files.items()):
+        if path.endswith(suffix) and not path.endswith("kustomization.yaml"):
+            out.extend(d for d in yaml.safe_load_all(text) if d)
+    return out
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
