@@ -23,8 +23,16 @@ class _Dumper(_Base):  # type: ignore[valid-type,misc]
     quoted scalar when a block cannot carry the exact text)."""
 
 
+_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    # YAML reads NEL and the Unicode separators as line breaks, and the emitter writes
+    # them raw in plain and block scalars: only the double-quoted style escapes them.
+    if any(ch in value for ch in _BREAKS):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
