@@ -13,6 +13,7 @@ from mlgen import indexed, naming, pod, spec
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 STEP_NAME = "mlgen.io/step-name"
+ON_FAILURE = "mlgen.io/on-failure"  # read by `mlgen apply`: stop or continue the chain
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ def waves(batch: spec.Batch) -> list[Step]:
                                         path=f"spec.jobs[{job.index}].name"),
                 "namespace": batch.namespace,
                 "labels": labels,
-                "annotations": {SYNC_WAVE: str(job.index), STEP_NAME: job.name},
+                "annotations": {SYNC_WAVE: str(job.index), STEP_NAME: job.name,
+                                ON_FAILURE: batch.on_failure},
             },
             "spec": job_spec,
         }

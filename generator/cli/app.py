@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
+from mlgen.cli import cluster_cmd
+from mlgen.cli.apply_cmd import apply_command
 from mlgen.cli.estimate_cmd import estimate_command
+from mlgen.cli.report_cmd import report_command
 from mlgen.cli.render_cmd import render_command
 from mlgen.cli.schema_cmd import schema_command
 from mlgen.cli.validate_cmd import validate_command
@@ -41,6 +44,9 @@ app.command("render")(render_command)
 app.command("validate")(validate_command)
 app.command("estimate")(estimate_command)
 app.command("schema")(schema_command)
+app.command("apply")(apply_command)
+app.command("report")(report_command)
+app.add_typer(cluster_cmd.app, name="cluster")
 
 
 def main() -> None:

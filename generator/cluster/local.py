@@ -52,7 +52,7 @@ class LocalCluster:
 
 
 def default_workdir() -> Path:
-    return build.cache_root() / "clusters"
+    return build.cache_root() / "kwok"
 
 
 def stages_file() -> Path:

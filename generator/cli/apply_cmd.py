@@ -1,0 +1,64 @@
+"""`mlgen apply`: apply a rendered variant directory wave by wave and wait."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlgen import apply, gantt, kube, timeline, units
+from mlgen.cli.common import err, reported
+from mlgen.errors import UsageError
+
+
+def apply_command(
+    directory: Annotated[Path, typer.Argument(
+        help="A rendered variant directory, e.g. manifests/resnet-sweep/sequential.",
+        show_default=False)],
+    timeout: Annotated[str, typer.Option(
+        help="Give up waiting after this long (30s, 20m, 2h); the Jobs keep running.")] = "24h",
+    kubeconfig: Annotated[Path | None, typer.Option(
+        help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).")] = None,
+    context: Annotated[str | None, typer.Option(help="Kubeconfig context.")] = None,
+    timeline_out: Annotated[Path | None, typer.Option(
+        "--timeline", help="Also write the run's timeline JSON here (and a PNG beside it).",
+    )] = None,
+) -> None:
+    """Server-side apply (field manager mlgen) in wave order, waiting for each wave.
+
+    Configuration first, then each sync wave: apply, wait for Complete, stop at Failed
+    (unless the batch says onFailure: continue). Exit 0 when every Job completed, 1
+    when one failed, 2 for usage or connection errors. Re-running on a finished batch
+    changes nothing and exits 0.
+    """
+    with reported():
+        try:
+            seconds = units.parse_duration(timeout)
+        except ValueError as e:
+            raise UsageError(f"--timeout: {e}") from e
+        objects = apply.load_dir(directory)
+        client = kube.connect(kubeconfig=kubeconfig, context=context)
+        with err.status("applying ...") as status:
+            def progress(line: str) -> None:
+                err.print(line, markup=False)
+                status.update(line)
+            try:
+                outcome = apply.run(client, objects, timeout=seconds, progress=progress)
+            finally:
+                if timeline_out is not None:
+                    _write_timeline(client, objects, timeline_out)
+        err.print(f"done: {len(outcome.jobs)} job(s) complete")
+
+
+def _write_timeline(client: kube.Kube, objects: list[dict[str, object]], path: Path) -> None:
+    job = next(o for o in objects if o["kind"] == "Job")
+    meta = job["metadata"]
+    assert isinstance(meta, dict)
+    labels = meta["labels"]
+    found = timeline.collect(client, batch=labels["app.kubernetes.io/part-of"],
+                             variant=labels["mlgen.io/variant"], namespace=meta["namespace"],
+                             manifests=objects)  # type: ignore[arg-type]
+    found.save(path)
+    gantt.draw(found, path.with_suffix(".png"))
+    err.print(f"timeline: {path} and {path.with_suffix('.png')}")

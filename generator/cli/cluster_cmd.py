@@ -1,0 +1,89 @@
+"""`mlgen cluster`: build, start and stop the local simulated control plane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlgen import kube
+from mlgen.cli.common import err, out, reported
+from mlgen.cluster import build, local, nodes
+from mlgen.errors import UsageError
+
+app = typer.Typer(
+    help="The local control plane: real etcd, kube-apiserver, kube-controller-manager and "
+         "kube-scheduler built from source, with KWOK simulating nodes and pod run times. "
+         "Needs Go >= 1.26 and no Docker.",
+    no_args_is_help=True)
+
+Workdir = Annotated[Path | None, typer.Option(
+    help="Where clusters live (default: ~/.cache/mlgen/clusters).")]
+
+
+def _say(line: str) -> None:
+    err.print(line, markup=False)
+
+
+@app.command("build")
+def build_command() -> None:
+    """Build the pinned binaries into the cache (minutes the first time, then instant)."""
+    with reported():
+        out.print(str(build.ensure_binaries(progress=_say)))
+
+
+@app.command("up")
+def up_command(
+    name: Annotated[str | None, typer.Option(help="Cluster name (default: random).")] = None,
+    node_file: Annotated[Path | None, typer.Option(
+        "--nodes", help="Node pools YAML (default: the packaged nodes.yaml).")] = None,
+    workdir: Workdir = None,
+) -> None:
+    """Start a cluster with fake nodes; prints the `export KUBECONFIG=...` line to use it."""
+    with reported():
+        pools = nodes.load(node_file)
+        cluster = local.up(name=name, workdir=workdir, progress=_say)
+        try:
+            created = nodes.create(kube.connect(kubeconfig=cluster.kubeconfig), pools)
+        except BaseException:
+            local.down(cluster, progress=_say)
+            raise
+        _say(f"cluster {cluster.name}: {len(created)} fake nodes Ready; stop it with "
+             f"`mlgen cluster down --name {cluster.name}`")
+        out.print(f"export KUBECONFIG={cluster.kubeconfig}", markup=False)
+
+
+@app.command("down")
+def down_command(
+    name: Annotated[str | None, typer.Option(help="The cluster to stop.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Stop every mlgen cluster.")] = False,
+    workdir: Workdir = None,
+) -> None:
+    """Stop every process of a cluster and delete its files."""
+    with reported():
+        root = workdir or local.default_workdir()
+        names = _names(root) if all_ else [name] if name else []
+        if not names:
+            raise UsageError("name the cluster with --name NAME, or pass --all")
+        for each in names:
+            cluster = local.LocalCluster(name=each, workdir=root)
+            if not cluster.home.exists():
+                raise UsageError(f"no cluster named {each!r} in {root}; see `mlgen cluster "
+                                 "list`")
+            local.down(cluster, progress=_say)
+
+
+@app.command("list")
+def list_command(workdir: Workdir = None) -> None:
+    """List the clusters and their kubeconfig files."""
+    root = workdir or local.default_workdir()
+    for each in _names(root):
+        cluster = local.LocalCluster(name=each, workdir=root)
+        running = sum(local.alive(pid) for pid in cluster.pids().values())
+        out.print(f"{each}\t{running} processes running\t{cluster.kubeconfig}", markup=False)
+
+
+def _names(root: Path) -> list[str]:
+    base = root / "clusters"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []

@@ -1,0 +1,107 @@
+"""A thin, typed layer over the kubernetes client: connect, apply, read, with errors that
+name the object and the fix instead of an HTTP dump."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+
+from mlgen.errors import ClusterError
+
+FIELD_MANAGER = "mlgen"
+
+
+class Kube:
+    """One connection to one cluster: typed APIs plus a dynamic client for apply."""
+
+    def __init__(self, api: client.ApiClient, *, where: str) -> None:
+        self.api = api
+        self.where = where
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self._dynamic: DynamicClient | None = None
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            with errors(f"cannot reach the cluster of {self.where}"):
+                self._dynamic = DynamicClient(self.api)
+        return self._dynamic
+
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply with field manager `mlgen`; returns the object as stored."""
+        meta = obj["metadata"]
+        what = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
+        with errors(f"applying {what}"):
+            resource = self.dynamic.resources.get(api_version=obj["apiVersion"],
+                                                  kind=obj["kind"])
+            kwargs: dict[str, Any] = {"body": obj, "name": meta["name"],
+                                      "field_manager": FIELD_MANAGER, "force_conflicts": True}
+            if meta.get("namespace"):
+                kwargs["namespace"] = meta["namespace"]
+            if dry_run:
+                kwargs["dry_run"] = "All"
+            result = resource.server_side_apply(**kwargs)
+            return result.to_dict()  # type: ignore[no-any-return]
+
+    def namespace_exists(self, name: str) -> bool:
+        try:
+            with errors(f"reading namespace {name}"):
+                self.core.read_namespace(name)
+            return True
+        except ClusterError as e:
+            if isinstance(e.__cause__, ApiException) and e.__cause__.status == 404:
+                return False
+            raise
+
+
+def connect(*, kubeconfig: Path | None = None, context: str | None = None) -> Kube:
+    """A client for the kubeconfig (default: $KUBECONFIG or ~/.kube/config); read-only use
+    of the file, which is never written."""
+    where = f"kubeconfig {kubeconfig}" if kubeconfig else "the default kubeconfig"
+    try:
+        api = config.new_client_from_config(
+            config_file=str(kubeconfig) if kubeconfig else None, context=context,
+            persist_config=False)
+    except (config.ConfigException, FileNotFoundError, OSError) as e:
+        raise ClusterError(f"cannot load {where}{f' (context {context})' if context else ''}: "
+                           f"{e}; pass --kubeconfig/--context or set KUBECONFIG") from e
+    return Kube(api, where=where)
+
+
+@contextmanager
+def errors(doing: str) -> Iterator[None]:
+    """Turn client exceptions into ClusterError sentences."""
+    try:
+        yield
+    except ApiException as e:
+        raise ClusterError(f"{doing}: the API server said {e.status} {e.reason}: "
+                           f"{_message(e.body)}") from e
+    except DynamicApiError as e:
+        raise ClusterError(f"{doing}: the API server said {e.status}: {_message(e.body)}") from e
+    except ResourceNotFoundError as e:
+        raise ClusterError(f"{doing}: the cluster does not serve this kind ({e}); is the CRD "
+                           "installed, or the Kubernetes version too old?") from e
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        raise ClusterError(f"{doing}: cannot connect to the API server ({e}); is the cluster "
+                           "running and the kubeconfig right?") from e
+
+
+def _message(body: object) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            return str(json.loads(body).get("message", body))
+        except (ValueError, AttributeError):
+            return body
+    return str(body)

@@ -1,0 +1,165 @@
+"""What the cluster reports about a run: Jobs and pod attempts with their times.
+
+Collected from Job status (`startTime`, `completionTime`, `failedIndexes`) and pod
+status (container `startedAt`/`finishedAt`, exit codes, node, completion index,
+per-index failure count), saved as JSON, and measured: makespan, concurrency, order.
+The API server keeps these times to the second, so every figure here is whole
+seconds and the checks allow for that.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlgen import kube, naming, sequential
+from mlgen.errors import UsageError
+
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    name: str
+    step: str
+    wave: int
+    status: str  # Complete | Failed | Running | NotStarted
+    start: float | None  # seconds since the timeline's origin
+    end: float | None
+    failed_indexes: str = ""
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    name: str
+    job: str
+    index: int | None
+    attempt: int
+    node: str
+    phase: str
+    start: float | None
+    end: float | None
+    exit_code: int | None
+
+
+@dataclass
+class Timeline:
+    batch: str
+    variant: str
+    namespace: str
+    origin: str  # ISO time that offset 0 stands for
+    jobs: list[JobRecord] = field(default_factory=list)
+    pods: list[PodRecord] = field(default_factory=list)
+
+    @property
+    def makespan(self) -> float:
+        starts = [j.start for j in self.jobs if j.start is not None]
+        ends = [j.end for j in self.jobs if j.end is not None]
+        return (max(ends) - min(starts)) if starts and ends else 0.0
+
+    def max_concurrency(self) -> int:
+        """Most pods running at one instant; intervals are half-open [start, end)."""
+        events: list[tuple[float, int]] = []
+        for pod in self.pods:
+            if pod.start is not None:
+                events.append((pod.start, 1))
+                if pod.end is not None:
+                    events.append((pod.end, -1))
+        running = peak = 0
+        for _, delta in sorted(events):  # at equal times -1 sorts first: end before start
+            running += delta
+            peak = max(peak, running)
+        return peak
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Timeline:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(batch=data["batch"], variant=data["variant"],
+                       namespace=data["namespace"], origin=data["origin"],
+                       jobs=[JobRecord(**j) for j in data["jobs"]],
+                       pods=[PodRecord(**p) for p in data["pods"]])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UsageError(f"{path}: not a timeline written by mlgen ({e}); pass the JSON "
+                             "that `mlgen apply --timeline` or the conformance suite wrote") from e
+
+
+def collect(k: kube.Kube, *, batch: str, variant: str, namespace: str,
+            manifests: list[dict[str, Any]] | None = None) -> Timeline:
+    """Read every Job of `batch`/`variant` in `namespace` and its pods from the cluster."""
+    selector = f"{naming.PART_OF}={batch},{naming.VARIANT}={variant}"
+    with kube.errors(f"listing the jobs of {batch} in {namespace}"):
+        jobs = k.batch.list_namespaced_job(namespace, label_selector=selector).items
+        pods = k.core.list_namespaced_pod(namespace, label_selector=selector).items
+    raw_jobs = [(j.metadata.name, (j.metadata.annotations or {}), j.status) for j in jobs]
+    present = {name for name, _, _ in raw_jobs}
+    for obj in manifests or []:  # steps that never started are part of the story too
+        if obj["kind"] == "Job" and obj["metadata"]["name"] not in present:
+            raw_jobs.append((obj["metadata"]["name"], obj["metadata"].get("annotations") or {},
+                             None))
+    times = [j.status.start_time for j in jobs if j.status and j.status.start_time]
+    times += [p.status.start_time for p in pods if p.status and p.status.start_time]
+    origin = min(times) if times else None
+
+    def offset(moment: datetime | None) -> float | None:
+        return None if moment is None or origin is None else (moment - origin).total_seconds()
+
+    records = []
+    for name, annotations, status in raw_jobs:
+        state = "NotStarted" if status is None else "Running"
+        for condition in (status.conditions or []) if status else []:
+            if condition.status == "True" and condition.type in ("Complete", "Failed"):
+                state = condition.type
+        records.append(JobRecord(
+            name=name, step=annotations.get(sequential.STEP_NAME, name),
+            wave=int(annotations.get(sequential.SYNC_WAVE, "0") or 0), status=state,
+            start=offset(status.start_time) if status else None,
+            end=offset(status.completion_time) if status else None,
+            failed_indexes=(status.failed_indexes or "") if status else ""))
+    records.sort(key=lambda r: (r.wave, r.start if r.start is not None else float("inf")))
+    pod_records = [_pod(p, offset) for p in pods]
+    pod_records.sort(key=lambda p: (p.start if p.start is not None else float("inf"), p.name))
+    return Timeline(batch=batch, variant=variant, namespace=namespace,
+                    origin=origin.isoformat() if origin else "", jobs=records,
+                    pods=_number_attempts(pod_records))
+
+
+def _pod(pod: Any, offset: Any) -> PodRecord:
+    labels = pod.metadata.labels or {}
+    annotations = pod.metadata.annotations or {}
+    terminated = running = None
+    for status in pod.status.container_statuses or []:
+        terminated = terminated or status.state.terminated
+        running = running or status.state.running
+    start = terminated.started_at if terminated else (running.started_at if running else None)
+    owner = next((o.name for o in pod.metadata.owner_references or [] if o.kind == "Job"), "")
+    index = labels.get(INDEX_LABEL)
+    return PodRecord(
+        name=pod.metadata.name, job=owner, index=int(index) if index is not None else None,
+        attempt=int(annotations.get(FAILURE_COUNT, "0")) + 1,
+        node=pod.spec.node_name or "", phase=pod.status.phase or "",
+        start=offset(start), end=offset(terminated.finished_at) if terminated else None,
+        exit_code=terminated.exit_code if terminated else None)
+
+
+def _number_attempts(pods: list[PodRecord]) -> list[PodRecord]:
+    """Non-indexed Jobs carry no failure count: number their pods by start order."""
+    seen: dict[tuple[str, int | None], int] = {}
+    out = []
+    for pod in pods:
+        key = (pod.job, pod.index)
+        seen[key] = seen.get(key, 0) + 1
+        attempt = pod.attempt if pod.index is not None else seen[key]
+        out.append(PodRecord(**{**asdict(pod), "attempt": attempt}))
+    return out
