@@ -1,0 +1,168 @@
+"""Proof that the local control plane is a real Kubernetes control plane with KWOK pods:
+order and timing, Pod Security admission, scheduling capacity, per-index retries, and a
+clean shutdown. These run on whatever cluster the session has; the lifecycle test starts
+a second local cluster of its own (two clusters side by side)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from mlgen import kube
+from mlgen.conformance import checks
+from mlgen.conformance.checks import Epsilon
+from mlgen.conformance.plugin import Cluster
+from mlgen.conformance.runner import PROBE_IMAGE, Runner, sleeper_batch
+
+RESTRICTED_CONTEXT = {"runAsNonRoot": True, "runAsUser": 1000,
+                      "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def indexed_job(name: str, *, completions: int, seconds: int,
+                annotations: dict[str, str] | None = None, retries: int = 0,
+                gpus: int = 0) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": PROBE_IMAGE,
+                                 "command": ["sh", "-c", f"sleep {seconds}"],
+                                 "securityContext": CONTAINER_CONTEXT}
+    pod: dict[str, Any] = {"restartPolicy": "Never", "securityContext": RESTRICTED_CONTEXT,
+                           "containers": [container]}
+    if gpus:
+        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+        pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+    return {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"completionMode": "Indexed", "completions": completions, "parallelism": 1,
+                 "backoffLimitPerIndex": retries, "template": {
+                     "metadata": {"annotations": {"mlgen.io/expected-duration": f"{seconds}s",
+                                                  **(annotations or {})}},
+                     "spec": pod}}}
+
+
+def wait_job(client: kube.Kube, namespace: str, name: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.batch.read_namespaced_job_status(name, namespace).status
+        if any(c.type in ("Complete", "Failed") and c.status == "True"
+               for c in status.conditions or []):
+            return status
+        time.sleep(0.3)
+    raise AssertionError(f"job {name} did not finish in {timeout}s")
+
+
+def pods_of(client: kube.Kube, namespace: str, job: str) -> list[Any]:
+    return client.core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+
+
+def test_indexed_job_runs_in_index_order_within_bound(
+        mlgen_cluster: Cluster, mlgen_namespace: str, mlgen_epsilon: Epsilon) -> None:
+    client = mlgen_cluster.client
+    client.batch.create_namespaced_job(mlgen_namespace, indexed_job("order", completions=3,
+                                                                   seconds=2))
+    status = wait_job(client, mlgen_namespace, "order", 60)
+    assert status.succeeded == 3 and status.completed_indexes == "0-2"
+    pods = sorted(pods_of(client, mlgen_namespace, "order"),
+                  key=lambda p: p.status.container_statuses[0].state.terminated.started_at)
+    indexes = [p.metadata.labels["batch.kubernetes.io/job-completion-index"] for p in pods]
+    assert indexes == ["0", "1", "2"]
+    for before, after in zip(pods, pods[1:], strict=False):
+        assert (after.status.container_statuses[0].state.terminated.started_at
+                >= before.status.container_statuses[0].state.terminated.finished_at)
+    for pod in pods:
+        state = pod.status.container_statuses[0].state.terminated
+        run = (state.finished_at - state.started_at).total_seconds()
+        assert 2 - checks.RESOLUTION <= run <= 2 + checks.RESOLUTION, run
+    makespan = (status.completion_time - status.start_time).total_seconds()
+    bound = 2 * 3 + 3 * mlgen_epsilon.indexed + checks.RESOLUTION
+    assert makespan <= bound, f"makespan {makespan}s > 2s·3 + 3·ε = {bound:.1f}s"
+
+
+def test_pod_violating_restricted_pod_security_is_rejected(
+        mlgen_cluster: Cluster, mlgen_namespace: str) -> None:
+    client = mlgen_cluster.client
+    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root-pod"},
+           "spec": {"containers": [{"name": "main", "image": PROBE_IMAGE,
+                                    "securityContext": {"privileged": True}}]}}
+    with pytest.raises(Exception) as caught:
+        client.core.create_namespaced_pod(mlgen_namespace, bad)
+    assert getattr(caught.value, "status", None) == 403
+    message = json.loads(getattr(caught.value, "body", "{}"))["message"]
+    assert 'violates PodSecurity "restricted:latest"' in message, message
+    good = {**bad, "spec": {"securityContext": RESTRICTED_CONTEXT, "containers": [
+        {"name": "main", "image": PROBE_IMAGE, "securityContext": CONTAINER_CONTEXT}]}}
+    client.core.create_namespaced_pod(mlgen_namespace, good, dry_run="All")
+
+
+@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
+                    reason="fake GPU capacity exists only on the simulated cluster")
+def test_job_asking_for_more_gpus_than_any_node_stays_pending(
+        mlgen_cluster: Cluster, mlgen_namespace: str) -> None:
+    client = mlgen_cluster.client
+    nodes = client.core.list_node().items
+    most = max(int((n.status.allocatable or {}).get("nvidia.com/gpu", "0")) for n in nodes)
+    client.batch.create_namespaced_job(
+        mlgen_namespace, indexed_job("greedy", completions=1, seconds=1, gpus=most + 1))
+    fits = indexed_job("fits", completions=1, seconds=1, gpus=most)
+    client.batch.create_namespaced_job(mlgen_namespace, fits)
+    wait_job(client, mlgen_namespace, "fits", 60)  # the same scheduler placed a fitting job
+    (pod,) = pods_of(client, mlgen_namespace, "greedy")
+    assert pod.status.phase == "Pending" and not pod.spec.node_name
+    scheduled = next(c for c in pod.status.conditions if c.type == "PodScheduled")
+    assert scheduled.status == "False" and scheduled.reason == "Unschedulable"
+    assert "Insufficient nvidia.com/gpu" in scheduled.message
+
+
+@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
+                    reason="failures are simulated by KWOK annotations")
+def test_pod_marked_to_fail_twice_then_succeeds(mlgen_cluster: Cluster,
+                                                mlgen_namespace: str) -> None:
+    client = mlgen_cluster.client
+    job = indexed_job("flaky", completions=1, seconds=1, retries=3,
+                      annotations={"mlgen.io/simulate-failure": "7/2"})
+    client.batch.create_namespaced_job(mlgen_namespace, job)
+    status = wait_job(client, mlgen_namespace, "flaky", 90)
+    assert (status.failed, status.succeeded) == (2, 1)
+    assert any(c.type == "Complete" and c.status == "True" for c in status.conditions)
+    codes = sorted(p.status.container_statuses[0].state.terminated.exit_code
+                   for p in pods_of(client, mlgen_namespace, "flaky"))
+    assert codes == [0, 7, 7]
+
+
+def test_nodes_stay_ready(mlgen_cluster: Cluster) -> None:
+    for node in mlgen_cluster.client.core.list_node().items:
+        ready = next(c for c in node.status.conditions if c.type == "Ready")
+        assert ready.status == "True", node.metadata.name
+
+
+@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
+                    reason="starts a local cluster of its own")
+def test_second_cluster_starts_beside_the_first_and_down_leaves_no_process(
+        mlgen_cluster: Cluster, tmp_path: Any) -> None:
+    from mlgen.cluster import local
+
+    started = time.monotonic()
+    second = local.up(workdir=tmp_path, progress=lambda _: None)
+    startup = time.monotonic() - started
+    try:
+        pids = second.pids()
+        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager",
+                             "kube-scheduler", "kwok-controller"}
+        assert all(local.alive(pid) for pid in pids.values())
+        client = kube.connect(kubeconfig=second.kubeconfig)
+        assert client.core.list_namespace().items  # it answers, beside the session's cluster
+        assert second.kubeconfig != mlgen_cluster.kubeconfig
+        assert startup < 60, f"startup took {startup:.1f}s"
+    finally:
+        local.down(second, progress=lambda _: None)
+    assert not [c for c, pid in pids.items() if local.alive(pid)]
+    assert not second.home.exists()
+    mlgen_cluster.client.core.list_namespace()  # the first cluster is unaffected
+
+
+def test_sleeper_batches_run_on_the_cluster(mlgen_run: Runner) -> None:
+    result = mlgen_run.run(mlgen_run.from_dict(sleeper_batch("smoke", durations=[1, 1])),
+                           "sequential")
+    checks.all_complete(result.timeline)

@@ -1,0 +1,183 @@
+"""Run a batch on a cluster for the conformance suite: render it into the test's
+namespace (durations scaled on simulated clusters), apply a variant with
+`mlgen apply`'s engine, and keep the timeline (JSON + PNG) as an artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlgen import apply, gantt, kube, render, source, spec, timeline
+from mlgen.conformance.checks import Epsilon
+from mlgen.errors import JobFailedError
+
+PROBE_IMAGE = "busybox:1.36.1"  # real clusters (kind) run `sleep d`; KWOK ignores it
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (batch file, batch, variant) for the generic conformance test."""
+
+    path: Path
+    batch: str
+    variant: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.stem}:{self.batch}:{self.variant}"
+
+
+def cases(paths: Sequence[Path]) -> list[Case]:
+    return [Case(path=Path(b.source), batch=b.name, variant=v)
+            for path in paths for b in source.load_files([path]) for v in b.variants]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    batch: spec.Batch
+    variant: str
+    timeline: timeline.Timeline
+    failure: JobFailedError | None
+    objects: list[dict[str, Any]]
+
+    @property
+    def durations(self) -> list[float]:
+        return [float(j.expected_seconds or 0) for j in self.batch.jobs]
+
+
+@dataclass
+class Runner:
+    client: kube.Kube
+    namespace: str
+    artifacts: Path
+    time_scale: float
+    say: Callable[[str], None]
+
+    def load(self, path: Path, name: str | None = None) -> spec.Batch:
+        batches = source.load_files([path])
+        return next(b for b in batches if name is None or b.name == name)
+
+    def from_dict(self, doc: dict[str, Any], *, source_name: str = "test-batch.yaml"
+                  ) -> spec.Batch:
+        batches, problems = source.load_text(yaml.safe_dump(doc, sort_keys=False),
+                                             source=source_name)
+        assert not problems, problems
+        return batches[0]
+
+    def prepare(self, batch: spec.Batch) -> spec.Batch:
+        """The batch as this test runs it: in the test namespace, durations scaled."""
+        scale = self.time_scale
+
+        def scaled(job: spec.Job) -> spec.Job:
+            if job.expected_seconds is None or scale == 1:
+                return job
+            return dataclasses.replace(job, expected_seconds=max(1, round(
+                job.expected_seconds / scale)))
+
+        return dataclasses.replace(batch, namespace=self.namespace,
+                                   jobs=tuple(scaled(j) for j in batch.jobs))
+
+    def run(self, batch: spec.Batch, variant: str, *, timeout: float | None = None) -> RunResult:
+        batch = self.prepare(batch)
+        files = render.render_batch(batch, options=render.Options(variants=(variant,)))
+        objects = [d for path, text in sorted(files.items())
+                   if not path.endswith("kustomization.yaml")
+                   for d in yaml.safe_load_all(text) if d]
+        self._provide(batch)
+        total = sum(float(j.expected_seconds or 0) for j in batch.jobs)
+        failure: JobFailedError | None = None
+        try:
+            apply.run(self.client, objects, timeout=timeout or 3 * total + 120,
+                      progress=lambda line: self.say(f"{batch.name}/{variant}: {line}"))
+        except JobFailedError as e:
+            failure = e
+        found = timeline.collect(self.client, batch=batch.name, variant=variant,
+                                 namespace=self.namespace, manifests=objects)
+        target = self.artifacts / f"{batch.name}-{variant}.json"
+        found.save(target)
+        gantt.draw(found, target.with_suffix(".png"))
+        self.say(f"{batch.name}/{variant}: makespan {found.makespan:.0f}s, peak "
+                 f"{found.max_concurrency()} pods -> {target}")
+        return RunResult(batch=batch, variant=variant, timeline=found, failure=failure,
+                         objects=objects)
+
+
+    def _provide(self, batch: spec.Batch) -> None:
+        """The ServiceAccounts and Secrets a batch names, as placeholders in the throwaway
+        namespace: a user's cluster has the real ones, a test namespace has none."""
+        accounts = sorted({j.service_account for j in batch.jobs if j.service_account})
+        secrets: dict[str, set[str]] = {}
+        for job in batch.jobs:
+            for ref in job.secret_env.values():
+                name, _, key = ref.partition("/")
+                secrets.setdefault(name, set()).add(key)
+        for account in accounts:
+            self.client.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                               "metadata": {"name": account, "namespace": self.namespace}})
+        for name, keys in sorted(secrets.items()):
+            self.client.apply({"apiVersion": "v1", "kind": "Secret",
+                               "metadata": {"name": name, "namespace": self.namespace},
+                               "stringData": {k: "placeholder" for k in sorted(keys)}})
+
+
+def sleeper_batch(name: str, *, durations: Sequence[int], parallelism: int | None = None,
+                  strategy: str = "waves", on_failure: str = "stop",
+                  extra_defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A test batch whose pods sleep for their duration on a real cluster too."""
+    doc: dict[str, Any] = {
+        "apiVersion": spec.API_VERSION, "kind": "Batch", "metadata": {"name": name},
+        "spec": {
+            "sequential": {"strategy": strategy, "onFailure": on_failure},
+            "defaults": {"image": PROBE_IMAGE, "command": ["sh", "-c"],
+                         "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}},
+                         **(extra_defaults or {})},
+            "jobs": [{"name": f"step-{i}", "args": [f"sleep {d}"], "expectedDuration": f"{d}s"}
+                     for i, d in enumerate(durations)],
+        },
+    }
+    if parallelism is not None:
+        doc["spec"]["parallelism"] = parallelism
+    return doc
+
+
+def calibrate(run: Runner, *, steps: int = 4, seconds: int = 1) -> Epsilon:
+    """ε per strategy: the largest per-step overhead seen in a short sequential run."""
+    waves = run.run(run.from_dict(sleeper_batch("calib-waves", durations=[seconds] * steps)),
+                    "sequential")
+    indexed = run.run(run.from_dict(sleeper_batch("calib-indexed", durations=[seconds] * steps,
+                                                  strategy="indexed")), "sequential")
+    return Epsilon(waves=_step_overhead([(j.start, j.end) for j in waves.timeline.jobs],
+                                        seconds),
+                   indexed=_indexed_overhead(indexed.timeline, seconds))
+
+
+def _step_overhead(spans: Sequence[tuple[float | None, float | None]], seconds: int) -> float:
+    """Max over steps of (end_k - end_{k-1}) - d, the first step measured from its start."""
+    worst, previous_end = 0.0, None
+    for start, end in spans:
+        if start is None or end is None:
+            raise AssertionError("calibration run did not complete; see its timeline")
+        begin = start if previous_end is None else previous_end
+        worst = max(worst, end - begin - seconds)
+        previous_end = end
+    return worst
+
+
+def _indexed_overhead(found: timeline.Timeline, seconds: int) -> float:
+    pods = sorted((p for p in found.pods if p.phase == "Succeeded"),
+                  key=lambda p: p.index or 0)
+    (job,) = found.jobs
+    spans = [(job.start, pods[0].end)] + [(None, p.end) for p in pods[1:]]
+    spans[-1] = (spans[-1][0], job.end)
+    worst, previous_end = 0.0, job.start
+    for _, end in spans:
+        if end is None or previous_end is None:
+            raise AssertionError("calibration run did not complete; see its timeline")
+        worst = max(worst, end - previous_end - seconds)
+        previous_end = end
+    return worst

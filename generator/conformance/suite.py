@@ -1,0 +1,37 @@
+"""The generic conformance test for a user's own batches.
+
+Import it into a test module of your conformance directory and say which batch files
+to check (`--mlgen-batch GLOB` or the ini key `mlgen_batches`):
+
+    # conformance/test_batches.py
+    from mlgen.conformance.suite import test_batch_conforms  # noqa: F401
+
+Every (batch, variant) becomes one test: the variant is applied to a fresh namespace
+that enforces Pod Security "restricted", and its timeline is checked against the
+bounds of DESIGN.md with ε measured on the cluster.
+"""
+
+from __future__ import annotations
+
+from mlgen.conformance import checks, runner
+from mlgen.conformance.checks import Epsilon
+
+
+def test_batch_conforms(mlgen_batch_case: runner.Case, mlgen_run: runner.Runner,
+                        mlgen_epsilon: Epsilon) -> None:
+    batch = mlgen_run.load(mlgen_batch_case.path, mlgen_batch_case.batch)
+    result = mlgen_run.run(batch, mlgen_batch_case.variant)
+    assert result.failure is None, str(result.failure)
+    check_result(result, mlgen_epsilon)
+
+
+def check_result(result: runner.RunResult, epsilon: Epsilon) -> None:
+    """The checks for a run that should have succeeded, by variant."""
+    checks.all_complete(result.timeline)
+    if result.variant == "sequential":
+        checks.steps_in_order(result.timeline)
+        checks.sequential_bounds(result.timeline, result.durations,
+                                 epsilon=epsilon.for_strategy(result.batch.strategy))
+    else:
+        checks.parallel_bounds(result.timeline, result.durations,
+                               parallelism=result.batch.parallelism, epsilon=epsilon.indexed)
