@@ -88,7 +88,7 @@ class Runner:
         objects = [d for path, text in sorted(files.items())
                    if not path.endswith("kustomization.yaml")
                    for d in yaml.safe_load_all(text) if d]
-        self._provide(batch)
+        self.provide(batch)
         total = sum(float(j.expected_seconds or 0) for j in batch.jobs)
         failure: JobFailedError | None = None
         try:
@@ -107,7 +107,7 @@ class Runner:
                          objects=objects)
 
 
-    def _provide(self, batch: spec.Batch) -> None:
+    def provide(self, batch: spec.Batch) -> None:
         """The ServiceAccounts and Secrets a batch names, as placeholders in the throwaway
         namespace: a user's cluster has the real ones, a test namespace has none."""
         accounts = sorted({j.service_account for j in batch.jobs if j.service_account})

@@ -1,0 +1,183 @@
+"""The conformance scenarios of DESIGN.md on dedicated test batches: order and bounds of
+both variants, speed-up, linear growth, heterogeneous chains, capacity, failures and
+admission. Durations are short; ε comes from the session's calibration run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlgen import render, source
+from mlgen.conformance import checks
+from mlgen.conformance.checks import Epsilon
+from mlgen.conformance.plugin import Cluster
+from mlgen.conformance.runner import Runner, sleeper_batch
+from mlgen.conformance.suite import check_result
+
+simulated_only = pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="needs KWOK's simulated failures or fake node capacity")
+
+
+@pytest.mark.parametrize("strategy", ["waves", "indexed"])
+def test_sequential_steps_complete_in_order_within_bounds(
+        mlgen_run: Runner, mlgen_epsilon: Epsilon, strategy: str) -> None:
+    doc = sleeper_batch(f"seq-{strategy}", durations=[3, 2, 3, 2], strategy=strategy)
+    result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
+    assert result.failure is None
+    check_result(result, mlgen_epsilon)
+    print(f"{strategy}: makespan {result.timeline.makespan:.0f}s for Σd = 10s")
+
+
+def test_parallel_respects_p_and_beats_sequential_by_about_p(
+        mlgen_run: Runner, mlgen_epsilon: Epsilon) -> None:
+    doc = sleeper_batch("speedup", durations=[6] * 4, parallelism=4)
+    batch = mlgen_run.from_dict(doc)
+    par = mlgen_run.run(batch, "parallel")
+    seq = mlgen_run.run(batch, "sequential")
+    for result in (par, seq):
+        assert result.failure is None
+        check_result(result, mlgen_epsilon)
+    ratio = seq.timeline.makespan / par.timeline.makespan
+    print(f"T_seq {seq.timeline.makespan:.0f}s / T_par {par.timeline.makespan:.0f}s = "
+          f"{ratio:.2f} (p = n = 4)")
+    assert ratio >= 0.8 * 4, f"T_seq/T_par = {ratio:.2f} < 0.8·min(p, n) = 3.2"
+
+
+def test_parallel_with_fewer_slots_than_jobs_follows_the_schedule(
+        mlgen_run: Runner, mlgen_epsilon: Epsilon) -> None:
+    doc = sleeper_batch("waves-of-two", durations=[2, 3, 2, 3, 2], parallelism=2)
+    result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel")
+    assert result.failure is None
+    check_result(result, mlgen_epsilon)
+
+
+def test_sequential_makespan_grows_linearly(mlgen_run: Runner) -> None:
+    spans = []
+    for n in (3, 6):
+        doc = sleeper_batch(f"linear-{n}", durations=[3] * n, strategy="indexed")
+        result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
+        checks.all_complete(result.timeline)
+        spans.append(result.timeline.makespan)
+    ratio = spans[1] / spans[0]
+    print(f"linear growth: T(6) {spans[1]:.0f}s / T(3) {spans[0]:.0f}s = {ratio:.2f}")
+    assert 1.8 <= ratio <= 2.2, f"T(2n)/T(n) = {ratio:.2f} outside [1.8, 2.2]"
+
+
+def test_heterogeneous_chain_runs_in_order(mlgen_run: Runner, mlgen_epsilon: Epsilon) -> None:
+    doc = sleeper_batch("hetero", durations=[2, 3, 2])
+    doc["spec"]["variants"] = ["sequential"]
+    doc["spec"]["jobs"][0].update(image="busybox:1.36.1-musl",
+                                  resources={"requests": {"cpu": "500m", "memory": "64Mi"}})
+    doc["spec"]["jobs"][1].update(image="busybox:1.36.1-glibc",
+                                  resources={"requests": {"cpu": "1", "memory": "128Mi"}},
+                                  shmSize="64Mi")
+    result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
+    assert result.failure is None
+    check_result(result, mlgen_epsilon)
+    images = [o["spec"]["template"]["spec"]["containers"][0]["image"]
+              for o in result.objects if o["kind"] == "Job"]
+    assert len(set(images)) == 3
+
+
+@simulated_only
+def test_gpu_capacity_bounds_concurrency_and_makespan(
+        mlgen_cluster: Cluster, mlgen_run: Runner, mlgen_epsilon: Epsilon) -> None:
+    from mlgen.cluster import nodes
+
+    pool = f"cap-{mlgen_run.namespace[-4:]}"
+    created = nodes.create(mlgen_cluster.client, [nodes.Pool(
+        pool=pool, count=1, capacity={"cpu": "16", "memory": "64Gi", "pods": "110",
+                                      "nvidia.com/gpu": "2"},
+        labels={"mlgen.io/pool": pool},
+        taints=({"key": "mlgen.io/pool", "value": pool, "effect": "NoSchedule"},))])
+    try:
+        doc = sleeper_batch("gpu-cap", durations=[2] * 8, parallelism=8, extra_defaults={
+            "resources": {"requests": {"cpu": "1"}, "limits": {"nvidia.com/gpu": 1}},
+            "nodeSelector": {"mlgen.io/pool": pool},
+            "tolerations": [{"key": "mlgen.io/pool", "operator": "Equal", "value": pool,
+                             "effect": "NoSchedule"}]})
+        result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel")
+        assert result.failure is None
+        checks.all_complete(result.timeline)
+        checks.max_running(result.timeline, 2)
+        # With room for 2 the batch behaves as p = 2: four rounds of two.
+        checks.parallel_bounds(result.timeline, result.durations, parallelism=2,
+                               epsilon=mlgen_epsilon.indexed)
+        print(f"capacity: peak {result.timeline.max_concurrency()} pods, makespan "
+              f"{result.timeline.makespan:.0f}s")
+    finally:
+        for name in created:
+            mlgen_cluster.client.core.delete_node(name)
+
+
+def _failing_step(doc: dict[str, Any], position: int, *, attempts: int | None = None) -> None:
+    job = doc["spec"]["jobs"][position]
+    job["args"] = ["exit 3"]  # what a real cluster runs
+    job["simulate"] = {"exitCode": 3, **({"failAttempts": attempts} if attempts else {})}
+
+
+@simulated_only
+@pytest.mark.parametrize("strategy", ["waves", "indexed"])
+def test_failing_step_stops_a_stop_chain(mlgen_run: Runner, strategy: str) -> None:
+    doc = sleeper_batch(f"stop-{strategy}", durations=[1, 1, 1], strategy=strategy)
+    _failing_step(doc, 1)
+    result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
+    assert result.failure is not None, "the batch should be reported Failed"
+    timeline = result.timeline
+    if strategy == "waves":
+        assert [j.status for j in timeline.jobs] == ["Complete", "Failed", "NotStarted"]
+        assert "1 later step(s) not started" in str(result.failure)
+    else:
+        (job,) = timeline.jobs
+        assert job.status == "Failed" and job.failed_indexes == "1"
+        assert not [p for p in timeline.pods if p.index == 2], "index 2 must never start"
+        assert "failed indexes 1" in str(result.failure)
+
+
+@simulated_only
+def test_failing_index_is_retried_while_the_others_complete(mlgen_run: Runner) -> None:
+    doc = sleeper_batch("retry", durations=[1, 1, 1, 1], parallelism=2,
+                        extra_defaults={"retries": 2})
+    _failing_step(doc, 2)
+    result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel")
+    assert result.failure is not None
+    (job,) = result.timeline.jobs
+    assert job.status == "Failed" and job.failed_indexes == "2"
+    checks.retried(result.timeline, index=2, failures=1 + 2)
+    codes = {p.exit_code for p in result.timeline.pods if p.index == 2}
+    assert codes == {3}
+
+
+def rendered_objects(paths: list[Path], run: Runner) -> list[dict[str, Any]]:
+    objects = []
+    for batch in source.load_files(paths):
+        batch = run.prepare(batch)
+        run.provide(batch)
+        for text in render.render_batch(batch, options=render.Options()).values():
+            objects.extend(d for d in yaml.safe_load_all(text)
+                           if d and d["kind"] != "Kustomization")
+    return objects
+
+
+def test_every_rendered_object_passes_server_side_dry_run_and_pod_admission(
+        mlgen_cluster: Cluster, mlgen_run: Runner, request: pytest.FixtureRequest) -> None:
+    root = request.config.rootpath
+    paths = sorted((root / "examples").glob("*.yaml"))
+    objects = rendered_objects(paths, mlgen_run)
+    mlgen_namespace = mlgen_run.namespace
+    assert len(objects) > 10
+    client = mlgen_cluster.client
+    for obj in objects:
+        client.apply(obj, dry_run=True)
+        if obj["kind"] == "Job":
+            # Pod Security admits or rejects pods, not Jobs: try each pod template as a pod
+            # in this namespace, which enforces "restricted".
+            template = obj["spec"]["template"]
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "admission-check", "labels": template["metadata"]
+                                .get("labels", {})}, "spec": template["spec"]}
+            client.core.create_namespaced_pod(mlgen_namespace, pod, dry_run="All")
