@@ -52,7 +52,9 @@ class LocalCluster:
 
 
 def default_workdir() -> Path:
-    return build.cache_root() / "kwok"
+    """`$MLGEN_CLUSTER_WORKDIR`, else `<cache>/kwok` (CI points it at a throwaway dir)."""
+    explicit = os.environ.get("MLGEN_CLUSTER_WORKDIR")
+    return Path(explicit) if explicit else build.cache_root() / "kwok"
 
 
 def stages_file() -> Path:

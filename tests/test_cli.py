@@ -1,0 +1,112 @@
+"""The command line: help, version, exit codes, one-line errors, estimate and validate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlgen import estimate, schema
+from mlgen.cli.app import app
+
+from .conftest import batch_doc, load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("command", ["render", "validate", "estimate", "apply", "report",
+                                     "schema", "cluster", "cluster up"])
+def test_every_command_has_help(runner: CliRunner, command: str) -> None:
+    result = runner.invoke(app, [*command.split(), "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output and len(result.output) > 200
+
+
+def test_version(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("mlgen 0.")
+
+
+def test_usage_errors_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["render"]).exit_code == 2
+    result = runner.invoke(app, ["apply", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "not a directory" in result.output
+
+
+def test_invalid_batch_exits_1_with_one_line_per_problem(
+        runner: CliRunner, write_batch: Callable[..., Path]) -> None:
+    doc = batch_doc(parallelism="4")
+    result = runner.invoke(app, ["validate", str(write_batch(doc))])
+    assert result.exit_code == 1
+    line = _line_of(write_batch(doc), "parallelism")
+    assert result.output.strip().splitlines() == [
+        f"error: batch.yaml:{line}: spec.parallelism: must be a whole number"]
+
+
+def _line_of(path: Path, key: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if key in line)
+
+
+def test_validate_warns_and_strict_fails(runner: CliRunner,
+                                         write_batch: Callable[..., Path]) -> None:
+    doc = batch_doc()
+    doc["spec"]["defaults"]["image"] = "busybox"
+    path = write_batch(doc)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0
+    assert "warning:" in result.output and "neither tag nor digest" in result.output
+    assert runner.invoke(app, ["validate", "--strict", str(path)]).exit_code == 1
+
+
+def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., Path]) -> None:
+    doc = batch_doc(parallelism=2)
+    doc["spec"]["jobs"][2]["expectedDuration"] = "10s"
+    path = write_batch(doc)
+    result = runner.invoke(app, ["estimate", "--json", str(path)])
+    assert result.exit_code == 0
+    (row,) = json.loads(result.output)
+    assert row["sequentialSeconds"] == 14 and row["parallelSeconds"] == 12
+    assert row["lowerBoundSeconds"] == 10
+    table = runner.invoke(app, ["estimate", str(path)])
+    assert table.exit_code == 0 and "demo" in table.output and "14s" in table.output
+
+
+@pytest.mark.parametrize(("durations", "p", "makespan"), [
+    ([1, 1, 1, 1], 2, 2), ([5, 1, 1, 1], 2, 5), ([1, 5, 1, 1, 1], 2, 5), ([3] * 7, 3, 9),
+    ([4, 3, 2, 1], 1, 10)])
+def test_schedule_is_lowest_index_first_onto_p_slots(durations: list[float], p: int,
+                                                     makespan: float) -> None:
+    assert estimate.schedule(durations, p)[0] == makespan
+    total = sum(durations)
+    assert makespan >= max(total / p, max(durations))
+
+
+def test_estimate_of_a_batch() -> None:
+    result = estimate.estimate(load(batch_doc(parallelism=2)))
+    assert (result.sequential_seconds, result.parallel_seconds, result.waves) == (6, 4, 2)
+    assert result.starts == (0, 0, 2)
+
+
+def test_committed_json_schema_matches_the_models() -> None:
+    assert schema.committed() == schema.text(), (
+        "the batch JSON Schema is stale: run mlgen schema -o generator/schema/batch.schema.json")
+
+
+def test_examples_validate_against_the_json_schema() -> None:
+    from check_jsonschema.cli.main_command import main as check_jsonschema
+
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.yaml"))
+    with pytest.raises(SystemExit) as done:
+        check_jsonschema(["--schemafile", str(ROOT / "generator/schema/batch.schema.json"),
+                          *examples])
+    assert done.value.code == 0
+
+
+def test_examples_render_without_warnings(runner: CliRunner) -> None:
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.yaml"))
+    assert len(examples) >= 3
+    result = runner.invoke(app, ["validate", "--strict", *examples])
+    assert result.exit_code == 0, result.output

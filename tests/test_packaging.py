@@ -1,0 +1,44 @@
+"""`pip install .` gives an importable `mlgen` with its templates, schema, stages and a
+`mlgen` command: build the wheel, install it into a fresh venv, render outside the repo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_renders_outside_the_repo(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                    str(dist), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = dist.glob("mlgen-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in ("mlgen/templates/entrypoint.sh.j2", "mlgen/templates/header.j2",
+                     "mlgen/schema/batch.schema.json", "mlgen/cluster/stages/stages.yaml",
+                     "mlgen/cluster/nodes.yaml", "mlgen/py.typed", "mlgen/cli/app.py"):
+        assert expected in names, expected
+    assert not any(n.startswith(("generator/", "tests/", "templates/")) for n in names)
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+                    str(wheel)], check=True, capture_output=True)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "batch.yaml").write_text((ROOT / "examples" / "sweep.yaml").read_text())
+    done = subprocess.run([str(env_dir / "bin" / "mlgen"), "render", "batch.yaml", "-o", "out"],
+                          cwd=work, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    rendered = (work / "out" / "resnet-sweep" / "parallel" / "params.yaml").read_text()
+    assert "entrypoint.sh: |" in rendered
+    located = subprocess.run([str(python), "-c", "import mlgen; print(mlgen.__file__)"],
+                             cwd=work, capture_output=True, text=True, check=True).stdout
+    assert str(env_dir) in located, "the installed mlgen, not the source tree, was imported"
