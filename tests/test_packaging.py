@@ -27,8 +27,15 @@ def test_wheel_installs_and_renders_outside_the_repo(tmp_path: Path) -> None:
         assert expected in names, expected
     assert not any(n.startswith(("generator/", "tests/", "templates/")) for n in names)
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    # Dependencies come from the test environment (appended after the venv's own
+    # site-packages, whose .pth files it does not run), so no network is needed and
+    # mlgen itself can only come from the wheel.
+    site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    deps = next(p for p in sys.path if p.endswith("site-packages"))
+    Path(site, "test-deps.pth").write_text(deps + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q",
                     str(wheel)], check=True, capture_output=True)
     work = tmp_path / "elsewhere"
