@@ -7,6 +7,7 @@ needs quoting, so a value can never turn into structure.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import yaml
@@ -20,19 +21,22 @@ _Base: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 class _Dumper(_Base):  # type: ignore[valid-type,misc]
     """Multi-line strings as `|` blocks where YAML allows it (the emitter falls back to a
-    quoted scalar when a block cannot carry the exact text)."""
+    quoted scalar when a block cannot carry the exact text); never anchors or aliases,
+    which some GitOps tooling and most readers do not expect."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
-_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+_LINE_BREAKS = re.compile("[\n\r\x85\u2028\u2029]")
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # YAML reads NEL and the Unicode separators as line breaks, and the emitter writes
-    # them raw in plain and block scalars: only the double-quoted style escapes them.
-    if any(ch in value for ch in _BREAKS):
-        style: str | None = '"'
-    else:
-        style = "|" if "\n" in value else None
+    style: str | None = None
+    if _LINE_BREAKS.search(value):
+        # YAML reads NEL and the Unicode separators as line breaks, and the emitter writes
+        # them raw in plain and block scalars: only the double-quoted style escapes them.
+        style = '"' if re.search("[\r\x85\u2028\u2029]", value) else "|"
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

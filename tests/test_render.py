@@ -234,3 +234,17 @@ def test_resources_gpu_shm_tolerations_and_timeout_reach_the_pod() -> None:
         assert pod["activeDeadlineSeconds"] == 3600
         assert pod["nodeSelector"] == {"pool": "gpu"}
         assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+
+
+def test_validation_by_shape_still_catches_each_bad_object() -> None:
+    files = render.render_batch(load(batch_doc()), options=render.Options(validate=False))
+    waves = [o for o in objects(files) if o["kind"] == "Job" and "completionMode" not in o["spec"]]
+    validation.check_objects(waves, version="1.36", source="batch.yaml")
+    bad_type = [yaml.safe_load(yaml.safe_dump(w)) for w in waves]
+    bad_type[2]["spec"]["backoffLimit"] = "three"
+    with pytest.raises(RenderError, match="backoffLimit"):
+        validation.check_objects(bad_type, version="1.36", source="batch.yaml")
+    bad_field = [yaml.safe_load(yaml.safe_dump(w)) for w in waves]
+    bad_field[1]["spec"]["template"]["spec"]["containers"][0]["imagePolicy"] = "x"
+    with pytest.raises(RenderError, match="imagePolicy"):
+        validation.check_objects(bad_field, version="1.36", source="batch.yaml")
