@@ -5,6 +5,7 @@ a second local cluster of its own (two clusters side by side)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -68,7 +69,7 @@ def test_indexed_job_runs_in_index_order_within_bound(
                   key=lambda p: p.status.container_statuses[0].state.terminated.started_at)
     indexes = [p.metadata.labels["batch.kubernetes.io/job-completion-index"] for p in pods]
     assert indexes == ["0", "1", "2"]
-    for before, after in zip(pods, pods[1:], strict=False):
+    for before, after in itertools.pairwise(pods):
         assert (after.status.container_statuses[0].state.terminated.started_at
                 >= before.status.container_statuses[0].state.terminated.finished_at)
     for pod in pods:

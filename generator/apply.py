@@ -128,7 +128,8 @@ def run(k: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
             detail = f" (failed indexes {result.failed_indexes})" if result.failed_indexes else ""
             progress(f"[{number}/{len(waves)}] {_label(job)}: {result.status} after "
                      f"{result.seconds:.0f}s{detail}")
-            on_failure = (job["metadata"].get("annotations") or {}).get(sequential.ON_FAILURE, "stop")
+            annotations = job["metadata"].get("annotations") or {}
+            on_failure = annotations.get(sequential.ON_FAILURE, "stop")
             if result.status == "Failed" and on_failure != "continue":
                 stopped = True
     if outcome.failed:

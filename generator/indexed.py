@@ -89,7 +89,7 @@ def render(batch: spec.Batch, *, variant: str, parallelism: int,
             "jobs, or move shared values into spec.defaults")
     data = dict(sorted(data.items(), key=lambda kv: _key_order(kv[0])))
     config_labels = pod.labels(batch, variant=variant)
-    config = {
+    config: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
@@ -108,7 +108,7 @@ def render(batch: spec.Batch, *, variant: str, parallelism: int,
     template = pod.template(
         batch, first,
         labels=pod.labels(batch, variant=variant, job=first),
-        annotations=pod.annotations(jobs),
+        annotations=pod.hints(jobs),
         command=["/bin/sh", f"{pod.PARAMS_MOUNT}/{ENTRYPOINT_KEY}"],
         args=pod.literals(first.command),
         env=env,
@@ -134,14 +134,14 @@ def render(batch: spec.Batch, *, variant: str, parallelism: int,
     job_labels = pod.labels(batch, variant=variant)
     if batch.queue:
         job_labels[naming.QUEUE] = batch.queue
-    job = {
+    manifest: dict[str, object] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": batch.namespace, "labels": job_labels,
                      "annotations": {"argocd.argoproj.io/sync-wave": "0"}},
         "spec": job_spec,
     }
-    return Rendered(job=job, config=config)
+    return Rendered(job=manifest, config=config)
 
 
 def _key_order(key: str) -> tuple[int, str, int, str]:

@@ -52,7 +52,7 @@ def failure_code(job: spec.Job) -> str:
     return f"{code}/{job.simulate.failAttempts}" if job.simulate.failAttempts else code
 
 
-def annotations(jobs: Sequence[spec.Job]) -> dict[str, str]:
+def hints(jobs: Sequence[spec.Job]) -> dict[str, str]:
     """Simulation hints; one value for all pods, or a comma list by completion index."""
     out: dict[str, str] = {}
     durations = [units.go_duration(j.expected_seconds) if j.expected_seconds is not None

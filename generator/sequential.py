@@ -32,7 +32,7 @@ def waves(batch: spec.Batch) -> list[Step]:
         template = pod.template(
             batch, job,
             labels=pod.labels(batch, variant="sequential", job=job, step=job.index),
-            annotations=pod.annotations([job]),
+            annotations=pod.hints([job]),
             command=pod.literals(job.command) if job.command is not None else None,
             args=pod.literals(job.args),
             env=pod.env_entries(job.env, job.secret_env),

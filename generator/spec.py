@@ -13,7 +13,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from mlgen import units
 
@@ -104,6 +112,9 @@ SecretRef = Annotated[str, AfterValidator(_secret_ref)]
 Variant = Literal["sequential", "parallel"]
 
 
+_BOTH: tuple[Variant, ...] = ("sequential", "parallel")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -160,8 +171,7 @@ class Sequential(_Model):
 
 class Spec(_Model):
     kubernetesVersion: Annotated[str, AfterValidator(_k8s_version)] = DEFAULT_KUBERNETES_VERSION
-    variants: list[Variant] = Field(default_factory=lambda: ["sequential", "parallel"],
-                                    min_length=1)
+    variants: list[Variant] = Field(default_factory=lambda: list(_BOTH), min_length=1)
     parallelism: int | None = Field(default=None, ge=1, le=100_000)
     sequential: Sequential = Field(default_factory=Sequential)
     queue: LabelValue | None = None

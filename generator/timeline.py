@@ -116,14 +116,14 @@ def collect(k: kube.Kube, *, batch: str, variant: str, namespace: str,
         return None if moment is None or origin is None else (moment - origin).total_seconds()
 
     records = []
-    for name, annotations, status in raw_jobs:
+    for name, notes, status in raw_jobs:
         state = "NotStarted" if status is None else "Running"
         for condition in (status.conditions or []) if status else []:
             if condition.status == "True" and condition.type in ("Complete", "Failed"):
                 state = condition.type
         records.append(JobRecord(
-            name=name, step=annotations.get(sequential.STEP_NAME, name),
-            wave=int(annotations.get(sequential.SYNC_WAVE, "0") or 0), status=state,
+            name=name, step=notes.get(sequential.STEP_NAME, name),
+            wave=int(notes.get(sequential.SYNC_WAVE, "0") or 0), status=state,
             start=offset(status.start_time) if status else None,
             end=offset(status.completion_time) if status else None,
             failed_indexes=(status.failed_indexes or "") if status else ""))

@@ -34,15 +34,15 @@ def check_version(version: str, *, source: str) -> str:
         raise SpecError(f"{source}: spec.kubernetesVersion: no schemas for Kubernetes {version} "
                         f"in kubernetes-validate {kubernetes_validate.__version__}; use one of "
                         f"{known[0]} to {known[-1]}")
-    return next(v for v in kv_utils.all_versions() if kv_utils.major_minor(v) == version)
+    return str(next(v for v in kv_utils.all_versions() if kv_utils.major_minor(v) == version))
 
 
 @functools.cache
-def _definitions(schema_version: str) -> Registry:  # type: ignore[type-arg]
+def _definitions(schema_version: str) -> Registry:
     defs = kv_utils.schema_contents(
         f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json",
         schema_version)
-    return Resource.from_contents(defs) @ Registry()  # type: ignore[no-any-return]
+    return Resource.from_contents(defs) @ Registry()
 
 
 @functools.cache

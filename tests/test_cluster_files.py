@@ -18,7 +18,7 @@ def test_versions_live_in_one_place_and_key_the_cache() -> None:
     assert versions.cache_key() == (f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}"
                                     f"_kwok-{versions.KWOK}")
     assert versions.KUBERNETES.startswith("v1.36.") and versions.ETCD.startswith("v3.6.")
-    assert versions.KWOK == "v0.8.0" and versions.STAGING == "v0." + versions.KUBERNETES[3:]
+    assert versions.KWOK == "v0.8.0" and "v0." + versions.KUBERNETES[3:] == versions.STAGING
     pinned = [versions.KUBERNETES, versions.ETCD, versions.KWOK]
     for path in [*ROOT.glob(".ci/*"), *ROOT.glob("generator/cluster/*.py"), ROOT / "README.md"]:
         if path.name == "versions.py" or not path.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -211,7 +212,7 @@ def test_flux_output_chains_one_kustomization_per_step() -> None:
         "./clusters/ml/manifests/demo/sequential/1-b",
         "./clusters/ml/manifests/demo/sequential/2-c"]
     assert "dependsOn" not in chain[0]["spec"]
-    for previous, current in zip(chain, chain[1:], strict=False):
+    for previous, current in itertools.pairwise(chain):
         assert current["spec"]["dependsOn"] == [{"name": previous["metadata"]["name"]}]
     assert all(k["spec"]["wait"] is True for k in chain)
     assert all(k["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "gitops"}

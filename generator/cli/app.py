@@ -10,8 +10,8 @@ import typer
 from mlgen.cli import cluster_cmd
 from mlgen.cli.apply_cmd import apply_command
 from mlgen.cli.estimate_cmd import estimate_command
-from mlgen.cli.report_cmd import report_command
 from mlgen.cli.render_cmd import render_command
+from mlgen.cli.report_cmd import report_command
 from mlgen.cli.schema_cmd import schema_command
 from mlgen.cli.validate_cmd import validate_command
 

@@ -58,7 +58,7 @@ def _write_timeline(client: kube.Kube, objects: list[dict[str, object]], path: P
     labels = meta["labels"]
     found = timeline.collect(client, batch=labels["app.kubernetes.io/part-of"],
                              variant=labels["mlgen.io/variant"], namespace=meta["namespace"],
-                             manifests=objects)  # type: ignore[arg-type]
+                             manifests=objects)
     found.save(path)
     gantt.draw(found, path.with_suffix(".png"))
     err.print(f"timeline: {path} and {path.with_suffix('.png')}")

@@ -7,6 +7,7 @@ read up to 1 s short or long; `RESOLUTION` is allowed for wherever a bound is ti
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,8 +44,9 @@ def steps_in_order(timeline: Timeline) -> None:
         runs = [(j.step, j.start, j.end) for j in timeline.jobs]
     else:
         final = [p for p in timeline.pods if p.phase == "Succeeded" and p.index is not None]
-        runs = [(f"index {p.index}", p.start, p.end) for p in sorted(final, key=lambda p: p.index or 0)]
-    for (name_a, _, end_a), (name_b, start_b, _) in zip(runs, runs[1:], strict=False):
+        runs = [(f"index {p.index}", p.start, p.end)
+                for p in sorted(final, key=lambda p: p.index or 0)]
+    for (name_a, _, end_a), (name_b, start_b, _) in itertools.pairwise(runs):
         if end_a is None or start_b is None:
             _fail(timeline, f"{name_a} or {name_b} has no recorded time")
         elif start_b < end_a:
