@@ -9,3 +9,6 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("mlgen_batches", "examples/*.yaml")
+    if config.getoption("--mlgen-time-scale") is None:
+        # The examples plan 20m to 3h jobs; on KWOK a 30m job then runs for 1s.
+        config.option.mlgen_time_scale = 1800.0

@@ -74,6 +74,9 @@ def render_batch(batch: spec.Batch, *, options: Options) -> dict[str, str]:
             emit("sequential/params.yaml", [rendered.config])
             emit("sequential/job.yaml", [rendered.job])
             kustomization("sequential", ["params.yaml", "job.yaml"])
+            if options.flux is not None:  # the Job controller keeps the order: one suffices
+                files[f"{batch.name}/flux/kustomizations.yaml"] = manifest.document(
+                    [flux.whole(batch, options=options.flux)], head=head)
     if "parallel" in variants:
         indexed.check_shared(batch, fix="set spec.variants: [sequential] (or render with "
                                         "--variant sequential)")

@@ -249,3 +249,12 @@ def test_validation_by_shape_still_catches_each_bad_object() -> None:
     bad_field[1]["spec"]["template"]["spec"]["containers"][0]["imagePolicy"] = "x"
     with pytest.raises(RenderError, match="imagePolicy"):
         validation.check_objects(bad_field, version="1.36", source="batch.yaml")
+
+
+def test_flux_output_for_the_indexed_strategy_is_one_waiting_kustomization() -> None:
+    options = flux.FluxOptions(source="gitops", path="./manifests")
+    doc = batch_doc(sequential={"strategy": "indexed"})
+    files = render_doc(doc, variants=("sequential",), flux=options)
+    (only,) = list(yaml.safe_load_all(files["demo/flux/kustomizations.yaml"]))
+    assert only["spec"]["path"] == "./manifests/demo/sequential"
+    assert only["spec"]["wait"] is True and "dependsOn" not in only["spec"]

@@ -9,7 +9,8 @@ Options (also as ini keys without the leading dashes and with `_`):
   --mlgen-artifacts DIR       where timelines (JSON + PNG) go (default: artifacts/conformance)
   --mlgen-batch GLOB          batch files for the generic `test_batch_conforms` (repeatable;
                               ini `mlgen_batches`, one glob a line)
-  --mlgen-time-scale X        run expectedDuration / X on simulated clusters (default 1)
+  --mlgen-time-scale X        test_batch_conforms runs expectedDuration / X on simulated
+                              clusters (default 1; dedicated tests are never scaled)
 """
 
 from __future__ import annotations
@@ -232,18 +233,19 @@ def mlgen_artifacts(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mlgen_time_scale(request: pytest.FixtureRequest) -> float:
-    return float(_option(request.config, "time_scale"))
+def mlgen_time_scale(request: pytest.FixtureRequest, mlgen_cluster: Cluster) -> float:
+    """How much faster user batches run: only on a simulated cluster, where a pod's run
+    time is its annotation; real containers take as long as they take."""
+    return float(_option(request.config, "time_scale")) if mlgen_cluster.simulated else 1.0
 
 
 @pytest.fixture
 def mlgen_run(mlgen_cluster: Cluster, mlgen_namespace: str, mlgen_artifacts: Path,
-              mlgen_time_scale: float, request: pytest.FixtureRequest) -> runner.Runner:
+              request: pytest.FixtureRequest) -> runner.Runner:
     """Render a batch into this test's namespace, apply a variant, return its timeline."""
     return runner.Runner(client=mlgen_cluster.client, namespace=mlgen_namespace,
                          artifacts=mlgen_artifacts / request.node.name.replace("/", "_"),
-                         time_scale=mlgen_time_scale if mlgen_cluster.simulated else 1.0,
-                         say=_reporter(request.config))
+                         time_scale=1.0, say=_reporter(request.config))
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,17 @@ bounds of DESIGN.md with ε measured on the cluster.
 
 from __future__ import annotations
 
+import dataclasses
+
 from mlgen.conformance import checks, runner
 from mlgen.conformance.checks import Epsilon
 
 
 def test_batch_conforms(mlgen_batch_case: runner.Case, mlgen_run: runner.Runner,
-                        mlgen_epsilon: Epsilon) -> None:
-    batch = mlgen_run.load(mlgen_batch_case.path, mlgen_batch_case.batch)
-    result = mlgen_run.run(batch, mlgen_batch_case.variant)
+                        mlgen_epsilon: Epsilon, mlgen_time_scale: float) -> None:
+    run = dataclasses.replace(mlgen_run, time_scale=mlgen_time_scale)
+    batch = run.load(mlgen_batch_case.path, mlgen_batch_case.batch)
+    result = run.run(batch, mlgen_batch_case.variant)
     assert result.failure is None, str(result.failure)
     check_result(result, mlgen_epsilon)
 
