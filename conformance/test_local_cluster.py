@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from mlgen import kube
 from mlgen.conformance import checks
 from mlgen.conformance.checks import Epsilon
 from mlgen.conformance.plugin import Cluster
-from mlgen.conformance.runner import PROBE_IMAGE, Runner, sleeper_batch
+from mlgen.conformance.runner import PROBE_IMAGE
 
 RESTRICTED_CONTEXT = {"runAsNonRoot": True, "runAsUser": 1000,
                       "seccompProfile": {"type": "RuntimeDefault"}}
@@ -141,7 +142,7 @@ def test_nodes_stay_ready(mlgen_cluster: Cluster) -> None:
 @pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
                     reason="starts a local cluster of its own")
 def test_second_cluster_starts_beside_the_first_and_down_leaves_no_process(
-        mlgen_cluster: Cluster, tmp_path: Any) -> None:
+        mlgen_cluster: Cluster, tmp_path: Any, mlgen_record: Callable[[str], None]) -> None:
     from mlgen.cluster import local
 
     started = time.monotonic()
@@ -156,6 +157,7 @@ def test_second_cluster_starts_beside_the_first_and_down_leaves_no_process(
         assert client.core.list_namespace().items  # it answers, beside the session's cluster
         assert second.kubeconfig != mlgen_cluster.kubeconfig
         assert startup < 60, f"startup took {startup:.1f}s"
+        mlgen_record(f"local cluster startup (binaries cached): {startup:.1f}s")
     finally:
         local.down(second, progress=lambda _: None)
     assert not [c for c, pid in pids.items() if local.alive(pid)]
@@ -163,7 +165,3 @@ def test_second_cluster_starts_beside_the_first_and_down_leaves_no_process(
     mlgen_cluster.client.core.list_namespace()  # the first cluster is unaffected
 
 
-def test_sleeper_batches_run_on_the_cluster(mlgen_run: Runner) -> None:
-    result = mlgen_run.run(mlgen_run.from_dict(sleeper_batch("smoke", durations=[1, 1])),
-                           "sequential")
-    checks.all_complete(result.timeline)

@@ -4,6 +4,7 @@ admission. Durations are short; ε comes from the session's calibration run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,17 @@ simulated_only = pytest.mark.skipif(
 
 @pytest.mark.parametrize("strategy", ["waves", "indexed"])
 def test_sequential_steps_complete_in_order_within_bounds(
-        mlgen_run: Runner, mlgen_epsilon: Epsilon, strategy: str) -> None:
+        mlgen_run: Runner, mlgen_epsilon: Epsilon, strategy: str,
+        mlgen_record: Callable[[str], None]) -> None:
     doc = sleeper_batch(f"seq-{strategy}", durations=[3, 2, 3, 2], strategy=strategy)
     result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
     assert result.failure is None
     check_result(result, mlgen_epsilon)
-    print(f"{strategy}: makespan {result.timeline.makespan:.0f}s for Σd = 10s")
+    mlgen_record(f"{strategy}: makespan {result.timeline.makespan:.0f}s for Σd = 10s")
 
 
 def test_parallel_respects_p_and_beats_sequential_by_about_p(
-        mlgen_run: Runner, mlgen_epsilon: Epsilon) -> None:
+        mlgen_run: Runner, mlgen_epsilon: Epsilon, mlgen_record: Callable[[str], None]) -> None:
     doc = sleeper_batch("speedup", durations=[6] * 4, parallelism=4)
     batch = mlgen_run.from_dict(doc)
     par = mlgen_run.run(batch, "parallel")
@@ -42,7 +44,7 @@ def test_parallel_respects_p_and_beats_sequential_by_about_p(
         assert result.failure is None
         check_result(result, mlgen_epsilon)
     ratio = seq.timeline.makespan / par.timeline.makespan
-    print(f"T_seq {seq.timeline.makespan:.0f}s / T_par {par.timeline.makespan:.0f}s = "
+    mlgen_record(f"T_seq {seq.timeline.makespan:.0f}s / T_par {par.timeline.makespan:.0f}s = "
           f"{ratio:.2f} (p = n = 4)")
     assert ratio >= 0.8 * 4, f"T_seq/T_par = {ratio:.2f} < 0.8·min(p, n) = 3.2"
 
@@ -55,7 +57,8 @@ def test_parallel_with_fewer_slots_than_jobs_follows_the_schedule(
     check_result(result, mlgen_epsilon)
 
 
-def test_sequential_makespan_grows_linearly(mlgen_run: Runner) -> None:
+def test_sequential_makespan_grows_linearly(mlgen_run: Runner,
+                                            mlgen_record: Callable[[str], None]) -> None:
     spans = []
     for n in (3, 6):
         doc = sleeper_batch(f"linear-{n}", durations=[3] * n, strategy="indexed")
@@ -63,7 +66,7 @@ def test_sequential_makespan_grows_linearly(mlgen_run: Runner) -> None:
         checks.all_complete(result.timeline)
         spans.append(result.timeline.makespan)
     ratio = spans[1] / spans[0]
-    print(f"linear growth: T(6) {spans[1]:.0f}s / T(3) {spans[0]:.0f}s = {ratio:.2f}")
+    mlgen_record(f"linear growth: T(6) {spans[1]:.0f}s / T(3) {spans[0]:.0f}s = {ratio:.2f}")
     assert 1.8 <= ratio <= 2.2, f"T(2n)/T(n) = {ratio:.2f} outside [1.8, 2.2]"
 
 
@@ -85,7 +88,8 @@ def test_heterogeneous_chain_runs_in_order(mlgen_run: Runner, mlgen_epsilon: Eps
 
 @simulated_only
 def test_gpu_capacity_bounds_concurrency_and_makespan(
-        mlgen_cluster: Cluster, mlgen_run: Runner, mlgen_epsilon: Epsilon) -> None:
+        mlgen_cluster: Cluster, mlgen_run: Runner, mlgen_epsilon: Epsilon,
+        mlgen_record: Callable[[str], None]) -> None:
     from mlgen.cluster import nodes
 
     pool = f"cap-{mlgen_run.namespace[-4:]}"
@@ -107,7 +111,7 @@ def test_gpu_capacity_bounds_concurrency_and_makespan(
         # With room for 2 the batch behaves as p = 2: four rounds of two.
         checks.parallel_bounds(result.timeline, result.durations, parallelism=2,
                                epsilon=mlgen_epsilon.indexed)
-        print(f"capacity: peak {result.timeline.max_concurrency()} pods, makespan "
+        mlgen_record(f"capacity: peak {result.timeline.max_concurrency()} pods, makespan "
               f"{result.timeline.makespan:.0f}s")
     finally:
         for name in created:

@@ -185,13 +185,33 @@ class _cluster:
         return Cluster("kind", Path(name), None, client)
 
 
-def _reporter(config: pytest.Config) -> Callable[[str], None]:
+_FIGURES = pytest.StashKey[list[str]]()
+
+
+def _reporter(config: pytest.Config, *, keep: bool = False) -> Callable[[str], None]:
+    """Progress for `-s` runs; with `keep`, the line also goes into the final summary."""
     terminal = config.pluginmanager.get_plugin("terminalreporter")
 
     def say(line: str) -> None:
-        if terminal is not None:
+        if terminal is not None and config.getoption("capture") == "no":
             terminal.write_line(f"mlgen: {line}")
+        if keep or "makespan" in line:
+            config.stash.setdefault(_FIGURES, []).append(line)
     return say
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    figures = config.stash.get(_FIGURES, [])
+    if figures:
+        terminalreporter.section("mlgen conformance figures")
+        for line in figures:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def mlgen_record(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a measured figure for the session's summary."""
+    return _reporter(request.config, keep=True)
 
 
 @pytest.fixture
@@ -265,6 +285,7 @@ def mlgen_epsilon(mlgen_cluster: Cluster, mlgen_artifacts: Path,
     finally:
         with kube.errors(f"deleting namespace {namespace}"):
             client.core.delete_namespace(namespace, propagation_policy="Background")
-    _reporter(request.config)(f"calibrated per-step overhead ε: waves {epsilon.waves:.2f}s, "
-                              f"indexed {epsilon.indexed:.2f}s")
+    _reporter(request.config, keep=True)(
+        f"calibrated per-step overhead ε: waves {epsilon.waves:.2f}s, indexed "
+        f"{epsilon.indexed:.2f}s")
     return epsilon
