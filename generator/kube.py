@@ -54,14 +54,14 @@ class Kube:
             return result.to_dict()  # type: ignore[no-any-return]
 
     def namespace_exists(self, name: str) -> bool:
-        try:
-            with errors(f"reading namespace {name}"):
+        with errors(f"reading namespace {name}"):
+            try:
                 self.core.read_namespace(name)
-            return True
-        except ClusterError as e:
-            if isinstance(e.__cause__, ApiException) and e.__cause__.status == 404:
-                return False
-            raise
+            except ApiException as e:
+                if e.status == 404:
+                    return False
+                raise
+        return True
 
 
 def connect(*, kubeconfig: Path | None = None, context: str | None = None) -> Kube:

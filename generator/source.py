@@ -106,8 +106,7 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
         except pydantic.ValidationError as e:
             problems.extend(_describe(e.errors(), source=source, lines=lines))
             continue
-        batch, unresolved = spec.resolve(model, source=source, source_sha256=digest,
-                                         lines=lines)
+        batch, unresolved = spec.resolve(model, source=source, source_sha256=digest)
         problems.extend(_at(source, lines, path, text) for path, text in unresolved)
         if not unresolved:
             batches.append(batch)

@@ -10,7 +10,7 @@ rest of mlgen works with.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -78,6 +78,12 @@ def _duration(value: str) -> str:
     return value
 
 
+def _positive_duration(value: str) -> str:
+    if units.parse_duration(value) <= 0:
+        raise ValueError(f"{value!r} is zero; a timeout must be at least 1s")
+    return value
+
+
 def _secret_ref(value: str) -> str:
     if not _SECRET_REF.match(value):
         raise ValueError(f"{value!r} is not a secret reference; write it as <secret-name>/<key>")
@@ -105,6 +111,7 @@ def _number_as_text(value: object) -> object:
     return value
 
 
+PositiveDuration = Annotated[Duration, AfterValidator(_positive_duration)]
 Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(units.check_quantity),
                      WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
                                      "examples": ["2", "500m", "8Gi"]})]
@@ -149,7 +156,7 @@ class JobFields(_Model):
     secretEnv: dict[EnvName, SecretRef] | None = None
     resources: Resources | None = None
     retries: int | None = Field(default=None, ge=0, le=10_000)
-    timeout: Duration | None = None
+    timeout: PositiveDuration | None = None
     expectedDuration: Duration | None = None
     nodeSelector: dict[LabelKey, LabelValue] | None = None
     tolerations: list[Toleration] | None = None
@@ -245,17 +252,13 @@ class Batch:
     jobs: tuple[Job, ...]
     source: str
     source_sha256: str
-    source_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-
-    def line_of(self, path: str) -> int | None:
-        return self.source_lines.get(path)
 
 
 DEFAULT_RUN_AS_USER = 1000
 
 
-def resolve(model: BatchModel, *, source: str, source_sha256: str,
-            lines: dict[str, int]) -> tuple[Batch, list[tuple[str, str]]]:
+def resolve(model: BatchModel, *, source: str,
+            source_sha256: str) -> tuple[Batch, list[tuple[str, str]]]:
     """Merge defaults into jobs; return the batch and (path, problem) pairs left unresolved."""
     spec = model.spec
     defaults = spec.defaults
@@ -304,6 +307,5 @@ def resolve(model: BatchModel, *, source: str, source_sha256: str,
         jobs=tuple(jobs),
         source=source,
         source_sha256=source_sha256,
-        source_lines=lines,
     )
     return batch, problems

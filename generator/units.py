@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 DURATION_PATTERN = r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"  # ECMA-compatible: JSON Schema uses it
 _DURATION = re.compile(DURATION_PATTERN)
 _QUANTITY = re.compile(
     r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
 )
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-            "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
-            "P": Decimal("1e15"), "E": Decimal("1e18")}
 
 
 def parse_duration(text: str) -> int:
@@ -46,12 +41,3 @@ def check_quantity(text: str) -> str:
         raise ValueError(f"{text!r} is not a Kubernetes quantity; write it like 2, 500m, 8Gi")
     return text
 
-
-def quantity_value(text: str) -> Decimal:
-    """The numeric value of a quantity (`8Gi` -> 8589934592, `500m` -> 0.5)."""
-    check_quantity(text)
-    suffix = re.sub(r"^[+-]?[\d.]+(?:[eE][+-]?\d+)?", "", text)
-    number = text[: len(text) - len(suffix)] if suffix else text
-    if suffix in _BINARY:
-        return Decimal(number) * _BINARY[suffix]
-    return Decimal(number) * _DECIMAL[suffix]

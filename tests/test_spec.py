@@ -63,6 +63,7 @@ def test_parallelism_defaults_to_number_of_jobs_and_is_capped_by_it() -> None:
     (lambda d: d.update(apiVersion="mlgen.io/v1"), "apiVersion: Input should be"),
     (lambda d: d["spec"].update(kubernetesVersion=1.33), "spec.kubernetesVersion: got 1.33"),
     (lambda d: d["spec"]["jobs"][0].update(args=["a\x00b"]), "contains a NUL character"),
+    (lambda d: d["spec"]["jobs"][0].update(timeout="0s"), "a timeout must be at least 1s"),
 ])
 def test_invalid_batches_name_file_line_path_and_fix(
         mutate: Callable[[dict[str, object]], None], expected: str) -> None:
