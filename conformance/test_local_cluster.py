@@ -165,3 +165,33 @@ def test_second_cluster_starts_beside_the_first_and_down_leaves_no_process(
     mlgen_cluster.client.core.list_namespace()  # the first cluster is unaffected
 
 
+
+
+@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
+                    reason="starts a local cluster of its own")
+def test_cluster_commands_up_list_down(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from mlgen.cli.app import app
+    from mlgen.cluster import local
+
+    runner = CliRunner()
+    workdir = ["--workdir", str(tmp_path)]
+    up = runner.invoke(app, ["cluster", "up", "--name", "cli-check", *workdir])
+    cluster = local.LocalCluster(name="cli-check", workdir=tmp_path)
+    try:
+        assert up.exit_code == 0, up.output
+        assert f"export KUBECONFIG={cluster.kubeconfig}" in up.output
+        assert "6 fake nodes Ready" in up.output
+        nodes = kube.connect(kubeconfig=cluster.kubeconfig).core.list_node().items
+        gpus = sorted(int((n.status.allocatable or {}).get("nvidia.com/gpu", "0")) for n in nodes)
+        assert gpus == [0, 0, 0, 0, 8, 8]
+        listed = runner.invoke(app, ["cluster", "list", *workdir])
+        assert "cli-check\t5 processes running" in listed.output
+        pids = cluster.pids()
+    finally:
+        down = runner.invoke(app, ["cluster", "down", "--name", "cli-check", *workdir])
+    assert down.exit_code == 0, down.output
+    assert not any(local.alive(pid) for pid in pids.values())
+    again = runner.invoke(app, ["cluster", "down", "--name", "cli-check", *workdir])
+    assert again.exit_code == 2 and "no cluster named 'cli-check'" in again.output

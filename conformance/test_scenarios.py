@@ -60,13 +60,13 @@ def test_parallel_with_fewer_slots_than_jobs_follows_the_schedule(
 def test_sequential_makespan_grows_linearly(mlgen_run: Runner,
                                             mlgen_record: Callable[[str], None]) -> None:
     spans = []
-    for n in (3, 6):
-        doc = sleeper_batch(f"linear-{n}", durations=[3] * n, strategy="indexed")
+    for n in (4, 8):
+        doc = sleeper_batch(f"linear-{n}", durations=[4] * n, strategy="indexed")
         result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
         checks.all_complete(result.timeline)
         spans.append(result.timeline.makespan)
     ratio = spans[1] / spans[0]
-    mlgen_record(f"linear growth: T(6) {spans[1]:.0f}s / T(3) {spans[0]:.0f}s = {ratio:.2f}")
+    mlgen_record(f"linear growth: T(8) {spans[1]:.0f}s / T(4) {spans[0]:.0f}s = {ratio:.2f}")
     assert 1.8 <= ratio <= 2.2, f"T(2n)/T(n) = {ratio:.2f} outside [1.8, 2.2]"
 
 

@@ -51,7 +51,9 @@ def up_command(
             raise
         _say(f"cluster {cluster.name}: {len(created)} fake nodes Ready; stop it with "
              f"`mlgen cluster down --name {cluster.name}`")
+        # stdout is for `eval "$(mlgen cluster up)"`: the kubeconfig, and kubectl on PATH.
         out.print(f"export KUBECONFIG={cluster.kubeconfig}", markup=False)
+        out.print(f'export PATH="{build.bin_dir()}:$PATH"', markup=False)
 
 
 @app.command("down")
@@ -81,7 +83,7 @@ def list_command(workdir: Workdir = None) -> None:
     for each in _names(root):
         cluster = local.LocalCluster(name=each, workdir=root)
         running = sum(local.alive(pid) for pid in cluster.pids().values())
-        out.print(f"{each}\t{running} processes running\t{cluster.kubeconfig}", markup=False)
+        typer.echo(f"{each}\t{running} processes running\t{cluster.kubeconfig}")
 
 
 def _names(root: Path) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from mlgen import apply, gantt, kube, render, source, spec, timeline
+from mlgen.conformance import checks
 from mlgen.conformance.checks import Epsilon
 from mlgen.errors import JobFailedError
 
@@ -145,15 +146,16 @@ def sleeper_batch(name: str, *, durations: Sequence[int], parallelism: int | Non
     return doc
 
 
-def calibrate(run: Runner, *, steps: int = 4, seconds: int = 1) -> Epsilon:
-    """ε per strategy: the largest per-step overhead seen in a short sequential run."""
+def calibrate(run: Runner, *, steps: int = 5, seconds: int = 1) -> Epsilon:
+    """ε per strategy: the largest per-step overhead seen in a short sequential run, plus
+    the timestamp resolution, since each whole-second reading may be up to 1 s short."""
     waves = run.run(run.from_dict(sleeper_batch("calib-waves", durations=[seconds] * steps)),
                     "sequential")
     indexed = run.run(run.from_dict(sleeper_batch("calib-indexed", durations=[seconds] * steps,
                                                   strategy="indexed")), "sequential")
     return Epsilon(waves=_step_overhead([(j.start, j.end) for j in waves.timeline.jobs],
-                                        seconds),
-                   indexed=_indexed_overhead(indexed.timeline, seconds))
+                                        seconds) + checks.RESOLUTION,
+                   indexed=_indexed_overhead(indexed.timeline, seconds) + checks.RESOLUTION)
 
 
 def _step_overhead(spans: Sequence[tuple[float | None, float | None]], seconds: int) -> float:
