@@ -7,6 +7,7 @@ needs quoting, so a value can never turn into structure.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -55,6 +56,18 @@ def dump(obj: object) -> str:
 def document(objects: Iterable[object], *, head: str) -> str:
     """One file: the header, then each object as its own YAML document."""
     return head + "---\n".join(dump(obj) for obj in objects)
+
+
+def source_of(text: str) -> str | None:
+    """The batch file named in a generated file's header, or None."""
+    if not is_generated(text):
+        return None
+    quoted = text[len(MARKER):].split(" (sha256:", 1)[0]
+    try:
+        found = json.loads(quoted)
+    except ValueError:
+        return None
+    return found if isinstance(found, str) else None
 
 
 def is_generated(text: str) -> bool:

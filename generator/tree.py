@@ -38,12 +38,28 @@ class Plan:
         return bool(self.added or self.changed or self.removed)
 
 
-def plan(root: Path, files: dict[str, str]) -> Plan:
-    """Compare the rendered files with the tree on disk; raise if a foreign file is in the way."""
+def plan(root: Path, files: dict[str, str], *, sources: frozenset[str] = frozenset()) -> Plan:
+    """Compare the rendered files with the tree on disk; raise if a foreign file is in the way.
+
+    Batch directories not rendered now are left alone, except for files generated from one
+    of `sources` (a batch renamed or removed from a file being rendered): those are stale.
+    """
     result = Plan(root=root, files=files)
     if root.exists() and not root.is_dir():
         raise OutputError(f"{root}: exists and is not a directory; choose another -o/--output")
-    for top in sorted({path.split("/", 1)[0] for path in files}):
+    rendered = {path.split("/", 1)[0] for path in files}
+    others = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.is_symlink()
+                    and p.name not in rendered and not p.name.startswith(".")) \
+        if root.is_dir() and sources else []
+    for top in others:
+        existing = _walk(root / top, top)
+        stale = [p for p, text in existing.items()
+                 if text is not None and manifest.source_of(text) in sources]
+        if stale:
+            result.removed.extend(stale)
+            result.old_text.update({p: existing[p] or "" for p in stale})
+            result.foreign[top] = [p for p in existing if p not in stale]
+    for top in sorted(rendered):
         base = root / top
         if base.is_symlink() or (base.exists() and not base.is_dir()):
             raise OutputError(f"{base}: is in the way of batch {top!r} and was not written by "
@@ -93,7 +109,9 @@ def apply(result: Plan) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _preserve(result.root / path, target)
             current = result.root / top
-            if current.exists():
+            if not any(new.iterdir()):  # a stale batch with nothing of the user's left
+                shutil.rmtree(current)
+            elif current.exists():
                 retired = staging / ".old"
                 os.rename(current, retired)
                 try:

@@ -133,3 +133,28 @@ def test_plan_classifies_changes(write_batch: Callable[..., Path], tmp_path: Pat
     again = tree.plan(tmp_path, files)
     assert again.unchanged == ["demo/a.yaml"] and not again.dirty
     assert yaml.safe_load((tmp_path / "demo/a.yaml").read_text()) == {"a": 1}
+
+
+def test_a_renamed_batch_leaves_no_stale_directory_and_others_are_untouched(
+        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    out = tmp_path / "manifests"
+    other = batch_doc()
+    other["metadata"]["name"] = "other"
+    assert render(runner, str(write_batch(other, name="other.yaml")), "-o", str(out))[0] == 0
+    batch = write_batch(name="batch.yaml")
+    assert render(runner, str(batch), "-o", str(out))[0] == 0
+    (out / "demo" / "NOTES.md").write_text("keep me\n")
+    renamed = batch_doc()
+    renamed["metadata"]["name"] = "demo-v2"
+    code, output = render(runner, str(write_batch(renamed, name="batch.yaml")), "-o", str(out))
+    assert code == 0, output
+    files = snapshot(out)
+    assert not [p for p in files if p.startswith("demo/") and p.endswith(".yaml")]
+    assert files["demo/NOTES.md"] == b"keep me\n"
+    assert any(p.startswith("demo-v2/") for p in files)
+    assert any(p.startswith("other/") for p in files), "another file's batch is not stale"
+    (out / "demo" / "NOTES.md").unlink()
+    doc = batch_doc()
+    doc["metadata"]["name"] = "demo-v3"
+    assert render(runner, str(write_batch(doc, name="batch.yaml")), "-o", str(out))[0] == 0
+    assert not (out / "demo-v2").exists()

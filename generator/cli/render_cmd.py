@@ -45,7 +45,7 @@ def render_command(
                                   namespace=flux_namespace) if flux_source else None)
         loaded = source.load_files(batches)
         files = render.render_all(loaded, options=options)
-        result = tree.plan(output, files)
+        result = tree.plan(output, files, sources=frozenset(b.source for b in loaded))
         if check:
             if result.dirty:
                 out.print(tree.diff(result), markup=False, end="")
