@@ -112,11 +112,11 @@ def mlgen_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     choice = _option(config, "cluster")
     if choice not in CLUSTERS:
         raise pytest.UsageError(f"mlgen_cluster must be one of {', '.join(CLUSTERS)}")
-    with _cluster(config, choice) as cluster:
+    with _ClusterSession(config, choice) as cluster:
         yield cluster
 
 
-class _cluster:
+class _ClusterSession:
     """Context manager that starts (or borrows) a cluster and always cleans up."""
 
     def __init__(self, config: pytest.Config, choice: str) -> None:
