@@ -132,7 +132,8 @@ class _ClusterSession:
         kubeconfig = Path(path) if path else None
         context = self.config.getoption("--mlgen-context")
         client = kube.connect(kubeconfig=kubeconfig, context=context)
-        return Cluster("kubeconfig", kubeconfig or Path("~/.kube/config"), context, client)
+        default = os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]
+        return Cluster("kubeconfig", kubeconfig or Path(default).expanduser(), context, client)
 
     def __exit__(self, *exc: object) -> None:
         self._teardown()
