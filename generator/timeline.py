@@ -57,8 +57,11 @@ class Timeline:
 
     @property
     def makespan(self) -> float:
+        """First Job start to last end; a Failed Job has no completionTime, so its pods'
+        last finish counts instead."""
         starts = [j.start for j in self.jobs if j.start is not None]
-        ends = [j.end for j in self.jobs if j.end is not None]
+        ends = [t for t in [*(j.end for j in self.jobs), *(p.end for p in self.pods)]
+                if t is not None]
         return (max(ends) - min(starts)) if starts and ends else 0.0
 
     def max_concurrency(self) -> int:

@@ -110,3 +110,23 @@ def test_examples_render_without_warnings(runner: CliRunner) -> None:
     assert len(examples) >= 3
     result = runner.invoke(app, ["validate", "--strict", *examples])
     assert result.exit_code == 0, result.output
+
+
+def test_timeline_measures_makespan_and_concurrency(tmp_path: Path) -> None:
+    from mlgen import gantt, timeline
+
+    pod = timeline.PodRecord
+    found = timeline.Timeline(
+        batch="b", variant="parallel", namespace="ns", origin="2026-01-01T00:00:00+00:00",
+        jobs=[timeline.JobRecord(name="j", step="j", wave=0, status="Failed", start=0.0,
+                                 end=None, failed_indexes="2")],
+        pods=[pod("p0", "j", 0, 1, "n", "Succeeded", 0.0, 3.0, 0),
+              pod("p1", "j", 1, 1, "n", "Succeeded", 0.0, 3.0, 0),
+              pod("p2", "j", 2, 1, "n", "Failed", 3.0, 5.0, 3),
+              pod("p3", "j", 2, 2, "n", "Failed", 15.0, 17.0, 3)])
+    assert found.makespan == 17.0  # the failed Job's last pod, not 0
+    assert found.max_concurrency() == 2  # p2 starts as p0 and p1 end: half-open intervals
+    path = tmp_path / "t.json"
+    found.save(path)
+    assert timeline.Timeline.load(path) == found
+    assert gantt.draw(found, tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
