@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["pytester"]  # test_kind_wiring runs an inner pytest session
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("mlgen_batches", "examples/*.yaml")
