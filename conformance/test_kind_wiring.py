@@ -1,4 +1,5 @@
-"""The kind path through pytest-kubernetes, exercised without Docker: a stand-in `kind`
+"""The kind and kubeconfig cluster options. The kind path through pytest-kubernetes is
+exercised without Docker: a stand-in `kind`
 executable "creates" a cluster by handing out the session's local cluster kubeconfig, so
 the real pytest-kubernetes code (create, readiness via kubectl, delete) runs against a
 real API server. What it proves: mlgen passes the repo's kind config, keeps the cluster's
@@ -65,3 +66,16 @@ def test_kind_cluster_option_creates_uses_and_deletes_through_pytest_kubernetes(
     assert calls[-1] == "delete cluster --name mlgen-conformance"
     assert not Path(used).exists(), "the cluster's own kubeconfig is removed with it"
     assert user_kubeconfig.read_text() == "# the user's own kubeconfig\n"
+
+
+def test_kubeconfig_cluster_option_uses_an_existing_cluster_read_only(
+        mlgen_cluster: Cluster, pytester: pytest.Pytester, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "existing.yaml"
+    shutil.copy(mlgen_cluster.kubeconfig, kubeconfig)
+    before = kubeconfig.read_bytes()
+    pytester.makepyfile(test_inner=INNER_TEST.replace('"kind"', '"kubeconfig"'))
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "--mlgen-cluster",
+                                           "kubeconfig", "--mlgen-kubeconfig", str(kubeconfig))
+    result.assert_outcomes(passed=1)
+    assert kubeconfig.read_bytes() == before
+    assert mlgen_cluster.client.core.list_namespace().items  # still there, untouched
