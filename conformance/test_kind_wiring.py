@@ -1,10 +1,11 @@
-"""The kind and kubeconfig cluster options. The kind path through pytest-kubernetes is
-exercised without Docker: a stand-in `kind`
-executable "creates" a cluster by handing out the session's local cluster kubeconfig, so
-the real pytest-kubernetes code (create, readiness via kubectl, delete) runs against a
-real API server. What it proves: mlgen passes the repo's kind config, keeps the cluster's
-kubeconfig in a file of its own, deletes the cluster afterwards, and never touches the
-user's kubeconfig. Creating a real kind cluster is left to the GitHub workflow."""
+"""The kind and kubeconfig cluster options, on the session's real API server.
+
+kind runs without Docker here through a stand-in `kind` executable that "creates" a
+cluster by handing out the session's local cluster kubeconfig, so the real
+pytest-kubernetes code (create, readiness via kubectl, delete) runs end to end. What it
+proves: mlgen passes the repo's kind config, keeps the cluster's kubeconfig in a file of
+its own, deletes the cluster afterwards, and never touches the user's kubeconfig.
+Creating a real kind cluster is left to the GitHub workflow."""
 
 from __future__ import annotations
 
