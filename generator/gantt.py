@@ -11,6 +11,12 @@ COLOURS = {"Succeeded": "#2e7d32", "Failed": "#c62828", "Running": "#9e9e9e",
            "Pending": "#e0e0e0"}
 
 
+def save(timeline: Timeline, path: Path) -> Path:
+    """Write the timeline JSON at `path` and its chart beside it; return the PNG's path."""
+    timeline.save(path)
+    return draw(timeline, path.with_suffix(".png"))
+
+
 def draw(timeline: Timeline, path: Path) -> Path:
     import matplotlib
 

@@ -98,6 +98,17 @@ class Timeline:
                              "that `mlgen apply --timeline` or the conformance suite wrote") from e
 
 
+def collect_for(k: kube.Kube, manifests: list[dict[str, Any]]) -> Timeline:
+    """The timeline of the batch and variant that these rendered objects belong to."""
+    job = next((o for o in manifests if o["kind"] == "Job"), None)
+    if job is None:
+        raise UsageError("no Job among the applied objects: nothing to record a timeline of")
+    labels = job["metadata"].get("labels") or {}
+    return collect(k, batch=labels.get(naming.PART_OF, ""),
+                   variant=labels.get(naming.VARIANT, ""),
+                   namespace=job["metadata"]["namespace"], manifests=manifests)
+
+
 def collect(k: kube.Kube, *, batch: str, variant: str, namespace: str,
             manifests: list[dict[str, Any]] | None = None) -> Timeline:
     """Read every Job of `batch`/`variant` in `namespace` and its pods from the cluster."""

@@ -47,18 +47,7 @@ def apply_command(
                 outcome = apply.run(client, objects, timeout=seconds, progress=progress)
             finally:
                 if timeline_out is not None:
-                    _write_timeline(client, objects, timeline_out)
+                    chart = gantt.save(timeline.collect_for(client, objects), timeline_out)
+                    err.print(f"timeline: {timeline_out} and {chart}")
         err.print(f"done: {len(outcome.jobs)} job(s) complete")
 
-
-def _write_timeline(client: kube.Kube, objects: list[dict[str, object]], path: Path) -> None:
-    job = next(o for o in objects if o["kind"] == "Job")
-    meta = job["metadata"]
-    assert isinstance(meta, dict)
-    labels = meta["labels"]
-    found = timeline.collect(client, batch=labels["app.kubernetes.io/part-of"],
-                             variant=labels["mlgen.io/variant"], namespace=meta["namespace"],
-                             manifests=objects)
-    found.save(path)
-    gantt.draw(found, path.with_suffix(".png"))
-    err.print(f"timeline: {path} and {path.with_suffix('.png')}")

@@ -97,11 +97,9 @@ class Runner:
                       progress=lambda line: self.say(f"{batch.name}/{variant}: {line}"))
         except JobFailedError as e:
             failure = e
-        found = timeline.collect(self.client, batch=batch.name, variant=variant,
-                                 namespace=self.namespace, manifests=objects)
+        found = timeline.collect_for(self.client, objects)
         target = self.artifacts / f"{batch.name}-{variant}.json"
-        found.save(target)
-        gantt.draw(found, target.with_suffix(".png"))
+        gantt.save(found, target)
         self.say(f"{batch.name}/{variant}: makespan {found.makespan:.0f}s, peak "
                  f"{found.max_concurrency()} pods -> {target}")
         return RunResult(batch=batch, variant=variant, timeline=found, failure=failure,
@@ -153,33 +151,24 @@ def calibrate(run: Runner, *, steps: int = 5, seconds: int = 1) -> Epsilon:
                     "sequential")
     indexed = run.run(run.from_dict(sleeper_batch("calib-indexed", durations=[seconds] * steps,
                                                   strategy="indexed")), "sequential")
-    return Epsilon(waves=_step_overhead([(j.start, j.end) for j in waves.timeline.jobs],
-                                        seconds) + checks.RESOLUTION,
-                   indexed=_indexed_overhead(indexed.timeline, seconds) + checks.RESOLUTION)
-
-
-def _step_overhead(spans: Sequence[tuple[float | None, float | None]], seconds: int) -> float:
-    """Max over steps of (end_k - end_{k-1}) - d, the first step measured from its start."""
-    worst, previous_end = 0.0, None
-    for start, end in spans:
-        if start is None or end is None:
-            raise AssertionError("calibration run did not complete; see its timeline")
-        begin = start if previous_end is None else previous_end
-        worst = max(worst, end - begin - seconds)
-        previous_end = end
-    return worst
-
-
-def _indexed_overhead(found: timeline.Timeline, seconds: int) -> float:
-    pods = sorted((p for p in found.pods if p.phase == "Succeeded"),
+    chain = waves.timeline.jobs
+    (job,) = indexed.timeline.jobs
+    pods = sorted((p for p in indexed.timeline.pods if p.phase == "Succeeded"),
                   key=lambda p: p.index or 0)
-    (job,) = found.jobs
-    spans = [(job.start, pods[0].end)] + [(None, p.end) for p in pods[1:]]
-    spans[-1] = (spans[-1][0], job.end)
-    worst, previous_end = 0.0, job.start
-    for _, end in spans:
-        if end is None or previous_end is None:
-            raise AssertionError("calibration run did not complete; see its timeline")
-        worst = max(worst, end - previous_end - seconds)
-        previous_end = end
+    # In one Indexed Job, a step ends when its pod does; the last when the Job completes.
+    pod_ends = [p.end for p in pods[:-1]] + [job.end]
+    return Epsilon(
+        waves=_worst_step(chain[0].start, [s.end for s in chain], seconds) + checks.RESOLUTION,
+        indexed=_worst_step(job.start, pod_ends, seconds) + checks.RESOLUTION)
+
+
+def _worst_step(start: float | None, ends: Sequence[float | None], seconds: int) -> float:
+    """Max over steps of end_k - end_{k-1} - d, the first measured from `start`."""
+    if start is None or None in ends:
+        raise AssertionError("calibration run did not complete; see its timeline")
+    worst, previous = 0.0, start
+    for end in ends:
+        assert end is not None
+        worst = max(worst, end - previous - seconds)
+        previous = end
     return worst
