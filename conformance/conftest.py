@@ -12,5 +12,6 @@ pytest_plugins = ["pytester"]  # test_kind_wiring runs an inner pytest session
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("mlgen_batches", "examples/*.yaml")
     if config.getoption("--mlgen-time-scale") is None:
-        # The examples plan 20m to 3h jobs; on KWOK a 30m job then runs for 1s.
+        # The examples plan 20m to 3h jobs; on KWOK a 2h job then runs for 4 s
+        # (and nothing for less than 3 s).
         config.option.mlgen_time_scale = 1800.0

@@ -36,7 +36,7 @@ def test_sequential_steps_complete_in_order_within_bounds(
 
 def test_parallel_respects_p_and_beats_sequential_by_about_p(
         mlgen_run: Runner, mlgen_epsilon: Epsilon, mlgen_record: Callable[[str], None]) -> None:
-    doc = sleeper_batch("speedup", durations=[6] * 4, parallelism=4)
+    doc = sleeper_batch("speedup", durations=[8] * 4, parallelism=4)
     batch = mlgen_run.from_dict(doc)
     par = mlgen_run.run(batch, "parallel")
     seq = mlgen_run.run(batch, "sequential")

@@ -9,8 +9,8 @@ Options (also as ini keys without the leading dashes and with `_`):
   --mlgen-artifacts DIR       where timelines (JSON + PNG) go (default: artifacts/conformance)
   --mlgen-batch GLOB          batch files for the generic `test_batch_conforms` (repeatable;
                               ini `mlgen_batches`, one glob a line)
-  --mlgen-time-scale X        test_batch_conforms runs expectedDuration / X on simulated
-                              clusters (default 1; dedicated tests are never scaled)
+  --mlgen-time-scale X        test_batch_conforms runs expectedDuration / X (at least 3 s)
+                              on simulated clusters (default 1; dedicated tests unscaled)
 """
 
 from __future__ import annotations

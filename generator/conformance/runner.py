@@ -18,6 +18,9 @@ from mlgen.conformance.checks import Epsilon
 from mlgen.errors import JobFailedError
 
 PROBE_IMAGE = "busybox:1.36.1"  # real clusters (kind) run `sleep d`; KWOK ignores it
+# Scaled-down jobs run at least this long: the API server keeps whole seconds, and two
+# pods of 1 s that start either side of a second boundary would read as not overlapping.
+MIN_SCALED_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Runner:
         def scaled(job: spec.Job) -> spec.Job:
             if job.expected_seconds is None or scale == 1:
                 return job
-            return dataclasses.replace(job, expected_seconds=max(1, round(
+            return dataclasses.replace(job, expected_seconds=max(MIN_SCALED_SECONDS, round(
                 job.expected_seconds / scale)))
 
         return dataclasses.replace(batch, namespace=self.namespace,
