@@ -29,9 +29,10 @@ def waves(batch: spec.Batch) -> list[Step]:
     steps: list[Step] = []
     previous = ""
     for job in batch.jobs:
+        labels = pod.labels(batch, variant="sequential", job=job, step=job.index)
         template = pod.template(
             batch, job,
-            labels=pod.labels(batch, variant="sequential", job=job, step=job.index),
+            labels=dict(labels),
             annotations=pod.hints([job]),
             command=pod.literals(job.command) if job.command is not None else None,
             args=pod.literals(job.args),
@@ -47,7 +48,6 @@ def waves(batch: spec.Batch) -> list[Step]:
         # k and everything after it, and nothing before.
         digest = naming.content_hash({"spec": job_spec, "previous": previous})
         previous = digest
-        labels = pod.labels(batch, variant="sequential", job=job, step=job.index)
         if batch.queue:
             labels[naming.QUEUE] = batch.queue
         manifest: dict[str, object] = {

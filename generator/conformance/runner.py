@@ -89,6 +89,7 @@ class Runner:
     def run(self, batch: spec.Batch, variant: str, *, timeout: float | None = None) -> RunResult:
         batch = self.prepare(batch)
         files = render.render_batch(batch, options=render.Options(variants=(variant,)))
+        # Apply the rendered files as parsed back, i.e. exactly the bytes a user commits.
         objects = [d for path, text in sorted(files.items())
                    if not path.endswith("kustomization.yaml")
                    for d in yaml.safe_load_all(text) if d]
