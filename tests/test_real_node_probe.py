@@ -1,0 +1,118 @@
+"""The real node's pure parts: the probe script and its parser, the pod-spec placement,
+and the node's generated configs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlgen.cluster import image, node, probe
+
+from .test_delivery import ENV, HOSTILE
+
+busybox = pytest.mark.skipif(shutil.which("busybox") is None and not image.BUSYBOX.is_file(),
+                             reason="needs busybox (apt-get install busybox-static)")
+
+
+def run_probe(args: list[str], env: dict[str, str]) -> probe.Report:
+    sh = str(image.BUSYBOX) if image.BUSYBOX.is_file() else str(shutil.which("busybox"))
+    out = subprocess.run([sh, "sh", "-c", probe.SCRIPT, probe.MARK, *args],
+                         env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, check=True)
+    return probe.read(out.stdout.decode())
+
+
+@busybox
+def test_probe_reports_hostile_args_and_env_byte_for_byte() -> None:
+    report = run_probe(HOSTILE, ENV)
+    assert report.args == HOSTILE
+    # uid and privileges are those of whoever runs the fast tests: not checked here.
+    found = probe.mismatches(report, args=HOSTILE, env={**ENV, "ABSENT": None},
+                             uid=report.uid, shm_bytes=None)
+    assert [f for f in found if not f.startswith(("privilege", "has capabilities"))] == []
+
+
+def test_mismatch_names_a_dropped_argument() -> None:
+    report = probe.Report(uid=1000, no_new_privs=True, cap_eff="0000000000000000",
+                          shm_bytes=2048, args=["--lr", "1e-3"], env={"SEED": "1"})
+    found = probe.mismatches(report, args=["--lr", "two words", "1e-3"],
+                             env={"SEED": "1", "OTHER": None}, uid=1000, shm_bytes=2048)
+    assert found == ["argument 1 'two words' was dropped: got '1e-3' (all args: "
+                     "['--lr', '1e-3'])"]
+    found = probe.mismatches(report, args=["--lr", "1e-3"], env={"SEED": "2"}, uid=0,
+                             shm_bytes=4096)
+    assert found == ["env SEED is '1', expected '2'", "ran as uid 1000, expected 0",
+                     "/dev/shm is 2048 bytes, expected 4096"]
+
+
+def test_read_rejects_a_truncated_log() -> None:
+    with pytest.raises(ValueError, match="not a complete"):
+        probe.read(f"{probe.MARK} uid 1000\n{probe.MARK} arg 61\n")
+
+
+def job(pod: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "spec": {"template": {"spec": pod}}}
+
+
+def test_place_changes_only_image_pull_requests_and_placement() -> None:
+    container = {"name": "main", "image": "ghcr.io/acme/train:1", "args": ["--x"],
+                 "resources": {"requests": {"cpu": "8", "memory": "64Gi",
+                                            "nvidia.com/gpu": "1"},
+                               "limits": {"nvidia.com/gpu": "1"}}}
+    pod = {"containers": [container], "nodeSelector": {"gpu": "a100"},
+           "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}
+    original = job(pod)
+    placed = probe.place(original, image=image.PROBE, node_name=node.NAME, pull_never=True)
+    assert original["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "ghcr.io/acme/train:1"  # the input is left alone
+    got = placed["spec"]["template"]["spec"]
+    (main,) = got["containers"]
+    assert main["image"] == image.PROBE and main["imagePullPolicy"] == "Never"
+    assert main["resources"] == {"requests": {"cpu": "50m", "memory": "32Mi",
+                                              "nvidia.com/gpu": "1"},
+                                 "limits": {"nvidia.com/gpu": "1"}}
+    assert main["args"] == ["--x"]
+    assert got["nodeSelector"] == {"gpu": "a100", "kubernetes.io/hostname": node.NAME}
+    assert got["tolerations"][1] == {**node.TAINT, "operator": "Equal"}
+    on_kind = probe.place(original, image="busybox:1.36.1", node_name=None, pull_never=False)
+    spec = on_kind["spec"]["template"]["spec"]
+    assert "imagePullPolicy" not in spec["containers"][0]
+    assert spec["nodeSelector"] == {"gpu": "a100"} and len(spec["tolerations"]) == 1
+    small = probe.place(job({"containers": [{"name": "m", "image": "x", "resources": {
+        "requests": {"cpu": "10m", "memory": "8Mi"}}}]}), image="i", node_name=None,
+        pull_never=False)
+    assert small["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "10m", "memory": "8Mi"}
+    config_map = {"kind": "ConfigMap", "data": {"a": "b"}}
+    assert probe.place(config_map, image="i", node_name="n", pull_never=True) == config_map
+
+
+def test_shm_size_follows_the_kubelet_rule() -> None:
+    assert probe.shm_size("2Gi", pod_memory_limit=None, node_memory="16Gi") == 2 * 2**30
+    assert probe.shm_size("16Gi", pod_memory_limit=None, node_memory="8Gi") == 8 * 2**30
+    assert probe.shm_size("16Gi", pod_memory_limit="1Gi", node_memory="8Gi") == 2**30
+
+
+def test_node_configs_keep_everything_under_the_node_home(tmp_path: Path) -> None:
+    layout = node.Layout(home=tmp_path / "node", cluster="mlgen-abc123")
+    config = tomllib.loads(node.containerd_config(layout))
+    assert config["grpc"]["address"] == str(layout.socket)
+    assert config["root"].startswith(str(layout.home))
+    assert config["state"].startswith(str(layout.home))
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["sandbox_image"] == image.PAUSE and cri["restrict_oom_score_adj"] is True
+    assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
+    assert len(layout.bridge) <= 15
+    cni = node.cni_config(layout)
+    assert cni["plugins"][0]["bridge"] == layout.bridge
+    kubelet = node.kubelet_config(layout, address="192.0.2.2", port=12345)
+    assert kubelet["cgroupDriver"] == "cgroupfs" and kubelet["failCgroupV1"] is False
+    assert kubelet["registerWithTaints"] == [node.TAINT]
+    assert kubelet["containerRuntimeEndpoint"] == f"unix://{layout.socket}"
+    assert node.Layout(home=tmp_path, cluster="other").subnet != layout.subnet or \
+        node.Layout(home=tmp_path, cluster="other").bridge != layout.bridge
