@@ -1,32 +1,60 @@
-"""Build the local control plane's binaries from the Go module proxy, into a cache.
+"""Build the local cluster's binaries from the Go module proxy, into a cache.
 
-Nothing is downloaded but Go modules: etcd, the Kubernetes components and kwok are
-compiled with `GOTOOLCHAIN=local` and `CGO_ENABLED=0`, version-stamped the way the
-upstream release scripts stamp them, into `<cache>/<versions key>/`. A complete
-directory is reused as is; a build writes into a scratch directory and renames it
-into place only when every binary is there, so an interrupted build leaves no
-half-filled cache behind.
+Nothing is downloaded but Go modules. The binaries come in groups — the control plane
+(etcd, the Kubernetes control-plane components, kwok), a real node (kubelet) and the
+GitOps tools (Flux's controllers, Argo CD, kustomize, with their CRDs) — each in its
+own `<cache>/bin/<versions key>/`, keyed by that group's pinned versions only, so
+adding or re-pinning one group never rebuilds another. A complete directory is reused
+as is; a build writes into a scratch directory and renames it into place only when
+every file is there, so an interrupted build leaves no half-filled cache behind.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from mlgen.cluster import versions
+from mlgen.cluster import golang, recipes, versions
 from mlgen.errors import ClusterError
 
 Progress = Callable[[str], None]
 
-_MIN_GO = (1, 26)
-_BUILD_DATE = "2026-01-01T00:00:00Z"  # fixed: identical inputs give identical binaries
+
+@dataclass(frozen=True)
+class Group:
+    """Binaries built together and cached under one key."""
+
+    name: str
+    files: tuple[str, ...]  # relative paths that must all exist in a complete directory
+    steps: tuple[tuple[str, recipes.Recipe], ...]  # (label, recipe), in build order
+
+
+GROUPS: dict[str, Group] = {g.name: g for g in (
+    Group("control-plane", versions.ALL_BINARIES, (
+        (f"etcd {versions.ETCD}", recipes.etcd),
+        (f"kwok, kwokctl {versions.KWOK}", recipes.kwok),
+        (f"Kubernetes {versions.KUBERNETES} (apiserver, controller-manager, scheduler, "
+         "kubectl; the long one)", recipes.kubernetes(versions.KUBE_BINARIES)),
+    )),
+    Group("node", versions.NODE_BINARIES, (
+        (f"kubelet {versions.KUBERNETES}", recipes.kubernetes(versions.NODE_BINARIES)),
+    )),
+    Group("gitops", (*versions.GITOPS_BINARIES,
+                     "crds/flux/source.toolkit.fluxcd.io_gitrepositories.yaml",
+                     "crds/flux/kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+                     "crds/argocd/application-crd.yaml", "crds/argocd/appproject-crd.yaml"), (
+        (f"source-controller {versions.FLUX}", recipes.flux_controller("source-controller")),
+        (f"kustomize-controller {versions.FLUX}",
+         recipes.flux_controller("kustomize-controller")),
+        (f"argocd {versions.ARGOCD}", recipes.argocd),
+        (f"kustomize {versions.KUSTOMIZE}", recipes.kustomize),
+    )),
+)}
 
 
 def cache_root() -> Path:
@@ -38,143 +66,66 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "mlgen"
 
 
+def group_dir(name: str, root: Path | None = None) -> Path:
+    """Where a group's files live (whether built yet or not)."""
+    _group(name)
+    return (root or cache_root()) / "bin" / versions.group_key(name)
+
+
 def bin_dir(root: Path | None = None) -> Path:
-    """Where the binaries of the pinned versions live (whether built yet or not)."""
-    return (root or cache_root()) / "bin" / versions.cache_key()
+    """Where the control plane's binaries live (whether built yet or not)."""
+    return group_dir("control-plane", root)
 
 
-def is_built(directory: Path) -> bool:
-    return all((directory / name).is_file() for name in versions.ALL_BINARIES)
+def is_built(directory: Path, group: str = "control-plane") -> bool:
+    return all((directory / name).is_file() for name in _group(group).files)
 
 
 def ensure_binaries(*, root: Path | None = None, progress: Progress = print) -> Path:
-    """Return the directory holding every pinned binary, building what is missing."""
-    target = bin_dir(root)
-    if is_built(target):
-        progress(f"binaries: cached in {target}")
+    """Return the directory holding the control plane's binaries, building what is missing."""
+    return ensure_group("control-plane", root=root, progress=progress)
+
+
+def ensure_all(*, root: Path | None = None, progress: Progress = print) -> dict[str, Path]:
+    """Every group, built if missing: what `mlgen cluster build` (and CI) runs."""
+    return {name: ensure_group(name, root=root, progress=progress) for name in GROUPS}
+
+
+def ensure_group(name: str, *, root: Path | None = None, progress: Progress = print) -> Path:
+    """Return the directory holding a group's files, building it if it is not complete."""
+    group = _group(name)
+    target = group_dir(name, root)
+    if is_built(target, name):
+        progress(f"{name}: cached in {target}")
         return target
-    go = _go_binary()
+    go = golang.binary()
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=target.parent))
     started = time.monotonic()
+    total = len(group.steps)
     try:
-        steps: list[tuple[str, Callable[[str, Path, Path], None]]] = [
-            (f"etcd {versions.ETCD}", _build_etcd),
-            (f"kwok, kwokctl {versions.KWOK}", _build_kwok),
-            (f"Kubernetes {versions.KUBERNETES} (apiserver, controller-manager, "
-             "scheduler, kubectl; the long one)", _build_kubernetes),
-        ]
-        for number, (label, step) in enumerate(steps, start=1):
-            progress(f"binaries: [{number}/{len(steps)}] building {label} ...")
+        for number, (label, step) in enumerate(group.steps, start=1):
+            progress(f"{name}: [{number}/{total}] building {label} ...")
             t0 = time.monotonic()
-            work = scratch / f"work-{number}"
+            work = scratch / f".work-{number}"
             work.mkdir()
             step(go, work, scratch)
             shutil.rmtree(work, ignore_errors=True)
-            progress(f"binaries: [{number}/{len(steps)}] done in {time.monotonic() - t0:.0f}s")
-        missing = [n for n in versions.ALL_BINARIES if not (scratch / n).is_file()]
+            progress(f"{name}: [{number}/{total}] done in {time.monotonic() - t0:.0f}s")
+        missing = [f for f in group.files if not (scratch / f).is_file()]
         if missing:
-            raise ClusterError(f"the build finished without {', '.join(missing)}; "
+            raise ClusterError(f"the {name} build finished without {', '.join(missing)}; "
                                "this is a bug in mlgen's build recipe")
         if target.exists():  # an incomplete leftover from an older mlgen
             shutil.rmtree(target)
         scratch.rename(target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    progress(f"binaries: built in {time.monotonic() - started:.0f}s into {target}")
+    progress(f"{name}: built in {time.monotonic() - started:.0f}s into {target}")
     return target
 
 
-def _go_binary() -> str:
-    go = shutil.which("go")
-    if go is None:
-        raise ClusterError("no Go toolchain on PATH: install Go >= 1.26 "
-                           "(the local cluster is built from source)")
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,
-                         env=_go_env(), check=False).stdout.strip()
-    match = re.match(r"go(\d+)\.(\d+)", out)
-    if not match or (int(match[1]), int(match[2])) < _MIN_GO:
-        raise ClusterError(f"Go {out or '(unknown version)'} is too old: kwok "
-                           f"{versions.KWOK} needs Go >= {_MIN_GO[0]}.{_MIN_GO[1]}")
-    return go
-
-
-def _go_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # local: never download a toolchain; no cgo: static binaries, no C compiler needed.
-    env.update(GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="-mod=mod")
-    return env
-
-
-def _go(go: str, args: list[str], *, cwd: Path) -> str:
-    proc = subprocess.run([go, *args], cwd=cwd, env=_go_env(), capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
-        hint = ""
-        if re.search(r"dial tcp|proxy|no such host|connection refused|timeout", proc.stderr):
-            hint = " (is the Go module proxy reachable? check GOPROXY and the network)"
-        raise ClusterError(f"`go {' '.join(args[:3])} ...` failed in {cwd}{hint}: {tail}")
-    return proc.stdout
-
-
-def _write_module(work: Path, name: str, body: str) -> None:
-    (work / "go.mod").write_text(f"module mlgen.local/{name}\n\ngo 1.26\n{body}")
-
-
-def _build_etcd(go: str, work: Path, out: Path) -> None:
-    # server/v3 carries replace lines of its own, so `go install` cannot build it:
-    # a two-line main in a module of our own can.
-    _write_module(work, "etcd", "")
-    (work / "main.go").write_text(
-        'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
-        "func main() { etcdmain.Main(os.Args) }\n")
-    _go(go, ["get", f"go.etcd.io/etcd/server/v3@{versions.ETCD}"], cwd=work)
-    _go(go, ["build", "-trimpath", "-ldflags=-s -w", "-o", str(out / "etcd"), "."], cwd=work)
-
-
-def _build_kwok(go: str, work: Path, out: Path) -> None:
-    _write_module(work, "kwok", "")
-    _go(go, ["get", f"sigs.k8s.io/kwok@{versions.KWOK}"], cwd=work)
-    consts = "sigs.k8s.io/kwok/pkg/consts"
-    ldflags = " ".join([
-        "-s -w",
-        f"-X {consts}.Version={versions.KWOK.removeprefix('v')}",
-        f"-X {consts}.KubeVersion={versions.KUBERNETES.removeprefix('v')}",
-    ])
-    for name in versions.KWOK_BINARIES:
-        _go(go, ["build", "-trimpath", f"-ldflags={ldflags}", "-o", str(out / name),
-                 f"sigs.k8s.io/kwok/cmd/{name}"], cwd=work)
-
-
-def _staging_modules(go: str, work: Path) -> list[str]:
-    """The k8s.io modules that k8s.io/kubernetes' go.mod points at ./staging."""
-    info = json.loads(_go(go, ["mod", "download", "-json",
-                               f"k8s.io/kubernetes@{versions.KUBERNETES}"], cwd=work))
-    gomod = Path(info["GoMod"]).read_text()
-    found = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", gomod, flags=re.M)
-    if not found:
-        raise ClusterError(f"no staging replacements found in k8s.io/kubernetes@"
-                           f"{versions.KUBERNETES}'s go.mod; the build recipe needs updating")
-    return sorted(set(found))
-
-
-def _build_kubernetes(go: str, work: Path, out: Path) -> None:
-    # k8s.io/kubernetes replaces its staging modules with local paths, which a
-    # dependency's go.mod cannot do; point each at its published version instead.
-    _write_module(work, "kubernetes", "")
-    staging = _staging_modules(go, work)
-    replaces = "".join(f"replace {m} => {m} {versions.STAGING}\n" for m in staging)
-    _write_module(work, "kubernetes", f"\nrequire k8s.io/kubernetes {versions.KUBERNETES}\n\n"
-                  + replaces)
-    major, minor = versions.KUBERNETES.removeprefix("v").split(".")[:2]
-    stamps = {"gitVersion": versions.KUBERNETES, "gitMajor": major, "gitMinor": minor,
-              "gitTreeState": "clean", "buildDate": _BUILD_DATE}
-    ldflags = ["-s -w"] + [f"-X {pkg}.{k}={v}" for pkg in
-                           ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-                           for k, v in stamps.items()]
-    _go(go, ["mod", "download", "k8s.io/kubernetes"], cwd=work)
-    for name in versions.KUBE_BINARIES:
-        package = f"k8s.io/kubernetes/cmd/{name}"
-        _go(go, ["build", "-trimpath", f"-ldflags={' '.join(ldflags)}",
-                 "-o", str(out / name), package], cwd=work)
+def _group(name: str) -> Group:
+    if name not in GROUPS:
+        raise ClusterError(f"no build group {name!r}; choose one of {', '.join(GROUPS)}")
+    return GROUPS[name]

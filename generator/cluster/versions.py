@@ -1,7 +1,8 @@
-"""The pinned versions of the local control plane: the one place they live.
+"""The pinned versions of everything the local cluster builds: the one place they live.
 
-Changing any of them changes the cache key, so the next `mlgen cluster build`
-rebuilds from the Go module proxy instead of reusing stale binaries.
+The binaries are built in groups (the control plane, a real node, the GitOps tools),
+each cached in a directory named after its own versions: changing a pin here rebuilds
+that group from the Go module proxy on the next `mlgen cluster build`, and no other.
 """
 
 from __future__ import annotations
@@ -17,7 +18,46 @@ KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", 
 KWOK_BINARIES = ("kwok", "kwokctl")
 ALL_BINARIES = (*KUBE_BINARIES, *KWOK_BINARIES, "etcd")
 
+NODE_BINARIES = ("kubelet",)
+
+# The GitOps tools the conformance suite syncs with. Flux v1.10+ and kustomize v5.8.2+
+# need Go 1.27; Argo CD v3 cannot be built from the proxy (a pseudo-version of its
+# gitops-engine submodule is refused), so v2 is a harness for sync-wave semantics only.
+FLUX = "v1.9.6"  # source-controller and kustomize-controller are released together
+ARGOCD = "v2.14.21"
+KUSTOMIZE = "v5.8.1"
+
+# Replace lines the Flux controllers' own go.mod files need but a dependency's go.mod
+# cannot carry; they belong to FLUX above and change with it.
+FLUX_REPLACES = {
+    "both": {
+        "github.com/opencontainers/go-digest": "v1.0.1-0.20220411205349-bde1400a84be",
+    },
+    "source-controller": {
+        # v0.18.3, which source-controller v1.9.6 requires, is refused by the proxy (403).
+        "github.com/fluxcd/pkg/artifact": "v0.18.0",
+    },
+    "kustomize-controller": {
+        "sigs.k8s.io/kustomize/api": "v0.21.1",
+        "sigs.k8s.io/kustomize/kyaml": "v0.21.1",
+        "gopkg.in/yaml.v3": "v3.0.1",
+    },
+}
+
+FLUX_BINARIES = ("source-controller", "kustomize-controller")
+GITOPS_BINARIES = (*FLUX_BINARIES, "argocd", "kustomize")
+
 
 def cache_key() -> str:
-    """A directory name that changes whenever any pinned version does."""
+    """The control plane's directory name: changes whenever one of its versions does."""
     return f"k8s-{KUBERNETES}_etcd-{ETCD}_kwok-{KWOK}"
+
+
+def group_key(group: str) -> str:
+    """The cache directory name of a build group, from that group's versions only."""
+    keys = {
+        "control-plane": cache_key(),
+        "node": f"node-k8s-{KUBERNETES}",
+        "gitops": f"gitops-flux-{FLUX}_argocd-{ARGOCD}_kustomize-{KUSTOMIZE}",
+    }
+    return keys[group]

@@ -1,0 +1,260 @@
+"""The real Flux and the real Argo CD sync what `mlgen render` wrote, from a Git
+repository on loopback: steps complete in order within Σd + n·ε_tool (ε_tool from a
+short calibration run of that tool), a failed step stops the chain, an edit re-runs
+exactly the edited step and those after it, and the parallel variant keeps to p.
+
+One class per tool; its controllers run for the class only, so the two tools never
+compete for the machine. Durations are 2-3 s: the suite budget is minutes.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gitops_fixtures import (
+    ArgoDriver,
+    Driver,
+    FluxDriver,
+    Repo,
+    batch_doc,
+    finished,
+    forget,
+    job_uids,
+    stopped_at,
+    wait_for,
+)
+
+from mlgen import kube, timeline
+from mlgen.cluster import argocd, build, fluxcd, gitserver, overhead
+from mlgen.conformance import checks
+from mlgen.conformance.plugin import RESTRICTED, Cluster
+
+pytestmark = pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="runs Flux and Argo CD as local processes against the local control plane")
+
+CALIBRATION = [2, 2, 2]
+# What one short calibration run cannot be trusted to have seen, per tool: Flux checks a
+# `wait` Kustomization's health every 5 s, so a run may catch every poll early; Argo CD
+# moves to the next wave on the Job's watch event, so only machine noise is left.
+MARGIN = {"flux": fluxcd.HEALTH_POLL_SECONDS, "argocd": 2.0}
+
+
+@dataclass
+class Harness:
+    driver: Driver
+    server: gitserver.GitServer
+    scratch: Path
+    simulated: bool
+    calibration: overhead.Calibration
+    rss: dict[str, float]
+
+    def repo(self, name: str) -> Repo:
+        return Repo.create(self.server, name, self.scratch)
+
+    def run(self, repo: Repo, doc: dict[str, Any], *, variant: str, namespace: str,
+            count: int, timeout: float) -> timeline.Timeline:
+        batch = str(doc["metadata"]["name"])
+        repo.render(doc)
+        repo.push(f"render {batch}")
+        self.driver.watch(repo, batch=batch, variant=variant, namespace=namespace)
+        return wait_for(
+            f"{self.driver.tool}: {count} Job(s) of {batch}/{variant} Complete",
+            lambda: finished(self.driver.client, batch=batch, variant=variant,
+                             namespace=namespace, count=count),
+            timeout=timeout,
+            diagnose=lambda: self.driver.diagnose(repo, batch=batch, variant=variant))
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gitserver.GitServer]:
+    server = gitserver.start(tmp_path_factory.mktemp("git") / "repositories")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _namespace(client: kube.Kube, prefix: str) -> str:
+    name = f"{prefix}-{secrets.token_hex(2)}"
+    client.core.create_namespace({"metadata": {"name": name, "labels": RESTRICTED}})
+    wait_for(f"namespace {name}: default ServiceAccount",
+             lambda: any(sa.metadata.name == "default" for sa in
+                         client.core.list_namespaced_service_account(name).items),
+             timeout=30)
+    return name
+
+
+def _calibrate(driver: Driver, server: gitserver.GitServer, scratch: Path, *,
+               simulated: bool) -> overhead.Calibration:
+    """A 3-step chain of 2 s through the tool; ε from its worst step plus the margin."""
+    client = driver.client
+    namespace = _namespace(client, f"mlgen-calibration-{driver.tool}")
+    try:
+        repo = Repo.create(server, f"calibration-{driver.tool}", scratch)
+        batch = f"calib-{driver.tool}"
+        flux = repo.name if driver.tool == "flux" else None
+        repo.render(batch_doc(batch, namespace, durations=CALIBRATION, simulated=simulated,
+                              flux_source=flux))
+        repo.push("calibration")
+        driver.watch(repo, batch=batch, variant="sequential", namespace=namespace)
+        found = wait_for(f"{driver.tool} calibration", lambda: finished(
+            client, batch=batch, variant="sequential", namespace=namespace,
+            count=len(CALIBRATION)), timeout=180,
+            diagnose=lambda: driver.diagnose(repo, batch=batch, variant="sequential"))
+        forget(driver, repo, batch=batch, variant="sequential")
+        return overhead.calibrate(driver.tool, found, CALIBRATION, margin=MARGIN[driver.tool])
+    finally:
+        client.core.delete_namespace(namespace, propagation_policy="Background")
+
+
+@pytest.fixture(scope="class")
+def flux_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    work = tmp_path_factory.mktemp("flux")
+    build.ensure_group("gitops", progress=lambda _: None)
+    with fluxcd.running(mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig,
+                        workdir=work) as flux:
+        driver = FluxDriver(client=mlgen_cluster.client)
+        calibration = _calibrate(driver, git_server, work, simulated=mlgen_cluster.simulated)
+        yield Harness(driver=driver, server=git_server, scratch=work,
+                      simulated=mlgen_cluster.simulated, calibration=calibration,
+                      rss=flux.rss_mib())
+
+
+@pytest.fixture(scope="class")
+def argo_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    work = tmp_path_factory.mktemp("argocd")
+    build.ensure_group("gitops", progress=lambda _: None)
+    with argocd.running(mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig,
+                        workdir=work) as argo:
+        driver = ArgoDriver(client=mlgen_cluster.client, server=argo.server)
+        calibration = _calibrate(driver, git_server, work, simulated=mlgen_cluster.simulated)
+        yield Harness(driver=driver, server=git_server, scratch=work,
+                      simulated=mlgen_cluster.simulated, calibration=calibration,
+                      rss=argo.rss_mib())
+
+
+class _Scenarios:
+    """The scenarios, run by each tool's class with its own `gitops` harness."""
+
+    def test_calibration(self, gitops: Harness, mlgen_record: Callable[[str], None]) -> None:
+        mlgen_record(f"gitops {gitops.calibration.describe()}")
+        mlgen_record(f"gitops {gitops.driver.tool}: RSS " + ", ".join(
+            f"{name} {mib:.0f} MiB" for name, mib in gitops.rss.items()))
+        assert gitops.calibration.epsilon < 20, gitops.calibration.describe()
+
+    def test_chain_in_order_within_bounds_and_an_edit_reruns_the_tail(
+            self, gitops: Harness, mlgen_namespace: str,
+            mlgen_record: Callable[[str], None]) -> None:
+        tool, client = gitops.driver.tool, gitops.driver.client
+        repo = gitops.repo(f"chain-{tool}")
+        batch, durations = f"chain-{tool}", [2, 3, 2]
+        flux = repo.name if tool == "flux" else None
+
+        def doc(steps: list[int]) -> dict[str, Any]:
+            return batch_doc(batch, mlgen_namespace, durations=steps, flux_source=flux,
+                             simulated=gitops.simulated)
+
+        first = gitops.run(repo, doc(durations), variant="sequential",
+                           namespace=mlgen_namespace, count=3, timeout=240)
+        epsilon = gitops.calibration.epsilon
+        checks.all_complete(first)
+        checks.steps_in_order(first, ["step-0", "step-1", "step-2"])
+        checks.sequential_bounds(first, durations, epsilon=epsilon)
+        mlgen_record(f"gitops {tool}: chain Σd = {sum(durations)}s in "
+                     f"{first.makespan:.0f}s (bound {sum(durations) + 3 * epsilon + 1:.1f}s)")
+        before = [j.name for j in first.jobs]
+        uids = job_uids(client, mlgen_namespace, before)
+
+        # Edit step 1 only: it and step 2 (whose name chains step 1's hash) re-run.
+        repo.render(doc([2, 2, 2]))
+        pushed = time.time()
+        repo.push(f"edit {batch} step-1")
+        gitops.driver.refresh(repo, batch=batch, variant="sequential")
+
+        def rerun() -> timeline.Timeline | None:
+            found = finished(client, batch=batch, variant="sequential",
+                             namespace=mlgen_namespace, count=3)
+            if found is None or {j.name for j in found.jobs} & set(before[1:]):
+                return None
+            return found
+        second = wait_for(f"{tool}: the edited chain re-ran", rerun, timeout=240,
+                          diagnose=lambda: gitops.driver.diagnose(repo, batch=batch,
+                                                                  variant="sequential"))
+        after = [j.name for j in second.jobs]
+        assert after[0] == before[0], f"step-0 was replaced: {before[0]} -> {after[0]}"
+        assert job_uids(client, mlgen_namespace, after[:1]) == {before[0]: uids[before[0]]}, \
+            "step-0 was re-created"
+        assert [p.job for p in second.pods].count(before[0]) == 1, "step-0 ran again"
+        assert after[1] != before[1] and after[2] != before[2], (before, after)
+        checks.all_complete(second)
+        checks.steps_in_order(second, ["step-0", "step-1", "step-2"])
+        mlgen_record(f"gitops {tool}: edit of step-1 re-ran step-1 and step-2 only, "
+                     f"{time.time() - pushed:.0f}s after the push")
+
+    def test_a_failed_step_stops_the_chain(self, gitops: Harness, mlgen_namespace: str,
+                                           mlgen_record: Callable[[str], None]) -> None:
+        tool, client = gitops.driver.tool, gitops.driver.client
+        repo = gitops.repo(f"failure-{tool}")
+        flux = repo.name if tool == "flux" else None
+        batches = {mode: f"fail-{mode}-{tool}" for mode in ("stop", "continue")}
+        for mode, batch in batches.items():
+            repo.render(batch_doc(batch, mlgen_namespace, durations=[2, 2, 2],
+                                  flux_source=flux, fail_step=1, on_failure=mode,
+                                  simulated=gitops.simulated))
+        repo.push("two failing chains: onFailure stop and continue")
+        for batch in batches.values():
+            gitops.driver.watch(repo, batch=batch, variant="sequential",
+                                namespace=mlgen_namespace)
+        for mode, batch in batches.items():
+            verdict = wait_for(
+                f"{tool}: {batch} shows the chain stopped at step-1",
+                functools.partial(stopped_at, gitops.driver, repo, batch=batch, step=1),
+                timeout=120, diagnose=functools.partial(
+                    gitops.driver.diagnose, repo, batch=batch, variant="sequential"))
+            # Give the tool the time it would need to move on, then look again.
+            time.sleep(gitops.calibration.epsilon)
+            found = timeline.collect(client, batch=batch, variant="sequential",
+                                     namespace=mlgen_namespace)
+            states = [(j.step, j.status) for j in found.jobs]
+            assert states == [("step-0", "Complete"), ("step-1", "Failed")], \
+                f"{tool}, onFailure {mode}: {states}"
+            assert stopped_at(gitops.driver, repo, batch=batch, step=1), verdict
+            mlgen_record(f"gitops {tool}: onFailure {mode}: step-1 Failed, step-2 never "
+                         f"created; {verdict}")
+
+    def test_parallel_variant_keeps_to_p(self, gitops: Harness, mlgen_namespace: str,
+                                         mlgen_record: Callable[[str], None]) -> None:
+        tool = gitops.driver.tool
+        repo = gitops.repo(f"parallel-{tool}")
+        batch, durations = f"par-{tool}", [2, 2, 2, 2]
+        found = gitops.run(repo, batch_doc(batch, mlgen_namespace, durations=durations,
+                                           parallelism=2, simulated=gitops.simulated),
+                           variant="parallel", namespace=mlgen_namespace, count=1,
+                           timeout=180)
+        checks.all_complete(found)
+        checks.parallel_bounds(found, durations, parallelism=2,
+                               epsilon=gitops.calibration.epsilon)
+        mlgen_record(f"gitops {tool}: parallel n=4 p=2 d=2s in {found.makespan:.0f}s, "
+                     f"peak {found.max_concurrency()} pods")
+
+
+class TestFlux(_Scenarios):
+    @pytest.fixture
+    def gitops(self, flux_harness: Harness) -> Harness:
+        return flux_harness
+
+
+class TestArgoCD(_Scenarios):
+    @pytest.fixture
+    def gitops(self, argo_harness: Harness) -> Harness:
+        return argo_harness

@@ -1,0 +1,103 @@
+"""Custom resources of the GitOps tools: install their CRDs, then read and touch their
+objects without the dynamic client's cached discovery (which predates the CRDs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from mlgen import kube
+from mlgen.errors import ClusterError
+
+
+def install(k: kube.Kube, files: Iterable[Path], *, timeout: float = 60.0) -> list[str]:
+    """Apply every CRD in `files` and wait until the API server serves each one."""
+    names: list[str] = []
+    for path in files:
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc and doc.get("kind") == "CustomResourceDefinition":
+                k.apply(doc)
+                names.append(doc["metadata"]["name"])
+    api = client.ApiextensionsV1Api(k.api)
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while True:
+            with kube.errors(f"reading CustomResourceDefinition {name}"):
+                crd = api.read_custom_resource_definition(name)
+            if any(c.type == "Established" and c.status == "True"
+                   for c in crd.status.conditions or []):
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"CustomResourceDefinition {name} not Established after "
+                                   f"{timeout:.0f}s; is kube-apiserver healthy?")
+            time.sleep(0.2)
+    return names
+
+
+def create(k: kube.Kube, obj: dict[str, Any]) -> None:
+    """Create or replace a namespaced custom object, by its apiVersion and kind."""
+    group, version = obj["apiVersion"].split("/")
+    meta = obj["metadata"]
+    api = client.CustomObjectsApi(k.api)
+    with kube.errors(f"applying {obj['kind']} {meta['namespace']}/{meta['name']}"):
+        api.patch_namespaced_custom_object(
+            group, version, meta["namespace"], _plural(obj["kind"]), meta["name"], obj,
+            field_manager=kube.FIELD_MANAGER, force=True,
+            _content_type="application/apply-patch+yaml")
+
+
+def get(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str
+        ) -> dict[str, Any] | None:
+    group, version = api_version.split("/")
+    api = client.CustomObjectsApi(k.api)
+    try:
+        found: dict[str, Any] = api.get_namespaced_custom_object(
+            group, version, namespace, _plural(kind), name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise ClusterError(f"reading {kind} {namespace}/{name}: {e.reason}") from e
+    return found
+
+
+def annotate_now(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str,
+                 *, key: str) -> None:
+    """Set annotation `key` to the current time: how both tools are asked to act now."""
+    group, version = api_version.split("/")
+    api = client.CustomObjectsApi(k.api)
+    body = {"metadata": {"annotations": {key: datetime.now(UTC).isoformat()}}}
+    with kube.errors(f"annotating {kind} {namespace}/{name}"):
+        api.patch_namespaced_custom_object(group, version, namespace, _plural(kind), name,
+                                           body, _content_type="application/merge-patch+json")
+
+
+def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    """The status condition of type `kind` (empty if absent)."""
+    for each in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if each.get("type") == kind:
+            return dict(each)
+    return {}
+
+
+def _plural(kind: str) -> str:
+    plurals = {"GitRepository": "gitrepositories", "Kustomization": "kustomizations",
+               "Application": "applications", "AppProject": "appprojects"}
+    return plurals[kind]
+
+
+def delete(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str) -> None:
+    """Delete a custom object if it exists (its finalizers run in the background)."""
+    group, version = api_version.split("/")
+    api = client.CustomObjectsApi(k.api)
+    try:
+        api.delete_namespaced_custom_object(group, version, namespace, _plural(kind), name)
+    except ApiException as e:
+        if e.status != 404:
+            raise ClusterError(f"deleting {kind} {namespace}/{name}: {e.reason}") from e

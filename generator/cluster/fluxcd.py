@@ -1,0 +1,134 @@
+"""The real Flux on the local control plane: source-controller and kustomize-controller
+as local processes (built by `mlgen cluster build`), syncing from a loopback Git server.
+
+Both run against a kubeconfig with leader election off and every listener on a free
+loopback port. kustomize-controller re-checks a Kustomization waiting on `dependsOn`
+every `--requeue-dependency` (default 30 s, not event-driven), so the harness sets 1 s:
+the chain then moves as fast as Flux can, and ε measures Flux, not a timer we chose.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlgen import kube
+from mlgen.cluster import build, crds, processes
+from mlgen.errors import ClusterError
+
+NAMESPACE = "flux-system"
+SOURCE_API = "source.toolkit.fluxcd.io/v1"
+KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
+RECONCILE = "reconcile.fluxcd.io/requestedAt"
+REQUEUE_DEPENDENCY = "1s"
+# kustomize-controller polls the health of `wait: true` resources on this fixed period
+# (not configurable in v1.9): a step may wait up to this long after its Job completes.
+HEALTH_POLL_SECONDS = 5.0
+
+
+@dataclass
+class Flux:
+    """Running controllers; `stop()` ends them (idempotent)."""
+
+    kubeconfig: Path
+    workdir: Path
+    storage_port: int
+    processes: list[processes.Process] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def rss_mib(self) -> dict[str, float]:
+        """Resident memory of each controller now, from /proc (Linux)."""
+        return {p.name: p.rss_mib() for p in self.processes if p.alive()}
+
+
+@contextmanager
+def running(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
+            binaries: Path | None = None) -> Iterator[Flux]:
+    """Install the CRDs and namespace, start both controllers, always stop them."""
+    flux = start(k, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
+    try:
+        yield flux
+    finally:
+        flux.stop()
+
+
+def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
+          binaries: Path | None = None) -> Flux:
+    tools = binaries or build.group_dir("gitops")
+    if not build.is_built(tools, "gitops"):
+        raise ClusterError(f"the GitOps tools are not built in {tools}; run `mlgen cluster "
+                           "build` first")
+    crds.install(k, sorted((tools / "crds" / "flux").glob("*.yaml")))
+    if not k.namespace_exists(NAMESPACE):
+        k.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "RUNTIME_NAMESPACE": NAMESPACE}
+    flux = Flux(kubeconfig=kubeconfig, workdir=workdir, storage_port=processes.free_port())
+    logs = workdir / "logs"
+    try:
+        for name, extra in (
+            ("source-controller", [
+                f"--storage-path={workdir / 'storage'}",
+                f"--storage-addr=127.0.0.1:{flux.storage_port}",
+                # kustomize-controller downloads artifacts from this advertised address.
+                f"--storage-adv-addr=127.0.0.1:{flux.storage_port}"]),
+            ("kustomize-controller", [f"--requeue-dependency={REQUEUE_DEPENDENCY}"]),
+        ):
+            health = processes.free_port()
+            process = processes.spawn(name, [
+                str(tools / name), "--enable-leader-election=false", "--log-level=info",
+                f"--metrics-addr=127.0.0.1:{processes.free_port()}",
+                f"--health-addr=127.0.0.1:{health}", *extra], logs=logs, env=env)
+            flux.processes.append(process)
+            processes.wait_ready(process, url=f"http://127.0.0.1:{health}/readyz")
+    except BaseException:
+        flux.stop()
+        raise
+    return flux
+
+
+def git_repository(name: str, *, url: str, branch: str = "main",
+                   interval: str = "1m") -> dict[str, Any]:
+    """A GitRepository in flux-system; after a push, `request_reconcile` fetches at once."""
+    return {"apiVersion": SOURCE_API, "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"url": url, "ref": {"branch": branch}, "interval": interval,
+                     "timeout": "30s"}}
+
+
+def kustomization(name: str, *, source: str, path: str, wait: bool,
+                  timeout: str = "10m") -> dict[str, Any]:
+    """A Kustomization of our own: the root that applies the rendered Flux chain, or one
+    for a directory mlgen renders no Flux object for (the parallel variant)."""
+    return {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"interval": "10m", "retryInterval": "30s", "timeout": timeout,
+                     "path": path, "prune": True, "wait": wait,
+                     "sourceRef": {"kind": "GitRepository", "name": source}}}
+
+
+def request_reconcile(k: kube.Kube, repository: str) -> None:
+    """Ask source-controller to fetch the repository now instead of at its interval."""
+    crds.annotate_now(k, SOURCE_API, "GitRepository", repository, NAMESPACE, key=RECONCILE)
+
+
+def ready(k: kube.Kube, kind: str, name: str) -> dict[str, Any]:
+    """The Ready condition of a Flux object in flux-system (empty until it has one)."""
+    api = SOURCE_API if kind == "GitRepository" else KUSTOMIZE_API
+    return crds.condition(crds.get(k, api, kind, name, NAMESPACE), "Ready")
+
+
+def revision(k: kube.Kube, kind: str, name: str) -> str:
+    """The revision the object last fetched (GitRepository) or applied (Kustomization)."""
+    api = SOURCE_API if kind == "GitRepository" else KUSTOMIZE_API
+    status = (crds.get(k, api, kind, name, NAMESPACE) or {}).get("status") or {}
+    if kind == "GitRepository":
+        return str((status.get("artifact") or {}).get("revision", ""))
+    return str(status.get("lastAppliedRevision", ""))
+

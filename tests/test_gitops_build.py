@@ -1,0 +1,87 @@
+"""The build groups: each keyed by its own pins, the control plane's key unchanged, the
+recipes' go.mod handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlgen.cluster import build, golang, versions
+from mlgen.errors import ClusterError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_each_group_has_its_own_directory_and_the_control_plane_keeps_its_name(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLGEN_CACHE_DIR", str(tmp_path))
+    assert build.bin_dir() == tmp_path / "bin" / (
+        f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}_kwok-{versions.KWOK}")
+    assert build.group_dir("control-plane") == build.bin_dir()
+    assert build.group_dir("node") == tmp_path / "bin" / f"node-k8s-{versions.KUBERNETES}"
+    assert build.group_dir("gitops").name == (
+        f"gitops-flux-{versions.FLUX}_argocd-{versions.ARGOCD}_kustomize-{versions.KUSTOMIZE}")
+    assert len({build.group_dir(g) for g in build.GROUPS}) == len(build.GROUPS)
+    assert list(build.GROUPS) == ["control-plane", "node", "gitops"]
+
+
+def test_a_group_key_changes_only_with_its_own_pins(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = {g: versions.group_key(g) for g in build.GROUPS}
+    monkeypatch.setattr(versions, "ARGOCD", "v2.99.0")
+    after = {g: versions.group_key(g) for g in build.GROUPS}
+    assert [g for g in build.GROUPS if before[g] != after[g]] == ["gitops"]
+
+
+def test_a_complete_group_is_reused_without_go(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    target = build.group_dir("node", tmp_path)
+    target.mkdir(parents=True)
+    (target / "kubelet").write_bytes(b"")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no go: it must not be needed
+    said: list[str] = []
+    assert build.ensure_group("node", root=tmp_path, progress=said.append) == target
+    assert said == [f"node: cached in {target}"]
+    assert not build.is_built(target, "gitops")
+
+
+def test_an_unknown_group_names_the_choices() -> None:
+    with pytest.raises(ClusterError, match=r"no build group 'gpu'; choose one of "
+                                           r"control-plane, node, gitops"):
+        build.ensure_group("gpu", progress=lambda _: None)
+
+
+def test_the_gitops_group_needs_its_crds_too() -> None:
+    files = build.GROUPS["gitops"].files
+    assert {"source-controller", "kustomize-controller", "argocd", "kustomize"} <= set(files)
+    assert "crds/argocd/application-crd.yaml" in files
+    assert any(f.startswith("crds/flux/") for f in files)
+
+
+def test_replacements_are_read_from_a_go_mod_and_local_paths_left_out() -> None:
+    gomod = (
+        "module example.com/x\n\ngo 1.24\n\n"
+        "replace github.com/a/b => github.com/c/b v1.2.3 // fork\n"
+        "replace (\n"
+        "\tk8s.io/api => k8s.io/api v0.31.0\n"
+        "\tk8s.io/local => ./staging/local\n"
+        "\tgopkg.in/yaml.v3 v3.0.0 => gopkg.in/yaml.v3 v3.0.1\n"
+        ")\n"
+        "require k8s.io/api v0.0.0\n"
+    )
+    assert golang.replacements(gomod) == {
+        "github.com/a/b": "github.com/c/b v1.2.3",
+        "k8s.io/api": "k8s.io/api v0.31.0",
+        "gopkg.in/yaml.v3": "gopkg.in/yaml.v3 v3.0.1",
+    }
+    assert golang.replace_lines({"k8s.io/api": "k8s.io/api v0.31.0"}) == \
+        "replace k8s.io/api => k8s.io/api v0.31.0\n"
+
+
+def test_gitops_pins_live_only_in_versions() -> None:
+    pinned = [versions.FLUX, versions.ARGOCD, versions.KUSTOMIZE,
+              *(v for pins in versions.FLUX_REPLACES.values() for v in pins.values())]
+    for path in ROOT.glob("generator/cluster/*.py"):
+        if path.name != "versions.py":
+            text = path.read_text()
+            assert not [v for v in pinned if v in text], f"{path} repeats a pinned version"
