@@ -1,10 +1,14 @@
 """`mlgen apply`: server-side apply a rendered variant directory, wave by wave.
 
 Order: namespaces, then configuration (ConfigMaps, Secrets, ServiceAccounts), then
-the Jobs grouped by their Argo CD sync wave. Each wave is applied, then awaited until
-its Jobs are Complete; a Failed Job stops the chain unless its step says
-`onFailure: continue`. Applying a finished batch again changes nothing: the objects
-are identical, and Complete Jobs are recognised at once.
+the Jobs grouped by their Argo CD sync wave. Each wave is applied, then watched until
+its Jobs reach a condition that ends them (the variant says which, success first); a
+Failed Job stops the chain unless its step says `onFailure: continue`. Applying a
+finished batch again changes nothing: the objects are identical, and Complete Jobs are
+recognised at once.
+
+Only files mlgen rendered are read: they are written so that PyYAML reads exactly what
+kubectl's decoder reads (see manifest.py), which a test proves with the real kubectl.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from mlgen import kube, sequential
+from mlgen import contract, kube, manifest, variants
 from mlgen.errors import JobFailedError, UsageError
 
 Progress = Callable[[str], None]
@@ -54,16 +58,38 @@ def load_dir(directory: Path) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for path in _resource_files(directory):
         try:
-            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        except (OSError, yaml.YAMLError) as e:
-            raise UsageError(f"{path}: cannot be read as YAML ({e})") from e
-        for doc in docs:
-            if isinstance(doc, dict) and doc.get("kind") and doc.get("kind") != "Kustomization":
-                objects.append(doc)
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"{path}: cannot be read ({e})") from e
+        if not manifest.is_generated(text):
+            raise UsageError(f"{path}: was not rendered by mlgen (no generated-file header); "
+                             "mlgen apply reads only rendered files. Apply it with kubectl, "
+                             "or move it out of the directory")
+        try:
+            docs = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as e:
+            raise UsageError(f"{path}: cannot be read as YAML ({e}); render it again") from e
+        objects.extend(d for d in docs if isinstance(d, dict) and d.get("kind")
+                       and d.get("kind") != "Kustomization")
     if not objects:
         raise UsageError(f"{directory}: holds no Kubernetes objects; render a batch into it "
                          "first (mlgen render batch.yaml -o manifests/)")
+    _one_variant_per_batch(directory, objects)
     return objects
+
+
+def _one_variant_per_batch(directory: Path, objects: list[dict[str, Any]]) -> None:
+    seen: dict[str, set[str]] = {}
+    for obj in objects:
+        labels = obj.get("metadata", {}).get("labels") or {}
+        if contract.PART_OF in labels and contract.VARIANT in labels:
+            seen.setdefault(labels[contract.PART_OF], set()).add(labels[contract.VARIANT])
+    for batch, found in sorted(seen.items()):
+        if len(found) > 1:
+            choices = " or ".join(f"{directory}/{batch}/{v}" for v in sorted(found))
+            raise UsageError(f"{directory}: holds {' and '.join(sorted(found))} variants of "
+                             f"batch {batch!r}, which would run the same jobs twice; pass one "
+                             f"variant directory: {choices}")
 
 
 def _resource_files(directory: Path) -> list[Path]:
@@ -79,11 +105,15 @@ def _resource_files(directory: Path) -> list[Path]:
 
 
 def wave_of(obj: dict[str, Any]) -> int:
+    """The object's Argo CD sync wave (0 when unset); a malformed value is an error."""
     annotations = obj.get("metadata", {}).get("annotations") or {}
+    raw = annotations.get(contract.SYNC_WAVE, "0")
     try:
-        return int(annotations.get(sequential.SYNC_WAVE, "0"))
-    except ValueError:
-        return 0
+        return int(raw)
+    except (TypeError, ValueError):
+        raise UsageError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}: "
+                         f"{contract.SYNC_WAVE} is {raw!r}, not a whole number; render the "
+                         "batch again") from None
 
 
 def plan(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
@@ -96,41 +126,49 @@ def plan(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list
     return config, [waves[w] for w in sorted(waves)]
 
 
-def run(k: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
-        progress: Progress = print, poll: float = 0.5) -> Outcome:
+def ends_of(job: dict[str, Any]) -> tuple[str, ...]:
+    """The conditions that end a wait for this Job, as its variant says."""
+    strategy = (job["metadata"].get("annotations") or {}).get(contract.STRATEGY, "waves")
+    try:
+        return variants.get(strategy).ends
+    except KeyError:
+        raise UsageError(f"job/{job['metadata']['name']}: unknown {contract.STRATEGY} "
+                         f"{strategy!r}; render the batch again with this mlgen") from None
+
+
+def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
+        progress: Progress = print) -> Outcome:
     """Apply and await; raise JobFailedError naming the failed Jobs and their indexes."""
     config, waves = plan(objects)
     namespaces = sorted({o["metadata"]["namespace"] for o in objects
                          if o["metadata"].get("namespace")})
     declared = {o["metadata"]["name"] for o in config if o["kind"] == "Namespace"}
     for namespace in namespaces:
-        if namespace not in declared and not k.namespace_exists(namespace):
+        if namespace not in declared and not client.namespace_exists(namespace):
             raise UsageError(f"namespace {namespace!r} does not exist in the cluster; create it "
                              f"first (kubectl create namespace {namespace})")
     for obj in config:
-        k.apply(obj)
+        client.apply(obj)
         progress(f"applied {obj['kind']} {obj['metadata']['name']}")
     deadline = time.monotonic() + timeout
     outcome = Outcome()
     stopped = False
     for number, wave in enumerate(waves, start=1):
-        for job in wave:
-            if stopped:
-                outcome.jobs.append(_outcome(job, "NotStarted", 0.0))
-                continue
-            k.apply(job)
-            progress(f"[{number}/{len(waves)}] {_label(job)}: applied, waiting for Complete")
         if stopped:
+            outcome.jobs.extend(_outcome(job, "NotStarted", 0.0) for job in wave)
             continue
+        started = time.monotonic()
         for job in wave:
-            result = wait(k, job, deadline=deadline, poll=poll)
+            client.apply(job)
+            progress(f"[{number}/{len(waves)}] {_label(job)}: applied, waiting for Complete")
+        for job in wave:
+            result = _await(client, job, deadline=deadline, started=started)
             outcome.jobs.append(result)
             detail = f" (failed indexes {result.failed_indexes})" if result.failed_indexes else ""
             progress(f"[{number}/{len(waves)}] {_label(job)}: {result.status} after "
-                     f"{result.seconds:.0f}s{detail}")
+                     f"{result.seconds:.1f}s{detail}")
             annotations = job["metadata"].get("annotations") or {}
-            on_failure = annotations.get(sequential.ON_FAILURE, "stop")
-            if result.status == "Failed" and on_failure != "continue":
+            if result.status == "Failed" and annotations.get(contract.ON_FAILURE) != "continue":
                 stopped = True
     if outcome.failed:
         names = "; ".join(f"job/{j.name}" + (f" failed indexes {j.failed_indexes}"
@@ -143,33 +181,31 @@ def run(k: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
     return outcome
 
 
-def wait(k: kube.Kube, job: dict[str, Any], *, deadline: float, poll: float) -> JobOutcome:
-    """Poll a Job until it is Complete or Failed (its terminal conditions)."""
+def _await(client: kube.Kube, job: dict[str, Any], *, deadline: float,
+           started: float) -> JobOutcome:
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
-    started = time.monotonic()
-    while True:
-        with kube.errors(f"reading job/{name}"):
-            status = k.batch.read_namespaced_job_status(name, namespace).status
-        for condition in status.conditions or []:
-            if condition.status == "True" and condition.type in ("Complete", "Failed"):
-                return _outcome(job, condition.type, time.monotonic() - started,
-                                failed_indexes=status.failed_indexes or "")
-        if time.monotonic() > deadline:
-            raise JobFailedError(f"job/{name} in {namespace} did not finish before the "
-                                 "--timeout; it keeps running in the cluster. Raise --timeout "
-                                 f"or inspect it with kubectl describe job/{name} -n {namespace}")
-        time.sleep(poll)
+    ends = ends_of(job)
+    found = client.wait_jobs(namespace, [name], until=ends,
+                             timeout=max(0.0, deadline - time.monotonic()))
+    if name not in found:
+        raise JobFailedError(f"job/{name} in {namespace} did not finish before the "
+                             "--timeout; it keeps running in the cluster. Raise --timeout "
+                             f"or inspect it with kubectl describe job/{name} -n {namespace}")
+    status = found[name].status
+    ended = next(c.type for c in status.conditions if c.status == "True" and c.type in ends)
+    return _outcome(job, ended, time.monotonic() - started,
+                    failed_indexes=status.failed_indexes or "")
 
 
 def _outcome(job: dict[str, Any], status: str, seconds: float, *,
              failed_indexes: str = "") -> JobOutcome:
     meta = job["metadata"]
-    step = (meta.get("annotations") or {}).get(sequential.STEP_NAME, meta["name"])
+    step = (meta.get("annotations") or {}).get(contract.STEP_NAME, meta["name"])
     return JobOutcome(name=meta["name"], namespace=meta["namespace"], step=step, status=status,
                       seconds=seconds, failed_indexes=failed_indexes)
 
 
 def _label(job: dict[str, Any]) -> str:
-    step = (job["metadata"].get("annotations") or {}).get(sequential.STEP_NAME)
+    step = (job["metadata"].get("annotations") or {}).get(contract.STEP_NAME)
     return f"step {step!r} (job/{job['metadata']['name']})" if step else \
         f"job/{job['metadata']['name']}"

@@ -55,6 +55,17 @@ def schedule(durations: Sequence[float], parallelism: int) -> tuple[float, list[
     return end, starts
 
 
+def sequential(durations: Sequence[float], *, overhead: float = 0.0) -> float:
+    """One step after another: Σd plus the per-step overhead."""
+    return sum(durations) + overhead * len(durations)
+
+
+def parallel(durations: Sequence[float], *, parallelism: int, overhead: float = 0.0) -> float:
+    """Lowest pending index first onto p slots, each job `overhead` longer."""
+    makespan, _ = schedule([d + overhead for d in durations], parallelism)
+    return makespan
+
+
 def estimate(batch: spec.Batch, *, parallelism: int | None = None) -> Estimate:
     durations = [float(j.expected_seconds or 0) for j in batch.jobs]
     p = min(parallelism or batch.parallelism, len(durations))

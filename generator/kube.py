@@ -4,13 +4,14 @@ name the object and the fix instead of an HTTP dump."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
@@ -52,6 +53,55 @@ class Kube:
                 kwargs["dry_run"] = "All"
             result = resource.server_side_apply(**kwargs)
             return result.to_dict()  # type: ignore[no-any-return]
+
+    def wait_jobs(self, namespace: str, names: Collection[str], *, until: tuple[str, ...],
+                  timeout: float) -> dict[str, Any]:
+        """Watch until each named Job has one of the `until` conditions True.
+
+        Returns {name: the Job as last seen} for those that got there; on timeout the
+        others are missing. One list, then a watch from its resourceVersion: no polling,
+        so a condition is seen the moment the API server records it."""
+        pending = set(names)
+        done: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout
+
+        def settle(job: Any) -> None:
+            name = job.metadata.name
+            if name in pending and any(c.status == "True" and c.type in until
+                                       for c in (job.status and job.status.conditions) or []):
+                pending.discard(name)
+                done[name] = job
+
+        while pending:
+            with errors(f"reading the Jobs in namespace {namespace}"):
+                listing = self.batch.list_namespaced_job(namespace)
+            for job in listing.items:
+                settle(job)
+            remaining = deadline - time.monotonic()
+            if not pending or remaining <= 0:
+                break
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                        self.batch.list_namespaced_job, namespace,
+                        resource_version=listing.metadata.resource_version,
+                        timeout_seconds=max(1, int(min(remaining, 300))),
+                        _request_timeout=min(remaining, 300) + 10):
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        settle(event["object"])
+                    if not pending or time.monotonic() > deadline:
+                        break
+            except ApiException as e:
+                if e.status != 410:  # 410 Gone: the resourceVersion expired; list again
+                    raise ClusterError(f"watching the Jobs in namespace {namespace}: the API "
+                                       f"server said {e.status} {e.reason}") from e
+            except (urllib3.exceptions.HTTPError, OSError):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)  # the watch broke (API server restart?): list again
+            finally:
+                stream.stop()
+        return done
 
     def namespace_exists(self, name: str) -> bool:
         with errors(f"reading namespace {name}"):

@@ -16,12 +16,6 @@ from mlgen.errors import SpecError
 HASH_LENGTH = 8
 NAME_BUDGET = 63
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-PART_OF = "app.kubernetes.io/part-of"
-STEP = "mlgen.io/step"
-VARIANT = "mlgen.io/variant"
-QUEUE = "kueue.x-k8s.io/queue-name"
-
 
 def content_hash(value: object) -> str:
     """A short, stable hash of any JSON-able value (key order does not matter)."""

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mlgen import naming, spec, units
+from mlgen import contract, spec, units
 
 CONTAINER = "main"
 PARAMS_MOUNT = "/etc/mlgen/params"
 SHM_VOLUME = "dshm"
 PARAMS_VOLUME = "mlgen-params"
 
-ANNOTATION_DURATION = "mlgen.io/expected-duration"
-ANNOTATION_DURATIONS = "mlgen.io/expected-durations"
-ANNOTATION_FAILURE = "mlgen.io/simulate-failure"
 
 
 def literal(value: str) -> str:
@@ -52,19 +49,31 @@ def failure_code(job: spec.Job) -> str:
     return f"{code}/{job.simulate.failAttempts}" if job.simulate.failAttempts else code
 
 
-def hints(jobs: Sequence[spec.Job]) -> dict[str, str]:
-    """Simulation hints; one value for all pods, or a comma list by completion index."""
+def planned(jobs: Sequence[spec.Job]) -> str:
+    """expectedDuration of each job, by index (`1800s,1200s`; empty when unset): on the Job,
+    which is mutable, so editing an estimate renames nothing."""
+    return ",".join(units.go_duration(j.expected_seconds) if j.expected_seconds is not None
+                    else "" for j in jobs)
+
+
+def hints(batch: spec.Batch, jobs: Sequence[spec.Job]) -> dict[str, str]:
+    """Pod-template hints for KWOK, only for `spec.simulated` batches: one value for all
+    pods, or a comma list by completion index. On a simulated cluster they are what a pod
+    does (its run time, its exit code), so they are part of the content hash."""
     out: dict[str, str] = {}
+    if not batch.simulated:
+        return out
     durations = [units.go_duration(j.expected_seconds) if j.expected_seconds is not None
                  else "" for j in jobs]
     if len(set(durations)) == 1:
         if durations[0]:
-            out[ANNOTATION_DURATION] = durations[0]
+            out[contract.EXPECTED_DURATION] = durations[0]
     else:
-        out[ANNOTATION_DURATIONS] = ",".join(durations)
+        out[contract.EXPECTED_DURATIONS] = ",".join(durations)
     failures = [failure_code(j) for j in jobs]
     if any(failures):
-        out[ANNOTATION_FAILURE] = failures[0] if len(set(failures)) == 1 else ",".join(failures)
+        out[contract.SIMULATE_FAILURE] = (failures[0] if len(set(failures)) == 1
+                                          else ",".join(failures))
     return out
 
 
@@ -130,15 +139,17 @@ def template(batch: spec.Batch, job: spec.Job, *, labels: dict[str, str],
 def labels(batch: spec.Batch, *, variant: str, job: spec.Job | None = None,
            step: int | None = None) -> dict[str, str]:
     """Labels every object carries; a job's own labels only where one job is meant."""
-    out = {naming.MANAGED_BY: "mlgen", naming.PART_OF: batch.name, naming.VARIANT: variant}
-    out.update(batch.labels)
-    if job is not None:
-        out.update(job.labels)
+    own = {contract.MANAGED_BY: contract.MANAGER, contract.PART_OF: batch.name,
+           contract.VARIANT: variant}
+    out = {**own, **batch.labels, **(job.labels if job is not None else {})}
+    out.update(own)  # mlgen's keys always win (validation also refuses them in batches)
     if step is not None:
-        out[naming.STEP] = str(step)
+        out[contract.STEP] = str(step)
     return out
 
 
 def failure_policy() -> dict[str, object]:
     """Evictions and preemptions are not the job's fault: never count them as retries."""
-    return {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    # `status` is optional from 1.35 and required before: always written.
+    return {"rules": [{"action": "Ignore",
+                       "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}

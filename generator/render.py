@@ -1,12 +1,12 @@
 """From validated batches to the files of the output tree, all in memory.
 
-Layout, relative to the output directory:
+Layout, relative to the output directory (each variant unit says what it writes):
 
     <batch>/sequential/kustomization.yaml
     <batch>/sequential/<NN>-<job>/job.yaml      (waves: a directory a step, for Flux)
     <batch>/sequential/params.yaml, job.yaml    (indexed)
     <batch>/parallel/kustomization.yaml, params.yaml, job.yaml
-    <batch>/flux/kustomizations.yaml            (with Flux options)
+    <batch>/flux/kustomizations.yaml            (with spec.flux)
 
 Every object is schema-validated before a single file is returned.
 """
@@ -14,78 +14,64 @@ Every object is schema-validated before a single file is returned.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from mlgen import flux, indexed, manifest, sequential, spec, validation
+from mlgen import features, manifest, spec, validation, variants
 from mlgen.errors import UsageError
 
-VARIANTS = ("sequential", "parallel")
+
+@dataclass
+class Output:
+    """Rendered files, and the path prefixes this render owns: a generated file under a
+    scope that is not rendered now is stale; nothing outside the scopes is touched."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    scopes: list[str] = field(default_factory=list)
+    batches: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Options:
-    variants: tuple[str, ...] | None = None  # None: each batch's own spec.variants
-    flux: flux.FluxOptions | None = None
-    validate: bool = True
-
-
-def render_all(batches: Sequence[spec.Batch], *, options: Options) -> dict[str, str]:
-    files: dict[str, str] = {}
-    for batch in batches:
-        files.update(render_batch(batch, options=options))
-    return files
-
-
-def render_batch(batch: spec.Batch, *, options: Options) -> dict[str, str]:
-    """`{relative posix path: file text}` for one batch."""
-    variants = options.variants or batch.variants
-    unknown = [v for v in variants if v not in VARIANTS]
+def render_all(batches: Sequence[spec.Batch], *, only: Sequence[str] = (),
+               validate: bool = True) -> Output:
+    """Render every batch; `only` limits the variant directories (never deleting others)."""
+    unknown = [v for v in only if v not in variants.directories()]
     if unknown:
-        raise UsageError(f"unknown variant {unknown[0]!r}; choose sequential or parallel")
-    head = manifest.header(source=batch.source, digest=batch.source_sha256)
+        raise UsageError(f"unknown variant {unknown[0]!r}; choose one of "
+                         f"{', '.join(variants.directories())}")
+    out = Output()
+    for batch in batches:
+        files = render_batch(batch, only=only, validate=validate)
+        out.files.update(files)
+        out.batches.append(batch.name)
+        if only:
+            chosen = [d for d in batch.variants if d in only]
+            out.scopes.extend(f"{batch.name}/{d}/" for d in chosen)
+            if "sequential" in chosen:
+                out.scopes.append(f"{batch.name}/flux/")
+        else:
+            out.scopes.append(f"{batch.name}/")
+    return out
+
+
+def render_batch(batch: spec.Batch, *, only: Sequence[str] = (),
+                 validate: bool = True) -> dict[str, str]:
+    """`{relative posix path: file text}` for one batch."""
+    features.require(batch.kubernetes_version, source=batch.source)
+    head = manifest.header(batch=batch.name, source=batch.source_name)
     files: dict[str, str] = {}
     objects: list[dict[str, Any]] = []
-
-    def emit(path: str, items: list[dict[str, Any]]) -> None:
-        files[f"{batch.name}/{path}"] = manifest.document(items, head=head)
-        objects.extend(items)
-
-    def kustomization(variant: str, resources: list[str]) -> None:
+    for unit in variants.for_batch(batch):
+        if only and unit.directory not in only:
+            continue
+        rendered = unit.render(batch)
+        for path, items in rendered.files.items():
+            files[f"{batch.name}/{path}"] = manifest.document(items, head=head)
+            objects.extend(i for i in items if validation.has_schema(i))
         body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                "resources": resources}
-        files[f"{batch.name}/{variant}/kustomization.yaml"] = manifest.document([body],
-                                                                              head=head)
-
-    if "sequential" in variants:
-        if batch.strategy == "waves":
-            steps = sequential.waves(batch)
-            width = len(str(len(steps) - 1))
-            dirs = [f"{s.number:0{width}d}-{s.job.name}" for s in steps]
-            for step, directory in zip(steps, dirs, strict=True):
-                emit(f"sequential/{directory}/job.yaml", [step.manifest])
-            kustomization("sequential", [f"{d}/job.yaml" for d in dirs])
-            if options.flux is not None:
-                files[f"{batch.name}/flux/kustomizations.yaml"] = manifest.document(
-                    flux.kustomizations(batch, steps, options=options.flux, step_dirs=dirs),
-                    head=head)
-        else:
-            rendered = sequential.indexed_job(batch)
-            emit("sequential/params.yaml", [rendered.config])
-            emit("sequential/job.yaml", [rendered.job])
-            kustomization("sequential", ["params.yaml", "job.yaml"])
-            if options.flux is not None:  # the Job controller keeps the order: one suffices
-                files[f"{batch.name}/flux/kustomizations.yaml"] = manifest.document(
-                    [flux.whole(batch, options=options.flux)], head=head)
-    if "parallel" in variants:
-        indexed.check_shared(batch, fix="set spec.variants: [sequential] (or render with "
-                                        "--variant sequential)")
-        rendered = indexed.render(batch, variant="parallel", parallelism=batch.parallelism,
-                                  max_failed_indexes=None)
-        emit("parallel/params.yaml", [rendered.config])
-        emit("parallel/job.yaml", [rendered.job])
-        kustomization("parallel", ["params.yaml", "job.yaml"])
-    if options.validate:
+                "resources": rendered.resources}
+        files[f"{batch.name}/{unit.directory}/kustomization.yaml"] = manifest.document(
+            [body], head=head)
+    if validate:
         validation.check_objects(objects, version=batch.kubernetes_version,
                                  source=batch.source)
-    return files
+    return dict(sorted(files.items()))

@@ -7,7 +7,6 @@ problems of all files at once, so a user fixes a file in one round trip.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -86,7 +85,6 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
         loader.dispose()
     if not documents:
         return [], [f"{source}: holds no batch; add a document with kind: Batch"]
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     batches: list[spec.Batch] = []
     problems: list[str] = []
     for number, (node, data) in enumerate(documents, start=1):
@@ -106,7 +104,7 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
         except pydantic.ValidationError as e:
             problems.extend(_describe(e.errors(), source=source, lines=lines))
             continue
-        batch, unresolved = spec.resolve(model, source=source, source_sha256=digest)
+        batch, unresolved = spec.resolve(model, source=source)
         problems.extend(_at(source, lines, path, text) for path, text in unresolved)
         if not unresolved:
             batches.append(batch)

@@ -23,10 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from mlgen import units
+from mlgen import contract, features, units, variants
 
 API_VERSION = "mlgen.io/v1alpha1"
-DEFAULT_KUBERNETES_VERSION = "1.36"
+DEFAULT_KUBERNETES_VERSION = features.DEFAULT
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -93,6 +93,28 @@ def _secret_ref(value: str) -> str:
 def _k8s_version(value: str) -> str:
     if not _K8S_VERSION.match(value):
         raise ValueError(f"{value!r} is not a Kubernetes minor version; write it like \"1.33\"")
+    features.check(value)
+    return value
+
+
+def _own_label(key: str) -> str:
+    if contract.is_reserved_label(key):
+        raise ValueError(f"{key!r} is a label mlgen sets itself (the timeline and `mlgen "
+                         "apply` select on it); use another key")
+    return key
+
+
+def _variant(value: str) -> str:
+    if value not in variants.directories():
+        raise ValueError(f"{value!r} is not a variant; use one of "
+                         f"{', '.join(variants.directories())}")
+    return value
+
+
+def _strategy(value: str) -> str:
+    if value not in variants.strategies("sequential"):
+        raise ValueError(f"{value!r} is not a sequential strategy; use one of "
+                         f"{', '.join(variants.strategies('sequential'))}")
     return value
 
 
@@ -101,6 +123,7 @@ DnsLabel = Annotated[str, AfterValidator(_dns_label), WithJsonSchema(
 Text = Annotated[str, AfterValidator(_no_nul)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
+OwnLabelKey = Annotated[LabelKey, AfterValidator(_own_label)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 Duration = Annotated[str, AfterValidator(_duration), WithJsonSchema(
     {"type": "string", "pattern": units.DURATION_PATTERN, "examples": ["30s", "20m", "2h"]})]
@@ -116,10 +139,10 @@ Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(units
                      WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
                                      "examples": ["2", "500m", "8Gi"]})]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
-Variant = Literal["sequential", "parallel"]
-
-
-_BOTH: tuple[Variant, ...] = ("sequential", "parallel")
+Variant = Annotated[str, AfterValidator(_variant), WithJsonSchema(
+    {"enum": list(variants.directories())})]
+Strategy = Annotated[str, AfterValidator(_strategy), WithJsonSchema(
+    {"enum": list(variants.strategies("sequential"))})]
 
 
 class _Model(BaseModel):
@@ -163,7 +186,7 @@ class JobFields(_Model):
     serviceAccountName: DnsLabel | None = None
     shmSize: Quantity | None = None
     runAsUser: int | None = Field(default=None, ge=1)
-    labels: dict[LabelKey, LabelValue] | None = None
+    labels: dict[OwnLabelKey, LabelValue] | None = None
     simulate: Simulate | None = None
 
 
@@ -172,13 +195,24 @@ class JobEntry(JobFields):
 
 
 class Sequential(_Model):
-    strategy: Literal["waves", "indexed"] = "waves"
+    strategy: Strategy = "waves"
     onFailure: Literal["stop", "continue"] = "stop"
+
+
+class Flux(_Model):
+    """Where Flux finds the rendered tree: renders `<batch>/flux/kustomizations.yaml`."""
+
+    source: DnsLabel  # the GitRepository that holds the rendered manifests
+    path: Text = "./manifests"  # the output directory's path inside that repository
+    namespace: DnsLabel = "flux-system"  # of the Kustomizations and the GitRepository
 
 
 class Spec(_Model):
     kubernetesVersion: Annotated[str, AfterValidator(_k8s_version)] = DEFAULT_KUBERNETES_VERSION
-    variants: list[Variant] = Field(default_factory=lambda: list(_BOTH), min_length=1)
+    variants: list[Variant] = Field(default_factory=lambda: list(variants.directories()),
+                                    min_length=1)
+    flux: Flux | None = None
+    simulated: bool = False
     parallelism: int | None = Field(default=None, ge=1, le=100_000)
     sequential: Sequential = Field(default_factory=Sequential)
     queue: LabelValue | None = None
@@ -201,7 +235,7 @@ class Spec(_Model):
 class Metadata(_Model):
     name: DnsLabel
     namespace: DnsLabel = "default"
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: dict[OwnLabelKey, LabelValue] = Field(default_factory=dict)
 
 
 class BatchModel(_Model):
@@ -250,15 +284,21 @@ class Batch:
     on_failure: str
     queue: str | None
     jobs: tuple[Job, ...]
-    source: str
-    source_sha256: str
+    source: str  # the batch file as errors name it
+    flux: Flux | None = None
+    simulated: bool = False  # KWOK hints in pod templates; they then re-run Jobs when edited
+
+    @property
+    def source_name(self) -> str:
+        """The batch file's name without its directory: what headers record, the same from
+        any working directory."""
+        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 DEFAULT_RUN_AS_USER = 1000
 
 
-def resolve(model: BatchModel, *, source: str,
-            source_sha256: str) -> tuple[Batch, list[tuple[str, str]]]:
+def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, str]]]:
     """Merge defaults into jobs; return the batch and (path, problem) pairs left unresolved."""
     spec = model.spec
     defaults = spec.defaults
@@ -299,13 +339,14 @@ def resolve(model: BatchModel, *, source: str,
         namespace=model.metadata.namespace,
         labels=dict(model.metadata.labels),
         kubernetes_version=spec.kubernetesVersion,
-        variants=tuple(v for v in ("sequential", "parallel") if v in spec.variants),
+        variants=tuple(v for v in variants.directories() if v in spec.variants),
         parallelism=min(spec.parallelism or len(jobs), len(jobs)),
         strategy=spec.sequential.strategy,
         on_failure=spec.sequential.onFailure,
         queue=spec.queue,
         jobs=tuple(jobs),
         source=source,
-        source_sha256=source_sha256,
+        flux=spec.flux,
+        simulated=spec.simulated,
     )
     return batch, problems

@@ -15,11 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlgen import kube, naming, sequential
+from mlgen import contract, kube
 from mlgen.errors import UsageError
-
-INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
-FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
 
 
 @dataclass(frozen=True)
@@ -44,6 +41,7 @@ class PodRecord:
     start: float | None
     end: float | None
     exit_code: int | None
+    step: str = ""  # the batch's job name this pod ran (by completion index or step)
 
 
 @dataclass
@@ -98,24 +96,24 @@ class Timeline:
                              "that `mlgen apply --timeline` or the conformance suite wrote") from e
 
 
-def collect_for(k: kube.Kube, manifests: list[dict[str, Any]]) -> Timeline:
+def collect_for(client: kube.Kube, manifests: list[dict[str, Any]]) -> Timeline:
     """The timeline of the batch and variant that these rendered objects belong to."""
     job = next((o for o in manifests if o["kind"] == "Job"), None)
     if job is None:
         raise UsageError("no Job among the applied objects: nothing to record a timeline of")
     labels = job["metadata"].get("labels") or {}
-    return collect(k, batch=labels.get(naming.PART_OF, ""),
-                   variant=labels.get(naming.VARIANT, ""),
+    return collect(client, batch=labels.get(contract.PART_OF, ""),
+                   variant=labels.get(contract.VARIANT, ""),
                    namespace=job["metadata"]["namespace"], manifests=manifests)
 
 
-def collect(k: kube.Kube, *, batch: str, variant: str, namespace: str,
+def collect(client: kube.Kube, *, batch: str, variant: str, namespace: str,
             manifests: list[dict[str, Any]] | None = None) -> Timeline:
     """Read every Job of `batch`/`variant` in `namespace` and its pods from the cluster."""
-    selector = f"{naming.PART_OF}={batch},{naming.VARIANT}={variant}"
+    selector = f"{contract.PART_OF}={batch},{contract.VARIANT}={variant}"
     with kube.errors(f"listing the jobs of {batch} in {namespace}"):
-        jobs = k.batch.list_namespaced_job(namespace, label_selector=selector).items
-        pods = k.core.list_namespaced_pod(namespace, label_selector=selector).items
+        jobs = client.batch.list_namespaced_job(namespace, label_selector=selector).items
+        pods = client.core.list_namespaced_pod(namespace, label_selector=selector).items
     raw_jobs = [(j.metadata.name, (j.metadata.annotations or {}), j.status) for j in jobs]
     present = {name for name, _, _ in raw_jobs}
     for obj in manifests or []:  # steps that never started are part of the story too
@@ -136,20 +134,31 @@ def collect(k: kube.Kube, *, batch: str, variant: str, namespace: str,
             if condition.status == "True" and condition.type in ("Complete", "Failed"):
                 state = condition.type
         records.append(JobRecord(
-            name=name, step=notes.get(sequential.STEP_NAME, name),
-            wave=int(notes.get(sequential.SYNC_WAVE, "0") or 0), status=state,
+            name=name, step=notes.get(contract.STEP_NAME, name),
+            wave=_wave(notes), status=state,
             start=offset(status.start_time) if status else None,
             end=offset(status.completion_time) if status else None,
             failed_indexes=(status.failed_indexes or "") if status else ""))
     records.sort(key=lambda r: (r.wave, r.start if r.start is not None else float("inf")))
-    pod_records = [_pod(p, offset) for p in pods]
+    steps = {name: notes.get(contract.STEP_NAME, "") for name, notes, _ in raw_jobs}
+    indexed = {name: notes[contract.JOB_NAMES].split(",") for name, notes, _ in raw_jobs
+               if notes.get(contract.JOB_NAMES)}
+    pod_records = [_pod(p, offset, steps=steps, indexed=indexed) for p in pods]
     pod_records.sort(key=lambda p: (p.start if p.start is not None else float("inf"), p.name))
     return Timeline(batch=batch, variant=variant, namespace=namespace,
                     origin=origin.isoformat() if origin else "", jobs=records,
                     pods=_number_attempts(pod_records))
 
 
-def _pod(pod: Any, offset: Any) -> PodRecord:
+def _wave(notes: dict[str, str]) -> int:
+    try:
+        return int(notes.get(contract.SYNC_WAVE, "0") or 0)
+    except ValueError:
+        return 0  # not one of mlgen's Jobs; its place in the record does not matter
+
+
+def _pod(pod: Any, offset: Any, *, steps: dict[str, str],
+         indexed: dict[str, list[str]]) -> PodRecord:
     labels = pod.metadata.labels or {}
     annotations = pod.metadata.annotations or {}
     terminated = running = None
@@ -158,13 +167,16 @@ def _pod(pod: Any, offset: Any) -> PodRecord:
         running = running or status.state.running
     start = terminated.started_at if terminated else (running.started_at if running else None)
     owner = next((o.name for o in pod.metadata.owner_references or [] if o.kind == "Job"), "")
-    index = labels.get(INDEX_LABEL)
+    raw = labels.get(contract.COMPLETION_INDEX)
+    index = int(raw) if raw is not None else None
+    names = indexed.get(owner, [])
+    step = names[index] if index is not None and index < len(names) else steps.get(owner, "")
     return PodRecord(
-        name=pod.metadata.name, job=owner, index=int(index) if index is not None else None,
-        attempt=int(annotations.get(FAILURE_COUNT, "0")) + 1,
+        name=pod.metadata.name, job=owner, index=index,
+        attempt=int(annotations.get(contract.INDEX_FAILURE_COUNT, "0")) + 1,
         node=pod.spec.node_name or "", phase=pod.status.phase or "",
         start=offset(start), end=offset(terminated.finished_at) if terminated else None,
-        exit_code=terminated.exit_code if terminated else None)
+        exit_code=terminated.exit_code if terminated else None, step=step)
 
 
 def _number_attempts(pods: list[PodRecord]) -> list[PodRecord]:

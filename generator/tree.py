@@ -1,23 +1,34 @@
-"""Owning the output tree: write atomically, remove only our own stale files.
+"""Owning the output tree: write atomically, remove only our own stale files, per batch.
 
-A file is mlgen's when it starts with the generated-file header. Render replaces and
-removes only such files; a foreign file in the way is an error, before anything is
-touched. Each batch directory is assembled aside (new files, plus hard links to the
-foreign files it keeps) and swapped into place with renames, so a failure leaves the
-previous tree as it was.
+A file is mlgen's when it starts with the generated-file header, and it belongs to the
+batch its header names. A render owns the directories of the batches it renders (or,
+limited to some variants, just those variants' directories): it replaces and removes
+generated files there, refuses to overwrite anything else, and never touches the
+directory of a batch it was not given, unless asked to prune batches that left every
+source. Each batch directory is assembled aside (new files, plus hard links to the files
+it keeps) and exchanged with the old one in a single atomic rename, so a failure or a
+SIGKILL at any instant leaves the previous directory or the new one, never neither; the
+next render clears what an interrupted one left behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import difflib
+import errno
+import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgen import manifest
 from mlgen.errors import OutputError
+
+STAGING_PREFIX = ".mlgen-"
 
 
 @dataclass
@@ -30,7 +41,8 @@ class Plan:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    foreign: dict[str, list[str]] = field(default_factory=dict)  # batch dir -> kept files
+    kept: dict[str, list[str]] = field(default_factory=dict)  # batch dir -> files it keeps
+    orphans: list[str] = field(default_factory=list)  # generated batch dirs left alone
     old_text: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -38,27 +50,33 @@ class Plan:
         return bool(self.added or self.changed or self.removed)
 
 
-def plan(root: Path, files: dict[str, str], *, sources: frozenset[str] = frozenset()) -> Plan:
+def plan(root: Path, files: dict[str, str], *, scopes: list[str], batches: list[str],
+         prune: bool = False) -> Plan:
     """Compare the rendered files with the tree on disk; raise if a foreign file is in the way.
 
-    Batch directories not rendered now are left alone, except for files generated from one
-    of `sources` (a batch renamed or removed from a file being rendered): those are stale.
-    """
+    `scopes` are the path prefixes this render owns (`<batch>/` or `<batch>/<variant>/`);
+    `batches` the batches it renders. With `prune`, generated batch directories of other
+    batches are removed (their foreign files stay)."""
     result = Plan(root=root, files=files)
     if root.exists() and not root.is_dir():
         raise OutputError(f"{root}: exists and is not a directory; choose another -o/--output")
-    rendered = {path.split("/", 1)[0] for path in files}
-    others = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.is_symlink()
-                    and p.name not in rendered and not p.name.startswith(".")) \
-        if root.is_dir() and sources else []
-    for top in others:
+    rendered = set(batches)
+    tops = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.is_symlink()
+                  and not p.name.startswith(".")) if root.is_dir() else []
+    for top in tops:
+        if top in rendered:
+            continue
         existing = _walk(root / top, top)
-        stale = [p for p, text in existing.items()
-                 if text is not None and manifest.source_of(text) in sources]
-        if stale:
-            result.removed.extend(stale)
-            result.old_text.update({p: existing[p] or "" for p in stale})
-            result.foreign[top] = [p for p in existing if p not in stale]
+        generated = [p for p, text in existing.items()
+                     if text is not None and manifest.is_generated(text)]
+        if not generated:
+            continue
+        if not prune:
+            result.orphans.append(top)
+            continue
+        result.removed.extend(generated)
+        result.old_text.update({p: existing[p] or "" for p in generated})
+        result.kept[top] = [p for p in existing if p not in generated]
     for top in sorted(rendered):
         base = root / top
         if base.is_symlink() or (base.exists() and not base.is_dir()):
@@ -72,12 +90,14 @@ def plan(root: Path, files: dict[str, str], *, sources: frozenset[str] = frozens
                 raise OutputError(f"{root / path}: exists and was not generated by mlgen "
                                   "(no generated-file header); refusing to overwrite it. "
                                   "Move it away or choose another -o/--output")
-            if not ours:
-                kept.append(path)
-            elif path not in files:
+            if path in files:
+                continue
+            if ours and any(path.startswith(s) for s in scopes):
                 result.removed.append(path)
                 result.old_text[path] = text or ""
-        result.foreign[top] = kept
+            else:
+                kept.append(path)
+        result.kept[top] = kept
         for path in sorted(p for p in files if p.split("/", 1)[0] == top):
             old = existing.get(path)
             if old is None:
@@ -92,40 +112,107 @@ def plan(root: Path, files: dict[str, str], *, sources: frozenset[str] = frozens
 
 def apply(result: Plan) -> None:
     """Carry out a plan; every batch directory is replaced whole or not at all."""
-    result.root.mkdir(parents=True, exist_ok=True)
+    root = result.root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{root}: cannot create the output directory ({e.strerror}); "
+                          "choose another -o/--output") from e
     touched = {p.split("/", 1)[0] for p in (*result.added, *result.changed, *result.removed)}
-    for top in sorted(touched):
-        staging = Path(tempfile.mkdtemp(prefix=f".mlgen-{top}-", dir=result.root))
-        try:
-            new = staging / top
-            new.mkdir()
-            for path, text in result.files.items():
-                if path.split("/", 1)[0] == top:
-                    target = staging / path
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(text, encoding="utf-8")
-            for path in result.foreign.get(top, []):
+    with _locked(root):
+        recover(root)
+        for top in sorted(touched):
+            _replace(result, top)
+
+
+def _replace(result: Plan, top: str) -> None:
+    root = result.root
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{top}-", dir=root))
+    except OSError as e:
+        raise OutputError(f"{root}: cannot write there ({e.strerror}); check its "
+                          "permissions or choose another -o/--output") from e
+    try:
+        new = staging / top
+        new.mkdir()
+        for path, text in result.files.items():
+            if path.split("/", 1)[0] == top:
                 target = staging / path
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _preserve(result.root / path, target)
-            current = result.root / top
-            if not any(new.iterdir()):  # a stale batch with nothing of the user's left
-                shutil.rmtree(current)
-            elif current.exists():
-                retired = staging / ".old"
-                os.rename(current, retired)
-                try:
-                    os.rename(new, current)
-                except OSError:
-                    os.rename(retired, current)  # put the old tree back before failing
-                    raise
-            else:
-                os.rename(new, current)
-        except OSError as e:
-            raise OutputError(f"{result.root / top}: could not be written ({e}); the "
-                              "previous files are unchanged") from e
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                target.write_text(text, encoding="utf-8")
+        for path in result.kept.get(top, []):
+            target = staging / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _preserve(root / path, target)
+        current = root / top
+        if not any(new.iterdir()):  # a pruned batch with nothing of the user's left
+            os.rename(current, staging / ".old")  # one rename: gone, or still whole
+        elif current.exists():
+            _exchange(new, current)
+        else:
+            os.rename(new, current)
+    except OSError as e:
+        raise OutputError(f"{root / top}: could not be written ({e.strerror or e}); the "
+                          "previous files are unchanged") from e
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def recover(root: Path) -> list[str]:
+    """Undo what an interrupted render left: put back a batch directory that only its
+    staging copy holds (the two-rename fallback), then delete staging directories."""
+    cleaned: list[str] = []
+    if not root.is_dir():
+        return cleaned
+    for staging in sorted(root.glob(f"{STAGING_PREFIX}*")):
+        if not staging.is_dir() or staging.is_symlink():
+            continue
+        top = staging.name[len(STAGING_PREFIX):].rsplit("-", 1)[0]
+        old = staging / ".old"
+        if top and old.is_dir() and not (root / top).exists():
+            os.rename(old, root / top)
+        shutil.rmtree(staging, ignore_errors=True)
+        cleaned.append(staging.name)
+    return cleaned
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(new: Path, current: Path) -> None:
+    """Swap two directories in one step (Linux renameat2); elsewhere two renames, which
+    `recover` repairs if interrupted between them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(current),
+                     _RENAME_EXCHANGE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), str(current))
+    retired = new.parent / ".old"
+    os.rename(current, retired)
+    try:
+        os.rename(new, current)
+    except OSError:
+        os.rename(retired, current)  # put the old tree back before failing
+        raise
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One render at a time per output tree (a lock on the directory itself, no file)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def diff(result: Plan) -> str:
@@ -160,7 +247,7 @@ def _walk(base: Path, top: str) -> dict[str, str | None]:
 
 
 def _preserve(source: Path, target: Path) -> None:
-    """Carry a foreign file into the new tree unchanged (a hard link, else a copy)."""
+    """Carry a kept file into the new tree unchanged (a hard link, else a copy)."""
     if source.is_symlink():
         os.symlink(os.readlink(source), target)
         return

@@ -105,6 +105,12 @@ def _shape(value: object, enums: frozenset[str]) -> object:
     return value
 
 
+def has_schema(obj: dict[str, Any]) -> bool:
+    """Built-in kinds have bundled schemas; custom resources (Flux's) do not."""
+    return "." not in str(obj.get("apiVersion", "")).split("/")[0] or \
+        str(obj.get("apiVersion", "")).startswith("batch/")
+
+
 def check_objects(objects: Iterable[dict[str, Any]], *, version: str, source: str) -> None:
     """Raise RenderError on the first object that the strict schema rejects."""
     schema_version = check_version(version, source=source)
@@ -122,8 +128,9 @@ def check_objects(objects: Iterable[dict[str, Any]], *, version: str, source: st
             where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
             raise RenderError(
                 f"{source}: rendered {obj['kind']} {obj['metadata']['name']!r} fails Kubernetes "
-                f"{version} schema validation at {where}: {error.message}; this usually means "
-                "a field is too new for spec.kubernetesVersion: raise it, or report a bug")
+                f"{version} schema validation at {where}: {error.message}; this is a bug in "
+                "mlgen (features.py says which Kubernetes minor each field needs): please "
+                "report it with the batch file")
 
 
 def warnings(batch: spec.Batch) -> list[str]:

@@ -51,8 +51,9 @@ def load(doc: dict[str, Any], *, source_name: str = "batch.yaml") -> spec.Batch:
     return batches[0]
 
 
-def render_doc(doc: dict[str, Any], **options: Any) -> dict[str, str]:
-    return render.render_batch(load(doc), options=render.Options(**options))
+def render_doc(doc: dict[str, Any], *, variants: tuple[str, ...] = (),
+               validate: bool = True) -> dict[str, str]:
+    return render.render_batch(load(doc), only=variants, validate=validate)
 
 
 def objects(files: dict[str, str], suffix: str = "") -> list[dict[str, Any]]:

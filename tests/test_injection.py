@@ -24,7 +24,7 @@ def render_or_reject(doc: dict[str, Any]) -> dict[str, str] | None:
     if problems:
         return None
     try:
-        return render.render_batch(batches[0], options=render.Options())
+        return render.render_batch(batches[0])
     except MlgenError:
         return None
 

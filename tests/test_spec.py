@@ -54,7 +54,12 @@ def test_parallelism_defaults_to_number_of_jobs_and_is_capped_by_it() -> None:
     (lambda d: d["spec"]["jobs"][0].update(env={"1BAD": "x"}),
      "'1BAD' is not an environment variable name"),
     (lambda d: d["spec"].update(variants=["sequential", "paralel"]),
-     "spec.variants[1]: Input should be 'sequential' or 'parallel'"),
+     "spec.variants[1]: 'paralel' is not a variant; use one of sequential, parallel"),
+    (lambda d: d["metadata"].update(labels={"app.kubernetes.io/part-of": "x"}),
+     "metadata.labels.app.kubernetes.io/part-of.[key]: 'app.kubernetes.io/part-of' is a label "
+     "mlgen sets itself"),
+    (lambda d: d["spec"]["jobs"][0].update(labels={"mlgen.io/variant": "x"}),
+     "'mlgen.io/variant' is a label mlgen sets itself"),
     (lambda d: d["spec"]["defaults"].update(secretEnv={"TOKEN": "no-key"}),
      "'no-key' is not a secret reference; write it as <secret-name>/<key>"),
     (lambda d: d["spec"]["defaults"].pop("image"),

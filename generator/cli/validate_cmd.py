@@ -26,7 +26,7 @@ def validate_command(
     """
     with reported():
         loaded = source.load_files(batches)
-        render.render_all(loaded, options=render.Options())
+        render.render_all(loaded)
         found = [w for batch in loaded for w in validation.warnings(batch)]
         for warning in found:
             err.print(f"[yellow]warning:[/] {escape(warning)}")

@@ -25,6 +25,8 @@ class Epsilon:
     indexed: float  # a controller-driven step inside one Indexed Job
 
     def for_strategy(self, strategy: str) -> float:
+        """Waves are driven by the client; the Indexed Jobs (sequential and parallel) by the
+        Job controller."""
         return self.waves if strategy == "waves" else self.indexed
 
 
@@ -38,14 +40,21 @@ def all_complete(timeline: Timeline) -> None:
         _fail(timeline, f"not every step completed: {', '.join(bad)}")
 
 
-def steps_in_order(timeline: Timeline) -> None:
-    """Step k+1 (by wave, or by index in one Indexed Job) starts after step k finished."""
+def steps_in_order(timeline: Timeline, order: Sequence[str]) -> None:
+    """The steps ran in the batch's job order (`order`, by name), and step k+1 started
+    after step k finished."""
     if len(timeline.jobs) > 1:
         runs = [(j.step, j.start, j.end) for j in timeline.jobs]
     else:
         final = [p for p in timeline.pods if p.phase == "Succeeded" and p.index is not None]
-        runs = [(f"index {p.index}", p.start, p.end)
-                for p in sorted(final, key=lambda p: p.index or 0)]
+        runs = [(p.step or f"index {p.index}", p.start, p.end) for p in final]
+    ran = sorted(runs, key=lambda r: (r[1] is None, r[1] if r[1] is not None else 0.0))
+    names = [name for name, start, _ in ran if start is not None]
+    expected = [name for name in order if name in names]
+    if names != expected:
+        _fail(timeline, f"steps ran in the order {', '.join(names)}; the batch lists "
+                        f"{', '.join(expected)}")
+    runs = ran
     for (name_a, _, end_a), (name_b, start_b, _) in itertools.pairwise(runs):
         if end_a is None or start_b is None:
             _fail(timeline, f"{name_a} or {name_b} has no recorded time")

@@ -83,12 +83,13 @@ class Runner:
             return dataclasses.replace(job, expected_seconds=max(MIN_SCALED_SECONDS, round(
                 job.expected_seconds / scale)))
 
-        return dataclasses.replace(batch, namespace=self.namespace,
+        # Render the KWOK hints: on a simulated cluster they are how long a pod runs.
+        return dataclasses.replace(batch, namespace=self.namespace, simulated=True,
                                    jobs=tuple(scaled(j) for j in batch.jobs))
 
     def run(self, batch: spec.Batch, variant: str, *, timeout: float | None = None) -> RunResult:
         batch = self.prepare(batch)
-        files = render.render_batch(batch, options=render.Options(variants=(variant,)))
+        files = render.render_batch(batch, only=(variant,))
         # Apply the rendered files as parsed back, i.e. exactly the bytes a user commits.
         objects = [d for path, text in sorted(files.items())
                    if not path.endswith("kustomization.yaml")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from mlgen.conformance import checks, runner
+from mlgen import variants
+from mlgen.conformance import runner
 from mlgen.conformance.checks import Epsilon
 
 
@@ -30,11 +31,5 @@ def test_batch_conforms(mlgen_batch_case: runner.Case, mlgen_run: runner.Runner,
 
 def check_result(result: runner.RunResult, epsilon: Epsilon) -> None:
     """The checks for a run that should have succeeded, by variant."""
-    checks.all_complete(result.timeline)
-    if result.variant == "sequential":
-        checks.steps_in_order(result.timeline)
-        checks.sequential_bounds(result.timeline, result.durations,
-                                 epsilon=epsilon.for_strategy(result.batch.strategy))
-    else:
-        checks.parallel_bounds(result.timeline, result.durations,
-                               parallelism=result.batch.parallelism, epsilon=epsilon.indexed)
+    unit = variants.select(result.batch, result.variant)
+    unit.check(result.timeline, result.batch, epsilon=epsilon.for_strategy(unit.name))

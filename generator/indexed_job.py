@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlgen import naming, pod, spec, templating
+from mlgen import contract, naming, pod, spec, templating
 from mlgen.errors import RenderError
 
 CONFIGMAP_LIMIT = 1024 * 1024
 _HEADROOM = 16 * 1024  # metadata, labels and the entrypoint itself
-ENTRYPOINT_KEY = "entrypoint.sh"
 
 # Fields that end up in the shared pod template, by their batch-file name.
 _SHARED: dict[str, Callable[[spec.Job], object]] = {
@@ -57,8 +56,10 @@ def check_shared(batch: spec.Batch, *, fix: str) -> None:
                           "(e.g. [python, -m, train])")
 
 
-def render(batch: spec.Batch, *, variant: str, parallelism: int,
+def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
            max_failed_indexes: int | None) -> Rendered:
+    """The ConfigMap and the Indexed Job; `variant` is the output directory, `strategy`
+    the variant unit (recorded on the Job for `mlgen apply` and the timeline)."""
     jobs = batch.jobs
     first = jobs[0]
     common_env = {k: v for k, v in first.env.items()
@@ -70,15 +71,15 @@ def render(batch: spec.Batch, *, variant: str, parallelism: int,
     for job in jobs:
         i = job.index
         for k, arg in enumerate(job.args):
-            data[f"{i}.arg.{k}"] = arg
+            data[contract.arg_key(i, k)] = arg
         for name, value in job.env.items():
             if name not in common_env:
-                data[f"{i}.env.{name}"] = value
+                data[contract.env_key(i, name)] = value
         for name, ref in job.secret_env.items():
             if name not in common_secrets:
                 slot = slots.setdefault((name, ref), len(slots))
-                data[f"{i}.secret.{name}"] = str(slot)
-    data[ENTRYPOINT_KEY] = templating.render("entrypoint.sh.j2", batch=batch.name,
+                data[contract.secret_key(i, name)] = str(slot)
+    data[contract.ENTRYPOINT_KEY] = templating.render("entrypoint.sh.j2", batch=batch.name,
                                              secret_slots=len(slots))
     size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
     if size > CONFIGMAP_LIMIT - _HEADROOM:
@@ -97,7 +98,7 @@ def render(batch: spec.Batch, *, variant: str, parallelism: int,
             "namespace": batch.namespace,
             "labels": config_labels,
             # Argo CD: the data must exist before the Job's pods start.
-            "annotations": {"argocd.argoproj.io/sync-wave": "-1"},
+            "annotations": {contract.SYNC_WAVE: "-1"},
         },
         "data": data,
     }
@@ -108,8 +109,8 @@ def render(batch: spec.Batch, *, variant: str, parallelism: int,
     template = pod.template(
         batch, first,
         labels=pod.labels(batch, variant=variant, job=first),
-        annotations=pod.hints(jobs),
-        command=["/bin/sh", f"{pod.PARAMS_MOUNT}/{ENTRYPOINT_KEY}"],
+        annotations=pod.hints(batch, jobs),
+        command=["/bin/sh", f"{pod.PARAMS_MOUNT}/{contract.ENTRYPOINT_KEY}"],
         args=pod.literals(first.command),
         env=env,
         extra_volumes=[{"name": pod.PARAMS_VOLUME,
@@ -133,12 +134,16 @@ def render(batch: spec.Batch, *, variant: str, parallelism: int,
                            source=batch.source)
     job_labels = pod.labels(batch, variant=variant)
     if batch.queue:
-        job_labels[naming.QUEUE] = batch.queue
+        job_labels[contract.QUEUE] = batch.queue
+    # Mutable metadata, outside the hash: which job each index runs, and the plan.
+    notes = {contract.SYNC_WAVE: "0", contract.STRATEGY: strategy,
+             contract.JOB_NAMES: ",".join(j.name for j in jobs),
+             contract.PLANNED_DURATIONS: pod.planned(jobs)}
     manifest: dict[str, object] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": batch.namespace, "labels": job_labels,
-                     "annotations": {"argocd.argoproj.io/sync-wave": "0"}},
+                     "annotations": notes},
         "spec": job_spec,
     }
     return Rendered(job=manifest, config=config)

@@ -1,0 +1,58 @@
+"""Every label, annotation and ConfigMap key that crosses from rendering to running.
+
+The renderers write these names; `mlgen apply`, the timeline, the conformance suite and
+the KWOK stages (`cluster/stages/stages.yaml`, checked against this module by a test)
+read them. Nothing else in the package spells them: import them from here.
+"""
+
+from __future__ import annotations
+
+# Labels on every rendered object (selectors of the timeline and of `mlgen apply`).
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "mlgen"
+PART_OF = "app.kubernetes.io/part-of"
+VARIANT = "mlgen.io/variant"  # the output directory: sequential | parallel
+STEP = "mlgen.io/step"  # waves: the step's position in the batch
+QUEUE = "kueue.x-k8s.io/queue-name"
+
+# Annotations on Jobs.
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"  # order for Argo CD and `mlgen apply`
+STEP_NAME = "mlgen.io/step-name"  # waves: the batch's job name of this step
+JOB_NAMES = "mlgen.io/job-names"  # Indexed Jobs: the batch's job names by completion index
+ON_FAILURE = "mlgen.io/on-failure"  # stop | continue, read by `mlgen apply`
+STRATEGY = "mlgen.io/strategy"  # the variant unit that rendered the Job: waves|indexed|parallel
+PLANNED_DURATIONS = "mlgen.io/planned-durations"  # expectedDuration by index, for estimates
+
+# Pod-template annotations read by the KWOK stages (simulated clusters only).
+EXPECTED_DURATION = "mlgen.io/expected-duration"
+EXPECTED_DURATIONS = "mlgen.io/expected-durations"
+SIMULATE_FAILURE = "mlgen.io/simulate-failure"
+
+# Written by the Job controller, read by the timeline.
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+
+# The Indexed Job's ConfigMap: `<index>.arg.<k>`, `<index>.env.<NAME>`, the entrypoint.
+ENTRYPOINT_KEY = "entrypoint.sh"
+
+
+def arg_key(index: int, position: int) -> str:
+    return f"{index}.arg.{position}"
+
+
+def env_key(index: int, name: str) -> str:
+    return f"{index}.env.{name}"
+
+
+def secret_key(index: int, name: str) -> str:
+    return f"{index}.secret.{name}"
+
+
+# Keys mlgen owns: a batch's own labels may not set them (mlgen's values always win, and
+# the timeline selects on them).
+RESERVED_LABELS = frozenset({MANAGED_BY, PART_OF, VARIANT, STEP, QUEUE})
+RESERVED_PREFIXES = ("mlgen.io/",)
+
+
+def is_reserved_label(key: str) -> bool:
+    return key in RESERVED_LABELS or key.startswith(RESERVED_PREFIXES)

@@ -1,0 +1,42 @@
+"""The protocol every variant implements, and what they share.
+
+A variant is one way of running a batch: it renders files into its output directory,
+says which conditions end the objects `mlgen apply` waits for, predicts its makespan,
+and checks a run's timeline against its promises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from mlgen import spec
+    from mlgen.timeline import Timeline
+
+# The Job conditions that end a wait: success first, then failure.
+JOB_ENDS = ("Complete", "Failed")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a variant writes: files (relative to `<batch>/`) of objects, and which of them
+    its directory's kustomization.yaml lists, in order."""
+
+    files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    resources: list[str] = field(default_factory=list)
+
+
+class Variant(Protocol):
+    name: str  # waves | indexed | parallel: the `mlgen.io/strategy` annotation
+    directory: str  # sequential | parallel: the output directory and `spec.variants` name
+    ends: tuple[str, ...]  # Job conditions that end `mlgen apply`'s wait, success first
+
+    def render(self, batch: spec.Batch) -> Rendered:
+        """Every object of this variant, validated later by `render`."""
+
+    def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
+        """Predicted makespan in seconds, with `overhead` seconds per step."""
+
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
+        """Raise AssertionError when a successful run broke one of the variant's promises."""

@@ -1,0 +1,42 @@
+"""Parallel: one Indexed Job running p jobs at a time, per-index args and env as data.
+
+`backoffLimitPerIndex` keeps one bad index from failing the sweep, and the failure
+policy does not count disruptions. Jobs that differ in anything but args, env,
+secretEnv, expectedDuration and simulation hints cannot share the pod template.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlgen import estimate, indexed_job, spec
+from mlgen.conformance import checks
+from mlgen.variants.base import JOB_ENDS, Rendered
+
+if TYPE_CHECKING:
+    from mlgen.timeline import Timeline
+
+
+class Parallel:
+    name = "parallel"
+    directory = "parallel"
+    ends = JOB_ENDS
+
+    def render(self, batch: spec.Batch) -> Rendered:
+        indexed_job.check_shared(batch, fix="set spec.variants: [sequential]")
+        out = indexed_job.render(batch, variant="parallel", strategy=self.name,
+                                 parallelism=batch.parallelism, max_failed_indexes=None)
+        return Rendered(files={"parallel/params.yaml": [out.config],
+                               "parallel/job.yaml": [out.job]},
+                        resources=["params.yaml", "job.yaml"])
+
+    def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
+        return estimate.parallel(durations, parallelism=parallelism, overhead=overhead)
+
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
+        checks.all_complete(timeline)
+        checks.parallel_bounds(timeline, [float(j.expected_seconds or 0) for j in batch.jobs],
+                               parallelism=batch.parallelism, epsilon=epsilon)
+
+
+VARIANT = Parallel()

@@ -1,0 +1,46 @@
+"""Indexed: the sequential variant as one Indexed Job with parallelism 1.
+
+The Job controller always starts the lowest pending index, so the order holds whatever
+applies the files; `onFailure: stop` is `maxFailedIndexes: 0`. Only for batches whose
+jobs share one pod template.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlgen import estimate, flux, indexed_job, spec
+from mlgen.conformance import checks
+from mlgen.variants.base import JOB_ENDS, Rendered
+
+if TYPE_CHECKING:
+    from mlgen.timeline import Timeline
+
+
+class Serial:
+    name = "indexed"
+    directory = "sequential"
+    ends = JOB_ENDS
+
+    def render(self, batch: spec.Batch) -> Rendered:
+        indexed_job.check_shared(batch, fix="set spec.sequential.strategy: waves, which gives "
+                                            "every job its own pod template")
+        out = indexed_job.render(batch, variant="sequential", strategy=self.name,
+                                 parallelism=1,
+                                 max_failed_indexes=0 if batch.on_failure == "stop" else None)
+        files = {"sequential/params.yaml": [out.config], "sequential/job.yaml": [out.job]}
+        if batch.flux is not None:  # the Job controller keeps the order: one suffices
+            files["flux/kustomizations.yaml"] = [flux.whole(batch)]
+        return Rendered(files=files, resources=["params.yaml", "job.yaml"])
+
+    def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
+        return estimate.sequential(durations, overhead=overhead)
+
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
+        checks.all_complete(timeline)
+        checks.steps_in_order(timeline, [j.name for j in batch.jobs])
+        checks.sequential_bounds(timeline, [float(j.expected_seconds or 0) for j in batch.jobs],
+                                 epsilon=epsilon)
+
+
+VARIANT = Serial()

@@ -1,0 +1,104 @@
+"""Waves: the sequential variant as one Job per step, each with its own pod template.
+
+Order is carried by Argo CD sync waves, by `mlgen apply` (wave by wave), and, when the
+batch names a Flux source, by one Flux Kustomization per step chained with `dependsOn`.
+A step's name hash covers the previous step's, so editing step k re-runs k and every
+step after it, and nothing before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlgen import contract, estimate, flux, naming, pod, spec
+from mlgen.conformance import checks
+from mlgen.variants.base import JOB_ENDS, Rendered
+
+if TYPE_CHECKING:
+    from mlgen.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rendered step: its position, job, directory and Job object."""
+
+    number: int
+    job: spec.Job
+    directory: str
+    manifest: dict[str, Any]
+
+
+def steps(batch: spec.Batch) -> list[Step]:
+    out: list[Step] = []
+    previous = ""
+    width = len(str(len(batch.jobs) - 1))
+    for job in batch.jobs:
+        labels = pod.labels(batch, variant="sequential", job=job, step=job.index)
+        template = pod.template(
+            batch, job,
+            labels=dict(labels),
+            annotations=pod.hints(batch, [job]),
+            command=pod.literals(job.command) if job.command is not None else None,
+            args=pod.literals(job.args),
+            env=pod.env_entries(job.env, job.secret_env),
+        )
+        job_spec: dict[str, object] = {
+            "backoffLimit": job.retries,
+            "podReplacementPolicy": "Failed",
+            "podFailurePolicy": pod.failure_policy(),
+            "template": template,
+        }
+        digest = naming.content_hash({"spec": job_spec, "previous": previous})
+        previous = digest
+        if batch.queue:
+            labels[contract.QUEUE] = batch.queue
+        manifest: dict[str, Any] = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": naming.job_name(batch.name, job.name, digest=digest,
+                                        source=batch.source,
+                                        path=f"spec.jobs[{job.index}].name"),
+                "namespace": batch.namespace,
+                "labels": labels,
+                # Mutable metadata, outside the hash: an estimate edit re-runs nothing.
+                "annotations": {contract.SYNC_WAVE: str(job.index),
+                                contract.STEP_NAME: job.name,
+                                contract.STRATEGY: "waves",
+                                contract.ON_FAILURE: batch.on_failure,
+                                contract.PLANNED_DURATIONS: pod.planned([job])},
+            },
+            "spec": job_spec,
+        }
+        out.append(Step(number=job.index, job=job, directory=f"{job.index:0{width}d}-{job.name}",
+                        manifest=manifest))
+    return out
+
+
+class Waves:
+    name = "waves"
+    directory = "sequential"
+    ends = JOB_ENDS
+
+    def render(self, batch: spec.Batch) -> Rendered:
+        rendered = steps(batch)
+        files = {f"sequential/{s.directory}/job.yaml": [s.manifest] for s in rendered}
+        if batch.flux is not None:
+            files["flux/kustomizations.yaml"] = flux.chain(batch, rendered)
+        return Rendered(files=files, resources=[f"{s.directory}/job.yaml" for s in rendered])
+
+    def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
+        return estimate.sequential(durations, overhead=overhead)
+
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
+        checks.all_complete(timeline)
+        checks.steps_in_order(timeline, [j.name for j in batch.jobs])
+        checks.sequential_bounds(timeline, _durations(batch), epsilon=epsilon)
+
+
+def _durations(batch: spec.Batch) -> list[float]:
+    return [float(j.expected_seconds or 0) for j in batch.jobs]
+
+
+VARIANT = Waves()
