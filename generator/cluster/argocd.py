@@ -139,7 +139,7 @@ def _install(k: kube.Kube, tools: Path, *, server: str, tls: dict[str, str]) -> 
              "stringData": {"server.secretkey": secrets.token_urlsafe(32)}})
     k.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
         "name": "cluster-local", "namespace": NAMESPACE,
-        "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+        "labels": {"argocd.argoproj.io/secret-type": "cluster", **_PART_OF}},
         "stringData": {"name": "local", "server": server,
                        "config": json.dumps({"tlsClientConfig": tls})}})
     crds.create(k, {"apiVersion": API, "kind": "AppProject",

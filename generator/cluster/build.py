@@ -116,9 +116,16 @@ def ensure_group(name: str, *, root: Path | None = None, progress: Progress = pr
         if missing:
             raise ClusterError(f"the {name} build finished without {', '.join(missing)}; "
                                "this is a bug in mlgen's build recipe")
+        if is_built(target, name):  # another process finished the same build first
+            progress(f"{name}: built meanwhile by another process; using {target}")
+            return target
         if target.exists():  # an incomplete leftover from an older mlgen
             shutil.rmtree(target)
-        scratch.rename(target)
+        try:
+            scratch.rename(target)
+        except OSError:
+            if not is_built(target, name):
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     progress(f"{name}: built in {time.monotonic() - started:.0f}s into {target}")

@@ -71,6 +71,7 @@ def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "RUNTIME_NAMESPACE": NAMESPACE}
     flux = Flux(kubeconfig=kubeconfig, workdir=workdir, storage_port=processes.free_port())
     logs = workdir / "logs"
+    (workdir / "storage").mkdir(parents=True, exist_ok=True)  # it will not create it
     try:
         for name, extra in (
             ("source-controller", [
