@@ -178,7 +178,10 @@ def stopped_at(driver: Driver, repo: Repo, *, batch: str, step: int) -> str | No
     if isinstance(driver, FluxDriver):
         chain = repo.flux_chain(batch)
         failed, following = driver.ready(chain[step]), driver.ready(chain[step + 1])
-        if failed.get("status") == "False" and following.get("reason") == "DependencyNotReady":
+        # Before its own Job ran, the failed step was DependencyNotReady too: not a verdict.
+        if failed.get("status") == "False" and failed.get("reason") not in (
+                "DependencyNotReady", "Progressing", None) \
+                and following.get("reason") == "DependencyNotReady":
             return (f"{chain[step]} Ready=False {failed.get('reason')}; {chain[step + 1]} "
                     f"{following.get('reason')}")
         return None

@@ -215,22 +215,23 @@ class _Scenarios:
         for batch in batches.values():
             gitops.driver.watch(repo, batch=batch, variant="sequential",
                                 namespace=mlgen_namespace)
+        verdicts = {mode: wait_for(
+            f"{tool}: {batch} shows the chain stopped at step-1",
+            functools.partial(stopped_at, gitops.driver, repo, batch=batch, step=1),
+            timeout=120, diagnose=functools.partial(
+                gitops.driver.diagnose, repo, batch=batch, variant="sequential"))
+            for mode, batch in batches.items()}
+        # Give the tool the time it would need to move on, then look again.
+        time.sleep(gitops.calibration.epsilon)
         for mode, batch in batches.items():
-            verdict = wait_for(
-                f"{tool}: {batch} shows the chain stopped at step-1",
-                functools.partial(stopped_at, gitops.driver, repo, batch=batch, step=1),
-                timeout=120, diagnose=functools.partial(
-                    gitops.driver.diagnose, repo, batch=batch, variant="sequential"))
-            # Give the tool the time it would need to move on, then look again.
-            time.sleep(gitops.calibration.epsilon)
             found = timeline.collect(client, batch=batch, variant="sequential",
                                      namespace=mlgen_namespace)
             states = [(j.step, j.status) for j in found.jobs]
             assert states == [("step-0", "Complete"), ("step-1", "Failed")], \
                 f"{tool}, onFailure {mode}: {states}"
-            assert stopped_at(gitops.driver, repo, batch=batch, step=1), verdict
+            assert stopped_at(gitops.driver, repo, batch=batch, step=1), verdicts[mode]
             mlgen_record(f"gitops {tool}: onFailure {mode}: step-1 Failed, step-2 never "
-                         f"created; {verdict}")
+                         f"created; {verdicts[mode]}")
 
     def test_parallel_variant_keeps_to_p(self, gitops: Harness, mlgen_namespace: str,
                                          mlgen_record: Callable[[str], None]) -> None:
