@@ -4,6 +4,8 @@ admission. Durations are short; ε comes from the session's calibration run."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlgen import render, source
+from mlgen import kube, render, source
 from mlgen.conformance import checks
 from mlgen.conformance.checks import Epsilon
 from mlgen.conformance.plugin import Cluster
@@ -133,7 +135,8 @@ def test_failing_step_stops_a_stop_chain(mlgen_run: Runner, strategy: str) -> No
     assert result.failure is not None, "the batch should be reported Failed"
     timeline = result.timeline
     if strategy == "waves":
-        assert [j.status for j in timeline.jobs] == ["Complete", "Failed", "NotStarted"]
+        assert {j.step: j.status for j in timeline.jobs} == {
+            "step-0": "Complete", "step-1": "Failed", "step-2": "NotStarted"}
         assert "1 later step(s) not started" in str(result.failure)
     else:
         (job,) = timeline.jobs
@@ -156,32 +159,79 @@ def test_failing_index_is_retried_while_the_others_complete(mlgen_run: Runner) -
     assert codes == {3}
 
 
-def rendered_objects(paths: list[Path], run: Runner) -> list[dict[str, Any]]:
-    objects = []
+def rendered_tree(paths: list[Path], run: Runner, root: Path) -> dict[str, str]:
+    """The examples as a user commits them (in this test's namespace), written to `root`."""
+    files: dict[str, str] = {}
     for batch in source.load_files(paths):
         batch = run.prepare(batch)
         run.provide(batch)
-        for text in render.render_batch(batch, options=render.Options()).values():
-            objects.extend(d for d in yaml.safe_load_all(text)
-                           if d and d["kind"] != "Kustomization")
-    return objects
+        files.update(render.render_batch(batch))
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    return files
 
 
-def test_every_rendered_object_passes_server_side_dry_run_and_pod_admission(
-        mlgen_cluster: Cluster, mlgen_run: Runner, request: pytest.FixtureRequest) -> None:
+def _subset(ours: object, theirs: object, where: str) -> None:
+    """Every value mlgen wrote reads back the same from the API server (which adds defaults)."""
+    if isinstance(ours, dict):
+        assert isinstance(theirs, dict), f"{where}: the server holds {theirs!r}"
+        for key, value in ours.items():
+            assert key in theirs, f"{where}.{key}: missing on the server"
+            _subset(value, theirs[key], f"{where}.{key}")
+    elif isinstance(ours, list):
+        assert isinstance(theirs, list) and len(theirs) == len(ours), f"{where}: {theirs!r}"
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            _subset(a, b, f"{where}[{i}]")
+    else:
+        assert ours == theirs, f"{where}: mlgen wrote {ours!r}, the server read {theirs!r}"
+
+
+def test_every_variant_directory_passes_kubectl_apply_k_server_dry_run(
+        mlgen_cluster: Cluster, mlgen_run: Runner, request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
+    """What users commit, applied the way their tools apply it: `kubectl apply
+    --server-side --dry-run=server -k <variant dir>`, decoded by kubectl, admitted and
+    defaulted by the API server, and read back equal to mlgen's own objects."""
     root = request.config.rootpath
-    paths = sorted((root / "examples").glob("*.yaml"))
-    objects = rendered_objects(paths, mlgen_run)
-    mlgen_namespace = mlgen_run.namespace
-    assert len(objects) > 10
-    client = mlgen_cluster.client
-    for obj in objects:
-        client.apply(obj, dry_run=True)
-        if obj["kind"] == "Job":
-            # Pod Security admits or rejects pods, not Jobs: try each pod template as a pod
-            # in this namespace, which enforces "restricted".
-            template = obj["spec"]["template"]
-            pod = {"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": "admission-check", "labels": template["metadata"]
-                                .get("labels", {})}, "spec": template["spec"]}
-            client.core.create_namespaced_pod(mlgen_namespace, pod, dry_run="All")
+    files = rendered_tree(sorted((root / "examples").glob("*.yaml")), mlgen_run, tmp_path)
+    directories = sorted({rel.rsplit("/", 1)[0] for rel in files
+                          if rel.endswith("/kustomization.yaml")})
+    assert len(directories) >= 5
+    kubectl = kube.kubectl_binary()
+    for directory in directories:
+        proc = subprocess.run(
+            [kubectl, "--kubeconfig", str(mlgen_cluster.kubeconfig), "apply",
+             "--server-side", "--dry-run=server", "--field-manager=mlgen", "-o", "json",
+             "-k", str(tmp_path / directory)], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"{directory}: {proc.stderr.strip()}"
+        served = json.loads(proc.stdout)
+        items = served["items"] if served.get("kind") == "List" else [served]
+        wanted = [d for rel, text in sorted(files.items()) if rel.startswith(f"{directory}/")
+                  and not rel.endswith("kustomization.yaml") for d in yaml.safe_load_all(text)
+                  if d]
+        by_name = {(i["kind"], i["metadata"]["name"]): i for i in items}
+        assert len(by_name) == len(wanted), f"{directory}: {sorted(by_name)}"
+        for obj in wanted:
+            key = (obj["kind"], obj["metadata"]["name"])
+            _subset(obj, by_name[key], f"{directory}: {key[0]} {key[1]}")
+
+
+def test_every_rendered_pod_template_passes_pod_security_restricted_admission(
+        mlgen_cluster: Cluster, mlgen_run: Runner, request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
+    root = request.config.rootpath
+    files = rendered_tree(sorted((root / "examples").glob("*.yaml")), mlgen_run, tmp_path)
+    jobs = [d for rel, text in files.items() if not rel.endswith("kustomization.yaml")
+            for d in yaml.safe_load_all(text) if d and d["kind"] == "Job"]
+    assert len(jobs) > 5
+    for job in jobs:
+        # Pod Security admits or rejects pods, not Jobs: try each pod template as a pod
+        # in this namespace, which enforces "restricted".
+        template = job["spec"]["template"]
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "admission-check",
+                            "labels": template["metadata"].get("labels", {})},
+               "spec": template["spec"]}
+        mlgen_cluster.client.core.create_namespaced_pod(mlgen_run.namespace, pod,
+                                                        dry_run="All")

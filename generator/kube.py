@@ -4,6 +4,7 @@ name the object and the fix instead of an HTTP dump."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -112,6 +113,17 @@ class Kube:
                     return False
                 raise
         return True
+
+
+def kubectl_binary() -> str:
+    """The kubectl `mlgen cluster build` built, else the one on PATH (users' kind CI)."""
+    from mlgen.cluster import build
+
+    built = build.bin_dir() / "kubectl"
+    found = str(built) if built.is_file() else shutil.which("kubectl")
+    if found is None:
+        raise ClusterError("no kubectl: run `mlgen cluster build`, or install kubectl")
+    return found
 
 
 def connect(*, kubeconfig: Path | None = None, context: str | None = None) -> Kube:

@@ -39,3 +39,18 @@ def test_ci_script_runs_the_readme_test_command_and_handles_no_tests() -> None:
     assert ".venv/bin/pytest\n" in script
     assert '"$status" -eq 5' in script
     assert "trap teardown EXIT" in script
+
+
+def test_kind_workflow_local_control_plane_and_default_version_agree() -> None:
+    from mlgen import features, spec
+    from mlgen.cluster import versions
+
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    assert {node["image"] for node in config["nodes"]} == {f"kindest/node:{versions.KUBERNETES}"}
+    workflow = yaml.safe_load((ROOT / ".github/workflows/conformance.yaml").read_text())
+    kind_step = next(s for s in workflow["jobs"]["kind"]["steps"]
+                     if str(s.get("uses", "")).startswith("helm/kind-action"))
+    assert kind_step["with"]["kubectl_version"] == versions.KUBERNETES
+    minor = ".".join(versions.KUBERNETES.removeprefix("v").split(".")[:2])
+    assert spec.DEFAULT_KUBERNETES_VERSION == features.DEFAULT == minor
+    assert minor in features.supported()
