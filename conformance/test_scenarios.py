@@ -1,4 +1,4 @@
-"""The conformance scenarios of DESIGN.md on dedicated test batches: order and bounds of
+"""The conformance scenarios of docs/design.md on dedicated test batches: order and bounds of
 both variants, speed-up, linear growth, heterogeneous chains, capacity, failures and
 admission. Durations are short; ε comes from the session's calibration run."""
 

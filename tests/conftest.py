@@ -56,6 +56,10 @@ def render_doc(doc: dict[str, Any], *, variants: tuple[str, ...] = (),
     return render.render_batch(load(doc), only=variants, validate=validate)
 
 
+def jobs_and_configs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in objects(render_doc(doc)) if o["kind"] in ("Job", "ConfigMap")]
+
+
 def objects(files: dict[str, str], suffix: str = "") -> list[dict[str, Any]]:
     """Every Kubernetes object in the rendered files (kustomizations excluded)."""
     out = []

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from mlgen import kube
+from mlgen import contract, kube
 from mlgen.cluster import build, crds, processes
 from mlgen.errors import ClusterError
 
@@ -31,7 +31,7 @@ NAMESPACE = "argocd"
 API = "argoproj.io/v1alpha1"
 REFRESH = "argocd.argoproj.io/refresh"
 RECONCILIATION = "10s"  # how often an Application is compared with Git without a push
-_PART_OF = {"app.kubernetes.io/part-of": "argocd"}
+_PART_OF = {contract.PART_OF: "argocd"}  # Argo CD reads its config maps by it
 
 
 @dataclass

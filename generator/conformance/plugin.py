@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from mlgen import kube
+from mlgen import contract, kube
 from mlgen.conformance import runner
 from mlgen.conformance.checks import Epsilon
 from mlgen.errors import ClusterError
@@ -223,7 +223,7 @@ def mlgen_namespace(mlgen_cluster: Cluster, request: pytest.FixtureRequest) -> I
     client = mlgen_cluster.client
     with kube.errors(f"creating namespace {name}"):
         client.core.create_namespace({"metadata": {"name": name, "labels": {
-            **RESTRICTED, "app.kubernetes.io/managed-by": "mlgen-conformance"}}})
+            **RESTRICTED, contract.MANAGED_BY: "mlgen-conformance"}}})
     try:
         _wait_for_default_service_account(client, name)
         yield name

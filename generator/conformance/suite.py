@@ -8,7 +8,7 @@ to check (`--mlgen-batch GLOB` or the ini key `mlgen_batches`):
 
 Every (batch, variant) becomes one test: the variant is applied to a fresh namespace
 that enforces Pod Security "restricted", and its timeline is checked against the
-bounds of DESIGN.md with ε measured on the cluster.
+bounds of docs/design.md with ε measured on the cluster.
 """
 
 from __future__ import annotations
