@@ -116,3 +116,47 @@ def test_node_configs_keep_everything_under_the_node_home(tmp_path: Path) -> Non
     assert kubelet["containerRuntimeEndpoint"] == f"unix://{layout.socket}"
     assert node.Layout(home=tmp_path, cluster="other").subnet != layout.subnet or \
         node.Layout(home=tmp_path, cluster="other").bridge != layout.bridge
+
+
+def test_missing_packages_are_named_with_the_install_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgen.cluster import host
+    from mlgen.errors import ClusterError
+
+    monkeypatch.setattr(host, "which", lambda *names: dict.fromkeys(names))
+    with pytest.raises(ClusterError) as raised:
+        node.require_tools()
+    message = str(raised.value)
+    assert "containerd" in message and "runc" in message
+    assert ("apt-get install -y --no-install-recommends containerd runc "
+            "containernetworking-plugins busybox-static") in message
+
+
+def test_up_with_a_real_node_checks_the_packages_before_building(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlgen.cluster import build, host, local
+    from mlgen.errors import ClusterError
+
+    monkeypatch.setattr(host, "which", lambda *names: dict.fromkeys(names))
+    monkeypatch.setattr(build, "ensure_binaries", lambda **_: pytest.fail("built first"))
+    with pytest.raises(ClusterError, match="apt-get install"):
+        local.up(workdir=tmp_path, real_node=True, progress=lambda _: None)
+    assert not (tmp_path / "clusters").exists()
+
+
+def test_kwok_manages_only_the_fake_nodes_and_the_apiserver_dials_kubelets_by_ip(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlgen.cluster import build, local, nodes
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(build, "ensure_binaries", lambda **_: tmp_path)
+    monkeypatch.setattr(build, "is_built", lambda *_: True)
+    monkeypatch.setattr(local, "_kwokctl", lambda _b, _w, args, **_: calls.append(args))
+    local.up(workdir=tmp_path, progress=lambda _: None)
+    extra = [calls[0][i + 1] for i, a in enumerate(calls[0]) if a == "--extra-args"]
+    assert "kwok-controller=manage-all-nodes=false" in extra
+    assert "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname" in extra
+    key, value = local.KWOK_NODES.split("=")
+    assert f"kwok-controller=manage-nodes-with-annotation-selector={key}={value}" in extra
+    (fake,) = nodes.manifests([nodes.Pool(pool="cpu", count=1, capacity={"cpu": "1"})])
+    assert fake["metadata"]["annotations"][key] == value

@@ -41,17 +41,22 @@ def up_command(
     node_file: Annotated[Path | None, typer.Option(
         "--nodes", help="Node pools YAML (default: the packaged nodes.yaml).")] = None,
     workdir: Workdir = None,
+    real_node: Annotated[bool, typer.Option(
+        "--real-node", help="Also start a real node (containerd + kubelet) that runs pods for "
+        "real; needs containerd, runc, containernetworking-plugins and busybox-static "
+        "installed and `mlgen cluster build` done. Tainted mlgen.io/real-node.")] = False,
 ) -> None:
     """Start a cluster with fake nodes; prints the `export KUBECONFIG=...` line to use it."""
     with reported():
         pools = nodes.load(node_file)
-        cluster = local.up(name=name, workdir=workdir, progress=_say)
+        cluster = local.up(name=name, workdir=workdir, progress=_say, real_node=real_node)
         try:
             created = nodes.create(kube.connect(kubeconfig=cluster.kubeconfig), pools)
         except BaseException:
             local.down(cluster, progress=_say)
             raise
-        _say(f"cluster {cluster.name}: {len(created)} fake nodes Ready; stop it with "
+        real = " and a real node" if real_node else ""
+        _say(f"cluster {cluster.name}: {len(created)} fake nodes{real} Ready; stop it with "
              f"`mlgen cluster down --name {cluster.name}`")
         # stdout is for `eval "$(mlgen cluster up)"`: the kubeconfig, and kubectl on PATH.
         out.print(f"export KUBECONFIG={cluster.kubeconfig}", markup=False)
@@ -64,7 +69,7 @@ def down_command(
     all_: Annotated[bool, typer.Option("--all", help="Stop every mlgen cluster.")] = False,
     workdir: Workdir = None,
 ) -> None:
-    """Stop every process of a cluster and delete its files."""
+    """Stop every process of a cluster (its real node's too) and delete its files."""
     with reported():
         root = workdir or local.default_workdir()
         names = _names(root) if all_ else [name] if name else []

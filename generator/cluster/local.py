@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mlgen.cluster import build, versions
+from mlgen.cluster import build, node, versions
 from mlgen.errors import ClusterError
 
 Progress = Callable[[str], None]
 
 STAGES = "stages/stages.yaml"
+KWOK_NODES = "kwok.x-k8s.io/node=fake"  # the annotation nodes.py gives every fake node
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,15 @@ def _kwokctl(bin_dir: Path, workdir: Path, args: list[str], *, log: Path,
 
 
 def up(*, name: str | None = None, workdir: Path | None = None, bin_dir: Path | None = None,
-       progress: Progress = print, timeout: float = 120.0) -> LocalCluster:
-    """Start a cluster and return it once the API server answers; raises ClusterError."""
+       progress: Progress = print, timeout: float = 120.0, real_node: bool = False,
+       node_bin_dir: Path | None = None) -> LocalCluster:
+    """Start a cluster and return it once the API server answers (and, with `real_node`,
+    once the real node is Ready); raises ClusterError and leaves nothing running."""
+    if real_node:
+        node.require_tools()  # before minutes of work, not after
     binaries = bin_dir or build.ensure_binaries(progress=progress)
+    kubelet_dir = (node_bin_dir or build.ensure_group("node", progress=progress)) \
+        if real_node else None
     if not build.is_built(binaries):
         raise ClusterError(f"{binaries}: the cluster binaries are missing; run "
                            "`mlgen cluster build` first")
@@ -124,10 +131,19 @@ def up(*, name: str | None = None, workdir: Path | None = None, bin_dir: Path | 
         "--disable-qps-limits",
         # A test cluster's data is thrown away: no fsync makes etcd far faster on CI disks.
         "--extra-args", "etcd=unsafe-no-fsync=true",
+        # KWOK fakes only the nodes mlgen creates for it, never a real kubelet's node.
+        "--extra-args", "kwok-controller=manage-all-nodes=false",
+        "--extra-args", f"kwok-controller=manage-nodes-with-annotation-selector="
+                        f"{KWOK_NODES}",
+        # `kubectl logs` reaches a real kubelet by its IP; its host name resolves nowhere.
+        "--extra-args", "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname",
         "--wait", f"{int(timeout)}s",
     ]
     try:
         _kwokctl(binaries, cluster.workdir, args, log=log, timeout=timeout + 30)
+        if kubelet_dir is not None:
+            node.start(cluster.home, cluster=cluster.name, kubeconfig=cluster.kubeconfig,
+                       kubelet=kubelet_dir / "kubelet", progress=progress)
     except BaseException:
         down(cluster, bin_dir=binaries, progress=lambda _: None)
         raise
@@ -140,6 +156,8 @@ def down(cluster: LocalCluster, *, bin_dir: Path | None = None,
          progress: Progress = print) -> None:
     """Stop every process of the cluster and remove its files; safe to call twice."""
     binaries = bin_dir or build.bin_dir()
+    # The real node first: its kubelet, containers and containerd, then the control plane.
+    node.stop(cluster.home, progress=progress)
     pids = cluster.pids() if cluster.home.exists() else {}
     if cluster.home.exists() and (binaries / "kwokctl").exists():
         try:

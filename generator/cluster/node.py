@@ -99,6 +99,8 @@ def containerd_config(layout: Layout) -> str:
         f'  sandbox_image = "{image.PAUSE}"',
         # No CAP_SYS_RESOURCE here: runc must not try to lower oom_score_adj.
         "  restrict_oom_score_adj = true",
+        # Pod network namespaces under the state dir too, where `stop` unmounts them.
+        "  netns_mounts_under_state_dir = true",
         f"[{cri}.cni]",
         f'  bin_dir = "{CNI_DIR}"',
         f'  conf_dir = "{home / "cni"}"',
