@@ -4,6 +4,7 @@ name the object and the fix instead of an HTTP dump."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Collection, Iterator
@@ -46,7 +47,7 @@ class Kube:
         with errors(f"applying {what}"):
             resource = self.dynamic.resources.get(api_version=obj["apiVersion"],
                                                   kind=obj["kind"])
-            kwargs: dict[str, Any] = {"body": obj, "name": meta["name"],
+            kwargs: dict[str, Any] = {"body": apply_body(obj), "name": meta["name"],
                                       "field_manager": FIELD_MANAGER, "force_conflicts": True}
             if meta.get("namespace"):
                 kwargs["namespace"] = meta["namespace"]
@@ -124,6 +125,23 @@ def kubectl_binary() -> str:
     if found is None:
         raise ClusterError("no kubectl: run `mlgen cluster build`, or install kubectl")
     return found
+
+
+# A \u escape of a high surrogate then a low one, not itself escaped (even backslashes).
+_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def apply_body(obj: dict[str, Any]) -> bytes:
+    """The object as an apply-patch body the API server's YAML decoder reads back exactly.
+
+    The body is JSON read as YAML 1.1: raw NEL or U+2028 would fold like line breaks, so
+    everything stays ASCII-escaped; but the surrogate pairs json.dumps writes for 🚀 are
+    refused (400), so those become YAML's 8-digit escape, \\U0001f680."""
+    def astral(match: re.Match[str]) -> str:
+        high, low = int(match[2], 16), int(match[3], 16)
+        return f"{match[1]}\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
+
+    return _SURROGATE_PAIR.sub(astral, json.dumps(obj)).encode("ascii")
 
 
 def connect(*, kubeconfig: Path | None = None, context: str | None = None) -> Kube:
