@@ -117,7 +117,7 @@ def application(name: str, *, repo_url: str, path: str, server: str, namespace: 
 
 def refresh(k: kube.Kube, name: str) -> None:
     """Compare with Git now (after a push) rather than at the reconciliation timeout."""
-    crds.annotate_now(k, API, "Application", name, NAMESPACE, key=REFRESH)
+    crds.annotate_now(k, API, "Application", name, NAMESPACE, key=REFRESH, value="normal")
 
 
 def status(k: kube.Kube, name: str) -> dict[str, str]:

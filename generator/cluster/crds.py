@@ -68,11 +68,12 @@ def get(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str
 
 
 def annotate_now(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str,
-                 *, key: str) -> None:
-    """Set annotation `key` to the current time: how both tools are asked to act now."""
+                 *, key: str, value: str | None = None) -> None:
+    """Set annotation `key` (by default to the current time): how both tools are asked to
+    act now."""
     group, version = api_version.split("/")
     api = client.CustomObjectsApi(k.api)
-    body = {"metadata": {"annotations": {key: datetime.now(UTC).isoformat()}}}
+    body = {"metadata": {"annotations": {key: value or datetime.now(UTC).isoformat()}}}
     with kube.errors(f"annotating {kind} {namespace}/{name}"):
         api.patch_namespaced_custom_object(group, version, namespace, _plural(kind), name,
                                            body, _content_type="application/merge-patch+json")

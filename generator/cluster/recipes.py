@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlgen.cluster import golang, versions
@@ -82,10 +83,15 @@ def kubernetes(names: Sequence[str]) -> Recipe:
     return recipe
 
 
-def _modcache(out: Path, component: str) -> Path:
-    # Next to the group's scratch directory, so it is reused by the next cold build of
-    # this component and never shared with another one.
-    return out.parent.parent / "gomod" / component
+@contextmanager
+def _own_modcache(out: Path, component: str) -> Iterator[Path]:
+    """A module cache for this component alone, deleted after its build: the GitOps
+    modules hold GBs of sources that only a re-pin (a fresh download anyway) would need."""
+    cache = out / f".gomod-{component}"
+    try:
+        yield cache
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)  # -modcacherw: the files are writable
 
 
 def flux_controller(name: str) -> Recipe:
@@ -95,39 +101,43 @@ def flux_controller(name: str) -> Recipe:
         pins = {**versions.FLUX_REPLACES["both"], **versions.FLUX_REPLACES[name]}
         replaces = golang.replace_lines({m: f"{m} {v}" for m, v in pins.items()})
         golang.write_module(work, name, f"\nrequire {module} {versions.FLUX}\n\n{replaces}")
-        cache = _modcache(out, name)
-        _build(go, work, out=out / name, package=module, modcache=cache)
-        source = golang.module_dir(go, f"{module}@{versions.FLUX}", cwd=work, modcache=cache)
-        _copy_yaml(source / "config" / "crd" / "bases", out / "crds" / "flux")
+        with _own_modcache(out, name) as cache:
+            _build(go, work, out=out / name, package=module, modcache=cache)
+            source = golang.module_dir(go, f"{module}@{versions.FLUX}", cwd=work,
+                                       modcache=cache)
+            _copy_yaml(source / "config" / "crd" / "bases", out / "crds" / "flux")
     return recipe
 
 
 def argocd(go: str, work: Path, out: Path) -> None:
     """The `argocd` multi-binary (run as a component via ARGOCD_BINARY_NAME) and CRDs."""
     module = "github.com/argoproj/argo-cd/v2"
-    cache = _modcache(out, "argocd")
     golang.write_module(work, "argocd")
-    upstream = golang.module_file(go, f"{module}@{versions.ARGOCD}", cwd=work, modcache=cache)
-    replaces = golang.replace_lines(golang.replacements(upstream.read_text()))
-    golang.write_module(work, "argocd", f"\nrequire {module} {versions.ARGOCD}\n\n{replaces}")
     stamp = f"-X {module}/common.version={versions.ARGOCD.removeprefix('v')} " \
             f"-X {module}/common.buildDate={_BUILD_DATE}"
-    _build(go, work, out=out / "argocd", package=f"{module}/cmd",
-           ldflags=f"{_FLAGS} {stamp}", modcache=cache)
-    source = golang.module_dir(go, f"{module}@{versions.ARGOCD}", cwd=work, modcache=cache)
     target = out / "crds" / "argocd"
     target.mkdir(parents=True, exist_ok=True)
-    for crd in ("application-crd.yaml", "appproject-crd.yaml"):
-        shutil.copyfile(source / "manifests" / "crds" / crd, target / crd)
+    with _own_modcache(out, "argocd") as cache:
+        upstream = golang.module_file(go, f"{module}@{versions.ARGOCD}", cwd=work,
+                                      modcache=cache)
+        replaces = golang.replace_lines(golang.replacements(upstream.read_text()))
+        golang.write_module(work, "argocd",
+                            f"\nrequire {module} {versions.ARGOCD}\n\n{replaces}")
+        _build(go, work, out=out / "argocd", package=f"{module}/cmd",
+               ldflags=f"{_FLAGS} {stamp}", modcache=cache)
+        source = golang.module_dir(go, f"{module}@{versions.ARGOCD}", cwd=work,
+                                   modcache=cache)
+        for crd in ("application-crd.yaml", "appproject-crd.yaml"):
+            shutil.copyfile(source / "manifests" / "crds" / crd, target / crd)
 
 
 def kustomize(go: str, work: Path, out: Path) -> None:
     module = "sigs.k8s.io/kustomize/kustomize/v5"
-    cache = _modcache(out, "kustomize")
     golang.write_module(work, "kustomize", f"\nrequire {module} {versions.KUSTOMIZE}\n")
     stamp = f"-X sigs.k8s.io/kustomize/api/provenance.version={versions.KUSTOMIZE}"
-    _build(go, work, out=out / "kustomize", package=module, ldflags=f"{_FLAGS} {stamp}",
-           modcache=cache)
+    with _own_modcache(out, "kustomize") as cache:
+        _build(go, work, out=out / "kustomize", package=module,
+               ldflags=f"{_FLAGS} {stamp}", modcache=cache)
 
 
 def _copy_yaml(source: Path, target: Path) -> None:
