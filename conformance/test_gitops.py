@@ -13,7 +13,7 @@ import functools
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +55,27 @@ class Harness:
     simulated: bool
     calibration: overhead.Calibration
     rss: dict[str, float]
+    watched: list[tuple[Repo, str, str]] = field(default_factory=list)
 
     def repo(self, name: str) -> Repo:
         return Repo.create(self.server, name, self.scratch)
+
+    def watch(self, repo: Repo, *, batch: str, variant: str, namespace: str) -> None:
+        self.driver.watch(repo, batch=batch, variant=variant, namespace=namespace)
+        self.watched.append((repo, batch, variant))
+
+    def forget_all(self) -> None:
+        """After a test: nothing of it may be synced again while later tests run."""
+        while self.watched:
+            repo, batch, variant = self.watched.pop()
+            forget(self.driver, repo, batch=batch, variant=variant)
 
     def run(self, repo: Repo, doc: dict[str, Any], *, variant: str, namespace: str,
             count: int, timeout: float) -> timeline.Timeline:
         batch = str(doc["metadata"]["name"])
         repo.render(doc)
         repo.push(f"render {batch}")
-        self.driver.watch(repo, batch=batch, variant=variant, namespace=namespace)
+        self.watch(repo, batch=batch, variant=variant, namespace=namespace)
         return wait_for(
             f"{self.driver.tool}: {count} Job(s) of {batch}/{variant} Complete",
             lambda: finished(self.driver.client, batch=batch, variant=variant,
@@ -119,7 +130,7 @@ def _calibrate(driver: Driver, server: gitserver.GitServer, scratch: Path, *,
 def flux_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("flux")
-    build.ensure_group("gitops", progress=lambda _: None)
+    build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
     with fluxcd.running(mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig,
                         workdir=work) as flux:
         driver = FluxDriver(client=mlgen_cluster.client)
@@ -133,7 +144,7 @@ def flux_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
 def argo_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("argocd")
-    build.ensure_group("gitops", progress=lambda _: None)
+    build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
     with argocd.running(mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig,
                         workdir=work) as argo:
         driver = ArgoDriver(client=mlgen_cluster.client, server=argo.server)
@@ -213,8 +224,7 @@ class _Scenarios:
                                   simulated=gitops.simulated))
         repo.push("two failing chains: onFailure stop and continue")
         for batch in batches.values():
-            gitops.driver.watch(repo, batch=batch, variant="sequential",
-                                namespace=mlgen_namespace)
+            gitops.watch(repo, batch=batch, variant="sequential", namespace=mlgen_namespace)
         verdicts = {mode: wait_for(
             f"{tool}: {batch} shows the chain stopped at step-1",
             functools.partial(stopped_at, gitops.driver, repo, batch=batch, step=1),
@@ -251,11 +261,13 @@ class _Scenarios:
 
 class TestFlux(_Scenarios):
     @pytest.fixture
-    def gitops(self, flux_harness: Harness) -> Harness:
-        return flux_harness
+    def gitops(self, flux_harness: Harness) -> Iterator[Harness]:
+        yield flux_harness
+        flux_harness.forget_all()
 
 
 class TestArgoCD(_Scenarios):
     @pytest.fixture
-    def gitops(self, argo_harness: Harness) -> Harness:
-        return argo_harness
+    def gitops(self, argo_harness: Harness) -> Iterator[Harness]:
+        yield argo_harness
+        argo_harness.forget_all()

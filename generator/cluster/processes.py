@@ -7,6 +7,7 @@ log, which is where the reason is.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -81,7 +82,10 @@ def spawn(name: str, argv: Sequence[str], *, logs: Path,
         except OSError as e:
             raise ClusterError(f"cannot start {name} ({argv[0]}): {e}; run `mlgen cluster "
                                "build` (or install it) first") from e
-    return Process(name=name, popen=popen, log=log)
+    process = Process(name=name, popen=popen, log=log)
+    # Callers stop their processes in a finally; this covers an exit that skips it.
+    atexit.register(process.stop)
+    return process
 
 
 def wait_ready(process: Process, *, url: str | None = None, port: int | None = None,
