@@ -63,7 +63,9 @@ def get(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str
     except ApiException as e:
         if e.status == 404:
             return None
-        raise ClusterError(f"reading {kind} {namespace}/{name}: {e.reason}") from e
+        raise ClusterError(f"reading {kind} {namespace}/{name} failed ({e.status} {e.reason});"
+                           " is the API server up and the tool's CRDs installed (its start() "
+                           "installs them)?") from e
     return found
 
 
@@ -101,4 +103,5 @@ def delete(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str)
         api.delete_namespaced_custom_object(group, version, namespace, _plural(kind), name)
     except ApiException as e:
         if e.status != 404:
-            raise ClusterError(f"deleting {kind} {namespace}/{name}: {e.reason}") from e
+            raise ClusterError(f"deleting {kind} {namespace}/{name} failed ({e.status} "
+                               f"{e.reason}); is the API server up?") from e
