@@ -36,7 +36,7 @@ def test_apply_completes_reruns_as_a_no_op_and_reports(
     first = mlgen(mlgen_cluster, "apply", str(tree / "sequential"), "--timeline", str(timeline))
     assert first.exit_code == 0, first.output
     assert "[1/2] step 'step-0'" in first.output and "done: 2 job(s) complete" in first.output
-    assert timeline.exists() and timeline.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert timeline.exists() and timeline.with_suffix(".svg").read_text().startswith("<svg")
     jobs = mlgen_cluster.client.batch.list_namespaced_job(mlgen_namespace).items
     versions = {j.metadata.name: j.metadata.resource_version for j in jobs}
     again = mlgen(mlgen_cluster, "apply", str(tree / "sequential"))

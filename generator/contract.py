@@ -32,6 +32,10 @@ SIMULATE_FAILURE = "mlgen.io/simulate-failure"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
 
+# In every pod's environment: the batch's job name it runs (per index in an Indexed Job,
+# where the pod template is shared, so it travels as a per-index env entry).
+JOB_NAME_ENV = "MLGEN_JOB_NAME"
+
 # The Indexed Job's ConfigMap: `<index>.arg.<k>`, `<index>.env.<NAME>`, the entrypoint.
 ENTRYPOINT_KEY = "entrypoint.sh"
 

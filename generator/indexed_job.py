@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlgen import contract, naming, pod, spec, templating
+from mlgen import contract, naming, pod, podfields, spec, templating
 from mlgen.errors import RenderError
 
 CONFIGMAP_LIMIT = 1024 * 1024
@@ -31,6 +31,7 @@ _SHARED: dict[str, Callable[[spec.Job], object]] = {
     "shmSize": lambda j: j.shm_size,
     "runAsUser": lambda j: j.run_as_user,
     "labels": lambda j: j.labels,
+    **podfields.SHARED,
 }
 
 
@@ -72,6 +73,7 @@ def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
         i = job.index
         for k, arg in enumerate(job.args):
             data[contract.arg_key(i, k)] = arg
+        data[contract.env_key(i, contract.JOB_NAME_ENV)] = job.name
         for name, value in job.env.items():
             if name not in common_env:
                 data[contract.env_key(i, name)] = value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mlgen import contract, spec, units
+from mlgen import contract, podfields, spec, units
 
 CONTAINER = "main"
 PARAMS_MOUNT = "/etc/mlgen/params"
@@ -133,7 +133,8 @@ def template(batch: spec.Batch, job: spec.Job, *, labels: dict[str, str],
     metadata: dict[str, object] = {"labels": labels}
     if annotations:
         metadata["annotations"] = annotations
-    return {"metadata": metadata, "spec": pod}
+    # The batch's pod fields and podPatch, then its Pod Security level: before hashing.
+    return podfields.apply(batch, job, {"metadata": metadata, "spec": pod}, container=CONTAINER)
 
 
 def labels(batch: spec.Batch, *, variant: str, job: spec.Job | None = None,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pydantic
 import yaml
 
-from mlgen import spec
+from mlgen import matrix, spec
 from mlgen.errors import SpecError
 
 try:  # the C parser is ~10x faster on large batches; fall back where libyaml is missing
@@ -33,7 +33,10 @@ _TYPE_FIXES = {
 
 
 def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
-    """Every batch in every file, or a `SpecError` listing every problem found."""
+    """Every batch in every file (a directory stands for its *.yaml and *.yml files), or a
+    `SpecError` listing every problem found."""
+    paths = [f for p in paths for f in (sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
+                                        if p.is_dir() else [p])]
     batches: list[spec.Batch] = []
     problems: list[str] = []
     for path in paths:
@@ -99,13 +102,18 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
             problems.append(f"{where}:{node.start_mark.line + 1}: a batch must be a mapping "
                             "with apiVersion, kind, metadata and spec")
             continue
+        expansion = matrix.expand(data)  # `matrix:` entries -> one job per combination
+        if expansion.problems:
+            problems.extend(_at(source, lines, path, text) for path, text in expansion.problems)
+            continue
         try:
-            model = spec.BatchModel.model_validate(data)
+            model = spec.BatchModel.model_validate(expansion.document)
         except pydantic.ValidationError as e:
-            problems.extend(_describe(e.errors(), source=source, lines=lines))
+            problems.extend(_describe(expansion.fold(e.errors()), source=source, lines=lines))
             continue
         batch, unresolved = spec.resolve(model, source=source)
-        problems.extend(_at(source, lines, path, text) for path, text in unresolved)
+        problems.extend(_at(source, lines, expansion.origin(path), text)
+                        for path, text in unresolved)
         if not unresolved:
             batches.append(batch)
     return batches, problems

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlgen import contract, features, units, variants
+from mlgen import contract, features, patch, podfields, units, variants
 
 API_VERSION = "mlgen.io/v1alpha1"
 DEFAULT_KUBERNETES_VERSION = features.DEFAULT
@@ -188,6 +188,16 @@ class JobFields(_Model):
     runAsUser: int | None = Field(default=None, ge=1)
     labels: dict[OwnLabelKey, LabelValue] | None = None
     simulate: Simulate | None = None
+    # Pod fields (podfields.py): in the pod template, so in the content hash.
+    volumes: list[podfields.Volume] | None = None
+    volumeMounts: list[podfields.VolumeMount] | None = None
+    envFrom: list[podfields.EnvFrom] | None = None
+    imagePullSecrets: list[podfields.ObjectName] | None = None
+    podLabels: dict[OwnLabelKey, LabelValue] | None = None  # on pods only, not on the Job
+    podAnnotations: dict[podfields.AnnotationKey, Text] | None = None
+    affinity: podfields.Affinity | None = None
+    priorityClassName: podfields.ObjectName | None = None
+    podPatch: patch.PodPatch | None = None  # the escape hatch for everything else
 
 
 class JobEntry(JobFields):
@@ -216,6 +226,8 @@ class Spec(_Model):
     parallelism: int | None = Field(default=None, ge=1, le=100_000)
     sequential: Sequential = Field(default_factory=Sequential)
     queue: LabelValue | None = None
+    # The Pod Security level the batch's namespace enforces (podsecurity.py).
+    podSecurity: Literal["restricted", "baseline", "privileged"] = "restricted"
     defaults: JobFields = Field(default_factory=JobFields)
     jobs: list[JobEntry] = Field(min_length=1, max_length=100_000)
 
@@ -268,6 +280,7 @@ class Job:
     run_as_user: int
     labels: dict[str, str]
     simulate: Simulate | None
+    pod: podfields.PodFields = podfields.NONE
 
 
 @dataclass(frozen=True)
@@ -287,6 +300,7 @@ class Batch:
     source: str  # the batch file as errors name it
     flux: Flux | None = None
     simulated: bool = False  # KWOK hints in pod templates; they then re-run Jobs when edited
+    pod_security: str = "restricted"  # restricted | baseline | privileged
 
     @property
     def source_name(self) -> str:
@@ -312,6 +326,9 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
         if not job.image:
             problems.append((f"spec.jobs[{position}].image",
                              "no image; set spec.defaults.image or the job's own image"))
+        pod_fields, pod_problems = podfields.resolve(
+            defaults, entry, at=f"spec.jobs[{position}]", version=spec.kubernetesVersion)
+        problems.extend(p for p in pod_problems if p not in problems)
         jobs.append(Job(
             name=job.name,
             index=position,
@@ -330,9 +347,10 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
             tolerations=tuple(t.model_dump(exclude_none=True) for t in job.tolerations or ()),
             service_account=job.serviceAccountName,
             shm_size=job.shmSize,
-            run_as_user=job.runAsUser or DEFAULT_RUN_AS_USER,
+            run_as_user=job.runAsUser if job.runAsUser is not None else DEFAULT_RUN_AS_USER,
             labels={**(defaults.labels or {}), **(entry.labels or {})},
             simulate=job.simulate,
+            pod=pod_fields,
         ))
     batch = Batch(
         name=model.metadata.name,
@@ -348,5 +366,6 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
         source=source,
         flux=spec.flux,
         simulated=spec.simulated,
+        pod_security=spec.podSecurity,
     )
     return batch, problems

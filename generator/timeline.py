@@ -76,6 +76,22 @@ class Timeline:
             peak = max(peak, running)
         return peak
 
+    def failures(self) -> list[str]:
+        """One sentence per job whose pods failed, naming the batch's job (and its index in
+        an Indexed Job), how often it failed and its last exit code."""
+        failed: dict[tuple[str, int | None], list[PodRecord]] = {}
+        for pod in self.pods:
+            if pod.phase == "Failed":
+                failed.setdefault((pod.job, pod.index), []).append(pod)
+        out = []
+        for (job, index), pods in failed.items():
+            name = pods[-1].step or job
+            where = f"job {name!r}" + (f" (index {index} of {job})" if index is not None else "")
+            code = pods[-1].exit_code
+            out.append(f"{where} failed {len(pods)} time(s)"
+                       + (f", last exit code {code}" if code is not None else ""))
+        return out
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 

@@ -55,6 +55,22 @@ def _validator(schema_version: str, api_version: str, kind: str) -> Any:
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
 
+def definition_error(value: object, definition: str, *, version: str) -> str | None:
+    """Why `value` is not a valid `definition` (e.g. io.k8s.api.core.v1.Affinity) of the
+    strict Kubernetes schema for `version`: `at <path>: <message>`, or None."""
+    schema_version = check_version(version, source="spec.kubernetesVersion")
+    schema = {"$ref": f"https://kubernetes.io/api/_definitions.json#/$defs/{definition}"}
+    validator = jsonschema.validators.Draft202012Validator(
+        schema, registry=_definitions(schema_version))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"at {where}: {error.message}"
+
+
+# Images that usually ship without /bin/sh (the Indexed Job entrypoint needs it).
+_SHELL_LESS = re.compile(r"distroless|chainguard/static|(^|/)scratch([:@]|$)")
 _PLACEHOLDER = "\x00mlgen"
 _STRING_RULES = ("pattern", "minLength", "maxLength", "const", "format")
 
@@ -151,6 +167,19 @@ def warnings(batch: spec.Batch) -> list[str]:
         if job.expected_seconds is None:
             out.append(f"{at}.expectedDuration: job {job.name!r} has no expectedDuration; "
                        "estimates and conformance bounds count it as 0s. Set one")
+    indexed = "parallel" in batch.variants or (
+        "sequential" in batch.variants and batch.strategy == "indexed")
+    shell_less = sorted({j.image for j in batch.jobs if _SHELL_LESS.search(j.image)})
+    if indexed and shell_less:
+        out.append(f"{batch.source}: spec.jobs: {', '.join(map(repr, shell_less))} may have no "
+                   "shell: an Indexed Job (parallel variant, indexed strategy) starts each pod "
+                   "with mlgen's /bin/sh entrypoint. Use an image with sh (distroless: a :debug "
+                   "tag), or variants: [sequential] with strategy: waves")
+    if batch.pod_security != "restricted":
+        out.append(f"{batch.source}: spec.podSecurity: {batch.pod_security!r} opts out of Pod "
+                   "Security \"restricted\" (pods may run as root or with more privilege); "
+                   "the namespace must enforce this level or lower "
+                   f"(pod-security.kubernetes.io/enforce: {batch.pod_security})")
     if "sequential" in batch.variants and batch.strategy == "waves" \
             and batch.on_failure == "continue":
         out.append(f"{batch.source}: spec.sequential.onFailure: Argo CD stops at a failed "

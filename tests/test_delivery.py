@@ -33,7 +33,9 @@ ENV = {"SPACE": "a b", "DOLLAR": "$(HOME)$$x", "EMPTY": "", "NEWLINES": "\n\nx\n
 PROBE = """import json, os, sys
 names = json.loads(sys.argv[1])
 print(json.dumps({"argv": sys.argv[2:], "env": {k: os.environ.get(k) for k in names},
-                  "leaked": sorted(k for k in os.environ if k.startswith("MLGEN_"))}))
+                  "job": os.environ.get("MLGEN_JOB_NAME"),
+                  "leaked": sorted(k for k in os.environ
+                                   if k.startswith("MLGEN_") and k != "MLGEN_JOB_NAME")}))
 """
 
 
@@ -140,6 +142,7 @@ def test_indexed_entrypoint_delivers_values_byte_for_byte(
         assert got["argv"] == entry["args"][1:], f"index {index}"
         assert got["env"] == expected_env(entry), f"index {index}"
         assert got["leaked"] == []
+        assert got["job"] == entry["name"]  # each index knows its job's name
 
 
 def test_waves_deliver_values_byte_for_byte_through_k8s_expansion(probe: Path) -> None:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from mlgen.cli import cluster_cmd
-from mlgen.cli.apply_cmd import apply_command
+from mlgen.cli import extras
 from mlgen.cli.estimate_cmd import estimate_command
+from mlgen.cli.init_cmd import init_command
 from mlgen.cli.render_cmd import render_command
 from mlgen.cli.report_cmd import report_command
 from mlgen.cli.schema_cmd import schema_command
@@ -44,9 +44,11 @@ app.command("render")(render_command)
 app.command("validate")(validate_command)
 app.command("estimate")(estimate_command)
 app.command("schema")(schema_command)
-app.command("apply")(apply_command)
 app.command("report")(report_command)
-app.add_typer(cluster_cmd.app, name="cluster")
+app.command("init")(init_command)
+# apply and cluster need the Kubernetes client (the `cluster` extra); without it they are
+# listed all the same and say what to install.
+extras.register_cluster_commands(app)
 
 
 def main() -> None:

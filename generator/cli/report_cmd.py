@@ -1,4 +1,4 @@
-"""`mlgen report`: draw a timeline JSON as a PNG Gantt chart."""
+"""`mlgen report`: draw a timeline JSON as a Gantt chart (SVG, or PNG with mlgen[png])."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ def report_command(
         metavar="TIMELINE", help="A timeline JSON from `mlgen apply --timeline` or the "
         "conformance suite's artifacts.", show_default=False)],
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="PNG to write (default: beside the JSON).")] = None,
+        "--output", "-o", metavar="CHART", help="Chart to write: .svg, or .png with the "
+        "mlgen[png] extra (default: an .svg beside the JSON).")] = None,
 ) -> None:
-    """Draw a Gantt chart: a row per job or index, a bar per attempt, coloured by outcome."""
+    """Draw a Gantt chart: a row per job (named, with its index in an Indexed Job), a bar per
+    attempt, coloured by outcome; list the jobs that failed."""
     with reported():
         found = timeline.Timeline.load(timeline_json)
-        target = gantt.draw(found, output or timeline_json.with_suffix(".png"))
+        target = gantt.draw(found, output or timeline_json.with_suffix(".svg"))
+        for line in found.failures():
+            err.print(f"failed: {line}", markup=False)
         err.print(f"{target}: makespan {found.makespan:.0f}s, peak "
                   f"{found.max_concurrency()} pods, {len(found.pods)} attempts")

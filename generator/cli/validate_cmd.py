@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from mlgen import render, source, validation
-from mlgen.cli.common import err, reported
+from mlgen.cli.common import err, out, reported
 from mlgen.cli.render_cmd import Batches
 from mlgen.errors import SpecError
 
@@ -17,6 +18,9 @@ def validate_command(
     batches: Batches,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Treat warnings as errors (exit 1).")] = False,
+    expand: Annotated[bool, typer.Option(
+        "--expand", help="Print every job after matrix expansion and defaults (name, args, "
+        "env), one line each, on standard output.")] = False,
 ) -> None:
     """Check batch files: schema, names, both variants' manifests; print warnings.
 
@@ -27,6 +31,12 @@ def validate_command(
     with reported():
         loaded = source.load_files(batches)
         render.render_all(loaded)
+        if expand:
+            for batch in loaded:
+                for job in batch.jobs:
+                    out.print(json.dumps({"batch": batch.name, "job": job.name,
+                                          "args": list(job.args), "env": job.env},
+                                         ensure_ascii=False), markup=False, highlight=False)
         found = [w for batch in loaded for w in validation.warnings(batch)]
         for warning in found:
             err.print(f"[yellow]warning:[/] {escape(warning)}")

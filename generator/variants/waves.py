@@ -41,7 +41,8 @@ def steps(batch: spec.Batch) -> list[Step]:
             annotations=pod.hints(batch, [job]),
             command=pod.literals(job.command) if job.command is not None else None,
             args=pod.literals(job.args),
-            env=pod.env_entries(job.env, job.secret_env),
+            env=[*pod.env_entries(job.env, job.secret_env),
+                 {"name": contract.JOB_NAME_ENV, "value": job.name}],
         )
         job_spec: dict[str, object] = {
             "backoffLimit": job.retries,

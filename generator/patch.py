@@ -1,0 +1,193 @@
+"""`podPatch`: the typed escape hatch for pod-template fields mlgen does not model.
+
+A batch may carry a strategic-merge patch (Kubernetes' rules for pod lists: containers,
+volumes, env and the like merge by name, mounts by mountPath; `null` removes a key;
+`$patch: delete` removes a list item, `$patch: replace` replaces a map or list) or an
+RFC 6902 JSON patch of the pod template (`{metadata, spec}`). It is applied before the
+template is hashed and validated, so the committed output is exactly what the batch says
+and no one has to patch it after rendering. The patched template must still pass strict
+schema validation and the batch's Pod Security level.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlgen import validation
+from mlgen.errors import RenderError
+
+# Merge keys of the pod-template lists (Kubernetes' patchMergeKey).
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name",
+              "volumes": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
+              "env": "name", "imagePullSecrets": "name", "ports": "containerPort",
+              "hostAliases": "ip", "resourceClaims": "name", "topologySpreadConstraints":
+              "topologyKey", "readinessGates": "conditionType"}
+
+
+class Operation(BaseModel):
+    """One RFC 6902 operation; `path` and `from` are JSON pointers into the template."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    op: Literal["add", "remove", "replace", "move", "copy", "test"]
+    path: str = Field(pattern=r"^(/[^/]*)*$")
+    value: Any = None
+    from_: str | None = Field(default=None, alias="from", pattern=r"^(/[^/]*)*$")
+
+    @model_validator(mode="after")
+    def _operands(self) -> Operation:
+        if self.op in ("move", "copy") and self.from_ is None:
+            raise ValueError(f"a {self.op} operation needs from: /json/pointer")
+        if self.op in ("add", "replace", "test") and "value" not in self.model_fields_set:
+            raise ValueError(f"an {self.op} operation needs a value")
+        return self
+
+
+class PodPatch(BaseModel):
+    """Exactly one of `strategic` (a strategic-merge patch of {metadata, spec}) or `json`
+    (a list of RFC 6902 operations)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    strategic: dict[str, Any] | None = None
+    json_: list[Operation] | None = Field(default=None, alias="json")
+
+    @model_validator(mode="after")
+    def _one(self) -> PodPatch:
+        if (self.strategic is None) == (self.json_ is None):
+            raise ValueError("podPatch needs exactly one of strategic (a merge patch) or json "
+                             "(a list of operations)")
+        if self.strategic is not None and set(self.strategic) - {"metadata", "spec"}:
+            raise ValueError("a strategic podPatch patches the pod template: only metadata "
+                             "and spec at its top")
+        return self
+
+
+def apply(patch: PodPatch, template: dict[str, Any], *, where: str,
+          version: str) -> dict[str, Any]:
+    """The patched template, schema-checked; RenderError naming `where` otherwise."""
+    try:
+        if patch.strategic is not None:
+            out = _merge(template, patch.strategic, key=None)
+        else:
+            out = copy.deepcopy(template)
+            for number, operation in enumerate(patch.json_ or ()):
+                try:
+                    out = _operate(out, operation)
+                except (KeyError, IndexError, ValueError) as e:
+                    raise RenderError(f"{where}: json[{number}] ({operation.op} "
+                                      f"{operation.path}): {e}; fix the operation") from e
+    except RenderError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise RenderError(f"{where}: cannot be applied: {e}") from e
+    if not isinstance(out, dict):
+        raise RenderError(f"{where}: the patched pod template is not a mapping; patch fields "
+                          "inside it")
+    why = validation.definition_error(out, "io.k8s.api.core.v1.PodTemplateSpec",
+                                      version=version)
+    if why:
+        raise RenderError(f"{where}: the patched pod template is not valid for Kubernetes "
+                          f"{version} ({why}); fix the patch")
+    return out
+
+
+def _merge(target: Any, change: Any, *, key: str | None) -> Any:
+    if not isinstance(change, dict) or not isinstance(target, dict):
+        return copy.deepcopy(change)
+    if change.get("$patch") == "replace":
+        return {k: copy.deepcopy(v) for k, v in change.items() if k != "$patch"}
+    out = copy.deepcopy(target)
+    for name, value in change.items():
+        if name.startswith("$"):
+            raise ValueError(f"unsupported directive {name!r} (use $patch: delete or replace)")
+        if value is None:
+            out.pop(name, None)
+        elif isinstance(value, list) and name in MERGE_KEYS and isinstance(out.get(name), list):
+            out[name] = _merge_list(out[name], value, MERGE_KEYS[name])
+        elif isinstance(value, dict) and isinstance(out.get(name), dict):
+            out[name] = _merge(out[name], value, key=name)
+        else:
+            out[name] = copy.deepcopy(value)
+    return out
+
+
+def _merge_list(items: list[Any], change: list[Any], merge_key: str) -> list[Any]:
+    out = copy.deepcopy(items)
+    for item in change:
+        if not isinstance(item, dict) or merge_key not in item:
+            raise ValueError(f"every item of a list merged by {merge_key} needs {merge_key}")
+        position = next((i for i, old in enumerate(out)
+                         if isinstance(old, dict) and old.get(merge_key) == item[merge_key]),
+                        None)
+        if item.get("$patch") == "delete":
+            if position is not None:
+                del out[position]
+        elif position is None:
+            out.append({k: copy.deepcopy(v) for k, v in item.items() if k != "$patch"})
+        else:
+            out[position] = _merge(out[position], item, key=merge_key)
+    return out
+
+
+def _tokens(pointer: str) -> list[str]:
+    return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+
+
+def _parent(doc: Any, pointer: str) -> tuple[Any, str]:
+    tokens = _tokens(pointer)
+    if not tokens:
+        raise ValueError("the whole template cannot be the target; point inside it")
+    node = doc
+    for token in tokens[:-1]:
+        node = node[int(token)] if isinstance(node, list) else node[token]
+    return node, tokens[-1]
+
+
+def _get(doc: Any, pointer: str) -> Any:
+    node = doc
+    for token in _tokens(pointer):
+        node = node[int(token)] if isinstance(node, list) else node[token]
+    return node
+
+
+def _operate(doc: Any, operation: Operation) -> Any:
+    op, path = operation.op, operation.path
+    if op == "test":
+        if _get(doc, path) != operation.value:
+            raise ValueError("the value there differs from the test's value")
+        return doc
+    if op in ("move", "copy"):
+        assert operation.from_ is not None
+        value = copy.deepcopy(_get(doc, operation.from_))
+        if op == "move":
+            doc = _operate(doc, Operation(op="remove", path=operation.from_))
+        return _operate(doc, Operation(op="add", path=path, value=value))
+    parent, last = _parent(doc, path)
+    if op == "remove":
+        if isinstance(parent, list):
+            del parent[int(last)]
+        else:
+            del parent[last]
+        return doc
+    value = copy.deepcopy(operation.value)
+    if isinstance(parent, list):
+        if op == "add":
+            parent.insert(len(parent) if last == "-" else _position(last, len(parent)), value)
+        else:
+            parent[int(last)] = value
+    elif isinstance(parent, dict):
+        if op == "replace" and last not in parent:
+            raise KeyError(f"{path} does not exist (replace needs an existing value; use add)")
+        parent[last] = value
+    else:
+        raise ValueError(f"the parent of {path} is neither a mapping nor a list")
+    return doc
+
+
+def _position(token: str, length: int) -> int:
+    position = int(token)
+    if not 0 <= position <= length:
+        raise IndexError(f"index {position} is outside a list of {length}")
+    return position

@@ -1,0 +1,81 @@
+"""`mlgen init`: the files of a GitOps repository for mlgen batches.
+
+Lays out `batches/` with an example (a matrix sweep), `manifests/` rendered from it (so
+`mlgen render --check` passes from the first commit), a conformance suite for the local
+control plane or kind, CI workflows (kind conformance, render check), an Argo CD
+Application and a Flux Kustomization for the manifests, and a pre-commit configuration
+that runs this repository's `mlgen-render-check` hook. It adds to an existing repository
+but never overwrites a file: when any target exists, nothing is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlgen import render, source, templating, tree
+from mlgen.errors import UsageError
+
+HOOK_REPO = "https://github.com/mlgen-io/mlgen"  # where .pre-commit-hooks.yaml lives
+HOOK_REV = "v0.1.0"
+REQUIREMENT = "mlgen"
+
+# target path -> template under templates/init/
+FILES = {
+    "batches/example.yaml": "example.yaml.j2",
+    "conformance/conftest.py": "conftest.py.j2",
+    "conformance/test_batches.py": "test_batches.py.j2",
+    "pytest.ini": "pytest.ini.j2",
+    "kind-config.yaml": "kind-config.yaml.j2",
+    ".github/workflows/conformance.yaml": "conformance.yaml.j2",
+    ".github/workflows/render-check.yaml": "render-check.yaml.j2",
+    "deploy/argocd/application.yaml": "application.yaml.j2",
+    "deploy/flux/kustomization.yaml": "kustomization.yaml.j2",
+    ".pre-commit-config.yaml": "pre-commit-config.yaml.j2",
+    ".gitignore": "gitignore.j2",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    batch: str = "example-sweep"
+    namespace: str = "ml-training"
+    kubernetes_version: str = "1.36"
+    repo_url: str = "https://git.example.com/ml/gitops.git"
+    hook_repo: str = HOOK_REPO
+    hook_rev: str = HOOK_REV
+    requirement: str = REQUIREMENT
+
+
+def files(options: Options) -> dict[str, str]:
+    """Every scaffold file's text by its path in the repository."""
+    values = {k: getattr(options, k) for k in Options.__dataclass_fields__}
+    return {path: templating.render(f"init/{name}", **values) for path, name in FILES.items()}
+
+
+def create(root: Path, options: Options = Options()) -> list[str]:
+    """Write the scaffold under `root` and render the example into `manifests/`; return
+    the paths written. Raises UsageError, writing nothing, if any of them exists."""
+    texts = files(options)
+    taken = sorted(p for p in texts if (root / p).exists() or (root / p).is_symlink())
+    manifests = root / "manifests" / options.batch
+    if manifests.exists():
+        taken.append(f"manifests/{options.batch}/")
+    if taken:
+        raise UsageError(f"{root}: {', '.join(taken)} already exist(s); mlgen init never "
+                         "overwrites files: move them away or init another directory")
+    example = "batches/example.yaml"
+    # Render before writing anything: a broken template must not leave half a scaffold.
+    batches, problems = source.load_text(texts[example], source=example)
+    if problems:
+        raise AssertionError(f"mlgen init's example batch is invalid: {problems}")
+    rendered = render.render_all(batches)
+    for path, text in texts.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    (root / "manifests").mkdir(exist_ok=True)
+    plan = tree.plan(root / "manifests", rendered.files, scopes=rendered.scopes,
+                     batches=rendered.batches, prune=False)
+    tree.apply(plan)
+    return [*texts, *(f"manifests/{p}" for p in sorted(rendered.files))]
