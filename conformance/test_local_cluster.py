@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from mlgen import kube
-from mlgen.conformance import checks
+from mlgen import kube, timeline
 from mlgen.conformance.checks import Epsilon
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import PROBE_IMAGE
@@ -45,14 +44,10 @@ def indexed_job(name: str, *, completions: int, seconds: int,
 
 
 def wait_job(client: kube.Kube, namespace: str, name: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.batch.read_namespaced_job_status(name, namespace).status
-        if any(c.type in ("Complete", "Failed") and c.status == "True"
-               for c in status.conditions or []):
-            return status
-        time.sleep(0.3)
-    raise AssertionError(f"job {name} did not finish in {timeout}s")
+    """The one wait (kube.Kube.wait_jobs), as a test assertion."""
+    found = client.wait_jobs(namespace, [name], until=("Complete", "Failed"), timeout=timeout)
+    assert name in found, f"job {name} did not finish in {timeout}s"
+    return found[name].status
 
 
 def pods_of(client: kube.Kube, namespace: str, job: str) -> list[Any]:
@@ -76,9 +71,9 @@ def test_indexed_job_runs_in_index_order_within_bound(
     for pod in pods:
         state = pod.status.container_statuses[0].state.terminated
         run = (state.finished_at - state.started_at).total_seconds()
-        assert 2 - checks.RESOLUTION <= run <= 2 + checks.RESOLUTION, run
+        assert 2 - timeline.API_RESOLUTION <= run <= 2 + timeline.API_RESOLUTION, run
     makespan = (status.completion_time - status.start_time).total_seconds()
-    bound = 2 * 3 + 3 * mlgen_epsilon.indexed + checks.RESOLUTION
+    bound = 2 * 3 + 3 * mlgen_epsilon.indexed + timeline.API_RESOLUTION
     assert makespan <= bound, f"makespan {makespan}s > 2s·3 + 3·ε = {bound:.1f}s"
 
 

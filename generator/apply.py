@@ -23,6 +23,7 @@ import yaml
 
 from mlgen import contract, kube, manifest, variants
 from mlgen.errors import JobFailedError, UsageError
+from mlgen.variants.base import Variant
 
 Progress = Callable[[str], None]
 
@@ -126,11 +127,11 @@ def plan(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list
     return config, [waves[w] for w in sorted(waves)]
 
 
-def ends_of(job: dict[str, Any]) -> tuple[str, ...]:
-    """The conditions that end a wait for this Job, as its variant says."""
+def variant_of(job: dict[str, Any]) -> Variant:
+    """The variant that rendered this Job, which says what ends a wait for it."""
     strategy = (job["metadata"].get("annotations") or {}).get(contract.STRATEGY, "waves")
     try:
-        return variants.get(strategy).ends
+        return variants.get(strategy)
     except KeyError:
         raise UsageError(f"job/{job['metadata']['name']}: unknown {contract.STRATEGY} "
                          f"{strategy!r}; render the batch again with this mlgen") from None
@@ -165,11 +166,13 @@ def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
             result = _await(client, job, deadline=deadline, started=started)
             outcome.jobs.append(result)
             detail = f" (failed indexes {result.failed_indexes})" if result.failed_indexes else ""
-            progress(f"[{number}/{len(waves)}] {_label(job)}: {result.status} after "
+            said = "Succeeded" if result.status == _SUCCEEDED else result.status
+            progress(f"[{number}/{len(waves)}] {_label(job)}: {said} after "
                      f"{result.seconds:.1f}s{detail}")
             annotations = job["metadata"].get("annotations") or {}
             if result.status == "Failed" and annotations.get(contract.ON_FAILURE) != "continue":
                 stopped = True
+    outcome.jobs[:] = _confirm(client, outcome.jobs, deadline=deadline)
     if outcome.failed:
         names = "; ".join(f"job/{j.name}" + (f" failed indexes {j.failed_indexes}"
                                              if j.failed_indexes else "")
@@ -184,17 +187,51 @@ def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
 def _await(client: kube.Kube, job: dict[str, Any], *, deadline: float,
            started: float) -> JobOutcome:
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
-    ends = ends_of(job)
-    found = client.wait_jobs(namespace, [name], until=ends,
+    unit = variant_of(job)
+    if unit.done_when_pod_succeeds:
+        phase = client.wait_pod_ended(namespace, f"job-name={name}",
+                                      timeout=max(0.0, deadline - time.monotonic()))
+        if phase == "Succeeded":  # its Job says Complete up to a second later: _confirm
+            return _outcome(job, _SUCCEEDED, time.monotonic() - started)
+    found = client.wait_jobs(namespace, [name], until=unit.ends,
                              timeout=max(0.0, deadline - time.monotonic()))
     if name not in found:
         raise JobFailedError(f"job/{name} in {namespace} did not finish before the "
                              "--timeout; it keeps running in the cluster. Raise --timeout "
                              f"or inspect it with kubectl describe job/{name} -n {namespace}")
     status = found[name].status
-    ended = next(c.type for c in status.conditions if c.status == "True" and c.type in ends)
+    ended = next(c.type for c in status.conditions
+                 if c.status == "True" and c.type in unit.ends)
     return _outcome(job, ended, time.monotonic() - started,
                     failed_indexes=status.failed_indexes or "")
+
+
+_SUCCEEDED = "PodSucceeded"  # a step whose pod succeeded; its Job's condition still to come
+
+
+def _confirm(client: kube.Kube, jobs: list[JobOutcome], *,
+             deadline: float) -> list[JobOutcome]:
+    """Wait for the final condition of the Jobs that were left when their pod succeeded."""
+    early = [j for j in jobs if j.status == _SUCCEEDED]
+    found: dict[str, Any] = {}
+    for namespace in sorted({j.namespace for j in early}):
+        names = [j.name for j in early if j.namespace == namespace]
+        found.update(client.wait_jobs(namespace, names, until=("Complete", "Failed"),
+                                      timeout=max(1.0, deadline - time.monotonic())))
+    out = []
+    for job in jobs:
+        if job.status == _SUCCEEDED:
+            if job.name not in found:
+                raise JobFailedError(f"job/{job.name} in {job.namespace}: its pod succeeded "
+                                     "but the Job never said Complete before the --timeout")
+            status = found[job.name].status
+            ended = next(c.type for c in status.conditions
+                         if c.status == "True" and c.type in ("Complete", "Failed"))
+            job = JobOutcome(name=job.name, namespace=job.namespace, step=job.step,
+                             status=ended, seconds=job.seconds,
+                             failed_indexes=status.failed_indexes or "")
+        out.append(job)
+    return out
 
 
 def _outcome(job: dict[str, Any], status: str, seconds: float, *,

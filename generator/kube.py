@@ -105,6 +105,44 @@ class Kube:
                 stream.stop()
         return done
 
+    def wait_pod_ended(self, namespace: str, selector: str, *, timeout: float) -> str | None:
+        """Watch the pods matching `selector` until one has Succeeded or Failed; return that
+        phase, or None on timeout. A step's work is done when its pod has succeeded, up to
+        a second before the Job controller, which batches pod events, says Complete."""
+        deadline = time.monotonic() + timeout
+
+        def ended(pod: Any) -> str | None:
+            phase = pod.status.phase if pod.status else None
+            return phase if phase in ("Succeeded", "Failed") else None
+
+        while time.monotonic() < deadline:
+            with errors(f"reading the pods {selector} in namespace {namespace}"):
+                listing = self.core.list_namespaced_pod(namespace, label_selector=selector)
+            for pod in listing.items:
+                if found := ended(pod):
+                    return found
+            remaining = deadline - time.monotonic()
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                        self.core.list_namespaced_pod, namespace, label_selector=selector,
+                        resource_version=listing.metadata.resource_version,
+                        timeout_seconds=max(1, int(min(remaining, 300))),
+                        _request_timeout=min(remaining, 300) + 10):
+                    if event["type"] in ("ADDED", "MODIFIED") and (
+                            found := ended(event["object"])):
+                        return found
+            except ApiException as e:
+                if e.status != 410:
+                    raise ClusterError(f"watching the pods {selector} in namespace "
+                                       f"{namespace}: the API server said {e.status} "
+                                       f"{e.reason}") from e
+            except (urllib3.exceptions.HTTPError, OSError):
+                time.sleep(0.5)  # the watch broke (API server restart?): list again
+            finally:
+                stream.stop()
+        return None
+
     def namespace_exists(self, name: str) -> bool:
         with errors(f"reading namespace {name}"):
             try:

@@ -3,8 +3,10 @@
 Collected from Job status (`startTime`, `completionTime`, `failedIndexes`) and pod
 status (container `startedAt`/`finishedAt`, exit codes, node, completion index,
 per-index failure count), saved as JSON, and measured: makespan, concurrency, order.
-The API server keeps these times to the second, so every figure here is whole
-seconds and the checks allow for that.
+With a `recorder.Recorder` that watched the run, every start and end is the moment the
+watch saw it, in milliseconds on one clock (`resolution` 0.25 s); the API server's
+whole-second times stay beside them (`api_start`, `api_end`) as a cross-check. Without
+one, the API's times are all there is (`resolution` 1 s).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlgen import contract, kube
+from mlgen import contract, kube, recorder
 from mlgen.errors import UsageError
+
+API_RESOLUTION = 1.0  # the API server keeps times to the second, truncated
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class JobRecord:
     start: float | None  # seconds since the timeline's origin
     end: float | None
     failed_indexes: str = ""
+    api_start: float | None = None  # the API server's times, whole seconds, same origin
+    api_end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class PodRecord:
     end: float | None
     exit_code: int | None
     step: str = ""  # the batch's job name this pod ran (by completion index or step)
+    api_start: float | None = None
+    api_end: float | None = None
 
 
 @dataclass
@@ -52,6 +60,7 @@ class Timeline:
     origin: str  # ISO time that offset 0 stands for
     jobs: list[JobRecord] = field(default_factory=list)
     pods: list[PodRecord] = field(default_factory=list)
+    resolution: float = API_RESOLUTION  # how far a recorded time may be off, seconds
 
     @property
     def makespan(self) -> float:
@@ -106,30 +115,53 @@ class Timeline:
             return cls(batch=data["batch"], variant=data["variant"],
                        namespace=data["namespace"], origin=data["origin"],
                        jobs=[JobRecord(**j) for j in data["jobs"]],
-                       pods=[PodRecord(**p) for p in data["pods"]])
+                       pods=[PodRecord(**p) for p in data["pods"]],
+                       resolution=float(data.get("resolution", API_RESOLUTION)))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UsageError(f"{path}: not a timeline written by mlgen ({e}); pass the JSON "
                              "that `mlgen apply --timeline` or the conformance suite wrote") from e
 
 
-def collect_for(client: kube.Kube, manifests: list[dict[str, Any]]) -> Timeline:
-    """The timeline of the batch and variant that these rendered objects belong to."""
+def selector(batch: str, variant: str) -> str:
+    return f"{contract.PART_OF}={batch},{contract.VARIANT}={variant}"
+
+
+def recorder_for(client: kube.Kube, manifests: list[dict[str, Any]]) -> recorder.Recorder:
+    """A recorder for the batch and variant these rendered objects belong to."""
+    job = _first_job(manifests)
+    labels = job["metadata"].get("labels") or {}
+    return recorder.Recorder(client, namespace=job["metadata"]["namespace"],
+                             selector=selector(labels.get(contract.PART_OF, ""),
+                                               labels.get(contract.VARIANT, "")))
+
+
+def _first_job(manifests: list[dict[str, Any]]) -> dict[str, Any]:
     job = next((o for o in manifests if o["kind"] == "Job"), None)
     if job is None:
         raise UsageError("no Job among the applied objects: nothing to record a timeline of")
+    return job
+
+
+def collect_for(client: kube.Kube, manifests: list[dict[str, Any]], *,
+                recorded: recorder.Recorder | None = None) -> Timeline:
+    """The timeline of the batch and variant that these rendered objects belong to."""
+    job = _first_job(manifests)
     labels = job["metadata"].get("labels") or {}
     return collect(client, batch=labels.get(contract.PART_OF, ""),
                    variant=labels.get(contract.VARIANT, ""),
-                   namespace=job["metadata"]["namespace"], manifests=manifests)
+                   namespace=job["metadata"]["namespace"], manifests=manifests,
+                   recorded=recorded)
 
 
 def collect(client: kube.Kube, *, batch: str, variant: str, namespace: str,
-            manifests: list[dict[str, Any]] | None = None) -> Timeline:
-    """Read every Job of `batch`/`variant` in `namespace` and its pods from the cluster."""
-    selector = f"{contract.PART_OF}={batch},{contract.VARIANT}={variant}"
+            manifests: list[dict[str, Any]] | None = None,
+            recorded: recorder.Recorder | None = None) -> Timeline:
+    """Read every Job of `batch`/`variant` in `namespace` and its pods from the cluster;
+    with `recorded`, take every start and end from what the recorder's watches saw."""
+    wanted = selector(batch, variant)
     with kube.errors(f"listing the jobs of {batch} in {namespace}"):
-        jobs = client.batch.list_namespaced_job(namespace, label_selector=selector).items
-        pods = client.core.list_namespaced_pod(namespace, label_selector=selector).items
+        jobs = client.batch.list_namespaced_job(namespace, label_selector=wanted).items
+        pods = client.core.list_namespaced_pod(namespace, label_selector=wanted).items
     raw_jobs = [(j.metadata.name, (j.metadata.annotations or {}), j.status) for j in jobs]
     present = {name for name, _, _ in raw_jobs}
     for obj in manifests or []:  # steps that never started are part of the story too
@@ -160,10 +192,38 @@ def collect(client: kube.Kube, *, batch: str, variant: str, namespace: str,
     indexed = {name: notes[contract.JOB_NAMES].split(",") for name, notes, _ in raw_jobs
                if notes.get(contract.JOB_NAMES)}
     pod_records = [_pod(p, offset, steps=steps, indexed=indexed) for p in pods]
-    pod_records.sort(key=lambda p: (p.start if p.start is not None else float("inf"), p.name))
-    return Timeline(batch=batch, variant=variant, namespace=namespace,
-                    origin=origin.isoformat() if origin else "", jobs=records,
-                    pods=_number_attempts(pod_records))
+    found = Timeline(batch=batch, variant=variant, namespace=namespace,
+                     origin=origin.isoformat() if origin else "", jobs=records,
+                     pods=pod_records)
+    if recorded is not None:
+        found = _as_recorded(found, recorded)
+    found.pods.sort(key=lambda p: (p.start if p.start is not None else float("inf"), p.name))
+    found.pods[:] = _number_attempts(found.pods)
+    return found
+
+
+def _as_recorded(found: Timeline, recorded: recorder.Recorder) -> Timeline:
+    """The same records with the watch's times, re-based on the first recorded start; the
+    API's times move to api_start/api_end."""
+    starts = [s.running for s in [*recorded.jobs.values(), *recorded.pods.values()]
+              if s.running is not None]
+    base = min(starts) if starts else 0.0
+
+    def at(moment: float | None) -> float | None:
+        return None if moment is None else round(moment - base, 3)
+
+    def seen(table: dict[str, recorder.Seen], name: str) -> recorder.Seen:
+        return table.get(name) or recorder.Seen(created=0.0)
+
+    jobs = [JobRecord(**{**asdict(j), "api_start": j.start, "api_end": j.end,
+                         "start": at(seen(recorded.jobs, j.name).running),
+                         "end": at(seen(recorded.jobs, j.name).ended)}) for j in found.jobs]
+    pods = [PodRecord(**{**asdict(p), "api_start": p.start, "api_end": p.end,
+                         "start": at(seen(recorded.pods, p.name).running),
+                         "end": at(seen(recorded.pods, p.name).ended)}) for p in found.pods]
+    origin = datetime.fromtimestamp(recorded.wall_origin + base).astimezone().isoformat()
+    return Timeline(batch=found.batch, variant=found.variant, namespace=found.namespace,
+                    origin=origin, jobs=jobs, pods=pods, resolution=recorder.RESOLUTION)
 
 
 def _wave(notes: dict[str, str]) -> int:

@@ -303,3 +303,12 @@ def test_flux_output_for_the_indexed_strategy_is_one_waiting_kustomization() -> 
     (only,) = list(yaml.safe_load_all(files["demo/flux/kustomizations.yaml"]))
     assert only["spec"]["path"] == "./manifests/demo/sequential"
     assert only["spec"]["wait"] is True and "dependsOn" not in only["spec"]
+
+
+def test_waves_refuse_simulated_fail_attempts_they_cannot_count() -> None:
+    doc = batch_doc(simulated=True)
+    doc["spec"]["jobs"][1]["simulate"] = {"exitCode": 3, "failAttempts": 1}
+    with pytest.raises(RenderError, match=r"spec.jobs\[1\].simulate.failAttempts: a waves step "
+                                          r"is a plain Job.*strategy: indexed"):
+        render_doc(doc, variants=("sequential",))
+    assert render_doc(doc, variants=("parallel",))

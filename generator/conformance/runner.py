@@ -13,7 +13,6 @@ from typing import Any
 import yaml
 
 from mlgen import apply, gantt, kube, render, source, spec, timeline
-from mlgen.conformance import checks
 from mlgen.conformance.checks import Epsilon
 from mlgen.errors import JobFailedError
 
@@ -97,15 +96,17 @@ class Runner:
         self.provide(batch)
         total = sum(float(j.expected_seconds or 0) for j in batch.jobs)
         failure: JobFailedError | None = None
-        try:
-            apply.run(self.client, objects, timeout=timeout or 3 * total + 120,
-                      progress=lambda line: self.say(f"{batch.name}/{variant}: {line}"))
-        except JobFailedError as e:
-            failure = e
-        found = timeline.collect_for(self.client, objects)
+        with timeline.recorder_for(self.client, objects) as recorded:
+            try:
+                apply.run(self.client, objects, timeout=timeout or 3 * total + 120,
+                          progress=lambda line: self.say(f"{batch.name}/{variant}: {line}"))
+            except JobFailedError as e:
+                failure = e
+            recorded.settle()
+        found = timeline.collect_for(self.client, objects, recorded=recorded)
         target = self.artifacts / f"{batch.name}-{variant}.json"
         gantt.save(found, target)
-        self.say(f"{batch.name}/{variant}: makespan {found.makespan:.0f}s, peak "
+        self.say(f"{batch.name}/{variant}: makespan {found.makespan:.2f}s, peak "
                  f"{found.max_concurrency()} pods -> {target}")
         return RunResult(batch=batch, variant=variant, timeline=found, failure=failure,
                          objects=objects)
@@ -149,31 +150,9 @@ def sleeper_batch(name: str, *, durations: Sequence[int], parallelism: int | Non
     return doc
 
 
-def calibrate(run: Runner, *, steps: int = 5, seconds: int = 1) -> Epsilon:
-    """ε per strategy: the largest per-step overhead seen in a short sequential run, plus
-    the timestamp resolution, since each whole-second reading may be up to 1 s short."""
-    waves = run.run(run.from_dict(sleeper_batch("calib-waves", durations=[seconds] * steps)),
-                    "sequential")
-    indexed = run.run(run.from_dict(sleeper_batch("calib-indexed", durations=[seconds] * steps,
-                                                  strategy="indexed")), "sequential")
-    chain = waves.timeline.jobs
-    (job,) = indexed.timeline.jobs
-    pods = sorted((p for p in indexed.timeline.pods if p.phase == "Succeeded"),
-                  key=lambda p: p.index or 0)
-    # In one Indexed Job, a step ends when its pod does; the last when the Job completes.
-    pod_ends = [p.end for p in pods[:-1]] + [job.end]
-    return Epsilon(
-        waves=_worst_step(chain[0].start, [s.end for s in chain], seconds) + checks.RESOLUTION,
-        indexed=_worst_step(job.start, pod_ends, seconds) + checks.RESOLUTION)
+def calibrate(run: Runner, **kwargs: Any) -> Epsilon:
+    """Kept for callers of the old location; see calibration.calibrate."""
+    from mlgen.conformance import calibration
 
-
-def _worst_step(start: float | None, ends: Sequence[float | None], seconds: int) -> float:
-    """Max over steps of end_k - end_{k-1} - d, the first measured from `start`."""
-    if start is None or None in ends:
-        raise AssertionError("calibration run did not complete; see its timeline")
-    worst, previous = 0.0, start
-    for end in ends:
-        assert end is not None
-        worst = max(worst, end - previous - seconds)
-        previous = end
-    return worst
+    epsilon, _ = calibration.calibrate(run, **kwargs)
+    return epsilon

@@ -32,4 +32,5 @@ def test_batch_conforms(mlgen_batch_case: runner.Case, mlgen_run: runner.Runner,
 def check_result(result: runner.RunResult, epsilon: Epsilon) -> None:
     """The checks for a run that should have succeeded, by variant."""
     unit = variants.select(result.batch, result.variant)
-    unit.check(result.timeline, result.batch, epsilon=epsilon.for_strategy(unit.name))
+    unit.check(result.timeline, result.batch, epsilon=epsilon.for_strategy(unit.name),
+               slack=epsilon.slack)

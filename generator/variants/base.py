@@ -31,6 +31,9 @@ class Variant(Protocol):
     name: str  # waves | indexed | parallel: the `mlgen.io/strategy` annotation
     directory: str  # sequential | parallel: the output directory and `spec.variants` name
     ends: tuple[str, ...]  # Job conditions that end `mlgen apply`'s wait, success first
+    # Whether `mlgen apply` may move on once the Job's one pod has succeeded (the Job's
+    # final condition is still awaited and checked before apply returns).
+    done_when_pod_succeeds: bool
 
     def render(self, batch: spec.Batch) -> Rendered:
         """Every object of this variant, validated later by `render`."""
@@ -38,5 +41,14 @@ class Variant(Protocol):
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
         """Predicted makespan in seconds, with `overhead` seconds per step."""
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
-        """Raise AssertionError when a successful run broke one of the variant's promises."""
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
+              slack: float) -> None:
+        """Raise AssertionError when a successful run broke one of the variant's promises;
+        `slack` is how much longer than planned a pod may run (process start on real
+        nodes)."""
+
+
+def planned(batch: spec.Batch) -> dict[str, float]:
+    """Each job's expected run time by name (jobs without one are not checked)."""
+    return {j.name: float(j.expected_seconds) for j in batch.jobs
+            if j.expected_seconds is not None}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mlgen import estimate, indexed_job, spec
 from mlgen.conformance import checks
+from mlgen.variants import base
 from mlgen.variants.base import JOB_ENDS, Rendered
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ class Parallel:
     name = "parallel"
     directory = "parallel"
     ends = JOB_ENDS
+    done_when_pod_succeeds = False
 
     def render(self, batch: spec.Batch) -> Rendered:
         indexed_job.check_shared(batch, fix="set spec.variants: [sequential]")
@@ -33,8 +35,10 @@ class Parallel:
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
         return estimate.parallel(durations, parallelism=parallelism, overhead=overhead)
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
+              slack: float) -> None:
         checks.all_complete(timeline)
+        checks.ran_for(timeline, base.planned(batch), slack=slack)
         checks.parallel_bounds(timeline, [float(j.expected_seconds or 0) for j in batch.jobs],
                                parallelism=batch.parallelism, epsilon=epsilon)
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mlgen import estimate, flux, indexed_job, spec
 from mlgen.conformance import checks
+from mlgen.variants import base
 from mlgen.variants.base import JOB_ENDS, Rendered
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ class Serial:
     name = "indexed"
     directory = "sequential"
     ends = JOB_ENDS
+    done_when_pod_succeeds = False
 
     def render(self, batch: spec.Batch) -> Rendered:
         indexed_job.check_shared(batch, fix="set spec.sequential.strategy: waves, which gives "
@@ -36,8 +38,10 @@ class Serial:
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
         return estimate.sequential(durations, overhead=overhead)
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
+              slack: float) -> None:
         checks.all_complete(timeline)
+        checks.ran_for(timeline, base.planned(batch), slack=slack)
         checks.steps_in_order(timeline, [j.name for j in batch.jobs])
         checks.sequential_bounds(timeline, [float(j.expected_seconds or 0) for j in batch.jobs],
                                  epsilon=epsilon)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlgen import contract, estimate, flux, naming, pod, spec
 from mlgen.conformance import checks
+from mlgen.errors import RenderError
+from mlgen.variants import base
 from mlgen.variants.base import JOB_ENDS, Rendered
 
 if TYPE_CHECKING:
@@ -81,8 +83,16 @@ class Waves:
     name = "waves"
     directory = "sequential"
     ends = JOB_ENDS
+    done_when_pod_succeeds = True
 
     def render(self, batch: spec.Batch) -> Rendered:
+        for job in batch.jobs:
+            if job.simulate is not None and job.simulate.failAttempts:
+                raise RenderError(
+                    f"{batch.source}: spec.jobs[{job.index}].simulate.failAttempts: a waves "
+                    "step is a plain Job, whose pods carry no attempt count to simulate by; "
+                    "drop failAttempts (the step then fails every attempt) or use "
+                    "spec.sequential.strategy: indexed")
         rendered = steps(batch)
         files = {f"sequential/{s.directory}/job.yaml": [s.manifest] for s in rendered}
         if batch.flux is not None:
@@ -92,8 +102,10 @@ class Waves:
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
         return estimate.sequential(durations, overhead=overhead)
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
+              slack: float) -> None:
         checks.all_complete(timeline)
+        checks.ran_for(timeline, base.planned(batch), slack=slack)
         checks.steps_in_order(timeline, [j.name for j in batch.jobs])
         checks.sequential_bounds(timeline, _durations(batch), epsilon=epsilon)
 

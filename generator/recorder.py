@@ -1,0 +1,126 @@
+"""Millisecond timelines: watch a batch's Jobs and pods and note each transition on the
+client's monotonic clock.
+
+The API server keeps times to the second, which hides sub-second overlaps and adds a
+second of doubt to every bound. A watch sees each status change within milliseconds of
+the API server recording it, so the moments a pod was first seen running and first seen
+finished, read from one clock, measure run times and gaps to the watch's latency. The
+API's own timestamps are kept beside them as a cross-check (`timeline.Timeline`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+
+from mlgen import kube
+
+RESOLUTION = 0.25  # seconds: the watch saw events up to 0.08 s late on a loaded 2-core machine
+
+
+@dataclass
+class Seen:
+    """First sightings of one object's transitions, seconds on the recorder's clock."""
+
+    created: float
+    running: float | None = None
+    ended: float | None = None
+    outcome: str = ""  # Complete | Failed (Jobs); Succeeded | Failed (pods)
+
+
+@dataclass
+class Recorder:
+    """Context manager: two watch threads (Jobs, pods) for one label selector."""
+
+    client: kube.Kube
+    namespace: str
+    selector: str
+    origin: float = field(default_factory=time.monotonic)
+    wall_origin: float = field(default_factory=time.time)
+    jobs: dict[str, Seen] = field(default_factory=dict)
+    pods: dict[str, Seen] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        return time.monotonic() - self.origin
+
+    def __enter__(self) -> Recorder:
+        self.origin, self.wall_origin = time.monotonic(), time.time()
+        for lister, note in ((self.client.batch.list_namespaced_job, self._job),
+                             (self.client.core.list_namespaced_pod, self._pod)):
+            thread = threading.Thread(target=self._follow, args=(lister, note), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def settle(self, seconds: float = 0.3) -> None:
+        """Give the watches time to deliver the last events before the record is read."""
+        time.sleep(seconds)
+
+    def _follow(self, lister: Callable[..., Any], note: Callable[[Any, float], None]) -> None:
+        version = ""
+        while not self._stop.is_set():
+            try:
+                if not version:
+                    listing = lister(self.namespace, label_selector=self.selector)
+                    moment = self.now()
+                    for item in listing.items:
+                        note(item, moment)
+                    version = listing.metadata.resource_version
+                stream = watch.Watch()
+                for event in stream.stream(lister, self.namespace,
+                                           label_selector=self.selector,
+                                           resource_version=version, timeout_seconds=2,
+                                           _request_timeout=10):
+                    moment = self.now()
+                    if event["type"] == "ERROR":
+                        version = ""
+                        break
+                    item = event["object"]
+                    version = item.metadata.resource_version or version
+                    note(item, moment)
+                    if self._stop.is_set():
+                        stream.stop()
+                        break
+            except ApiException as e:
+                version = "" if e.status == 410 else version  # expired: list again
+                time.sleep(0.2)
+            except (urllib3.exceptions.HTTPError, OSError):
+                time.sleep(0.2)  # the API server went away (a restart): try again
+
+    def _job(self, job: Any, moment: float) -> None:
+        with self._lock:
+            seen = self.jobs.setdefault(job.metadata.name, Seen(created=moment))
+            status = job.status
+            if status and status.start_time and seen.running is None:
+                seen.running = moment
+            for condition in (status.conditions if status else None) or []:
+                if condition.status == "True" and condition.type in ("Complete", "Failed") \
+                        and seen.ended is None:
+                    seen.ended, seen.outcome = moment, condition.type
+
+    def _pod(self, pod: Any, moment: float) -> None:
+        with self._lock:
+            seen = self.pods.setdefault(pod.metadata.name, Seen(created=moment))
+            phase = pod.status.phase if pod.status else None
+            states = [s.state for s in (pod.status.container_statuses or [])] \
+                if pod.status else []
+            running = any(s.running or s.terminated for s in states if s)
+            if (running or phase in ("Running", "Succeeded", "Failed")) and seen.running is None:
+                seen.running = moment
+            if phase in ("Succeeded", "Failed") and seen.ended is None:
+                seen.ended, seen.outcome = moment, phase
