@@ -1,0 +1,131 @@
+"""`mlgen apply` without a cluster: its plan, the order of applies and waits against a
+fake client, and the directories it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mlgen import apply, contract
+from mlgen.cli.app import app
+from mlgen.errors import JobFailedError, UsageError
+
+from .conftest import batch_doc, objects, render_doc
+
+
+def job(name: str, wave: int, *, strategy: str = "waves", on_failure: str = "stop",
+        namespace: str = "ns") -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace,
+                         "annotations": {contract.SYNC_WAVE: str(wave),
+                                         contract.STRATEGY: strategy,
+                                         contract.ON_FAILURE: on_failure,
+                                         contract.STEP_NAME: name}}}
+
+
+def test_plan_puts_configuration_first_and_groups_jobs_by_wave() -> None:
+    config = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "c", "namespace": "ns"}}
+    config_objects, waves = apply.plan([job("b", 1), job("a", 0), config, job("c", 1)])
+    assert [o["metadata"]["name"] for o in config_objects] == ["c"]
+    assert [[j["metadata"]["name"] for j in w] for w in waves] == [["a"], ["b", "c"]]
+    bad = job("x", 0)
+    bad["metadata"]["annotations"][contract.SYNC_WAVE] = "first"
+    with pytest.raises(UsageError, match="sync-wave is 'first', not a whole number"):
+        apply.plan([bad])
+
+
+class FakeCluster:
+    """Records what apply does; every Job's pod succeeds (or fails) the moment it is awaited."""
+
+    def __init__(self, failing: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.calls: list[str] = []
+        self.failing = failing
+
+    def namespace_exists(self, name: str) -> bool:
+        return True
+
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        self.calls.append(f"apply {obj['metadata']['name']}")
+        return obj
+
+    def wait_pod_ended(self, namespace: str, selector: str, *, timeout: float) -> str | None:
+        name = selector.removeprefix("job-name=")
+        self.calls.append(f"pod {name}")
+        return "Failed" if name in self.failing else "Succeeded"
+
+    def wait_jobs(self, namespace: str, names: list[str], *, until: tuple[str, ...],
+                  timeout: float) -> dict[str, Any]:
+        self.calls.append(f"job {','.join(names)}")
+        return {n: SimpleNamespace(status=SimpleNamespace(
+            conditions=[SimpleNamespace(type="Failed" if n in self.failing else "Complete",
+                                        status="True")], failed_indexes=None)) for n in names}
+
+
+def test_each_wave_is_applied_only_after_the_previous_one_ended(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"apply slept {seconds}s; it must wait on watches, not timers")
+
+    monkeypatch.setattr("time.sleep", no_sleep)
+    cluster = FakeCluster()
+    outcome = apply.run(cluster, [job("a", 0), job("b", 1), job("c", 2)],  # type: ignore[arg-type]
+                        timeout=60, progress=lambda _: None)
+    assert cluster.calls == ["apply a", "pod a", "apply b", "pod b", "apply c", "pod c",
+                             "job a,b,c"]
+    assert [j.status for j in outcome.jobs] == ["Complete"] * 3
+
+
+def test_a_failed_step_stops_a_stop_chain_and_not_a_continue_chain() -> None:
+    cluster = FakeCluster(failing={"b"})
+    with pytest.raises(JobFailedError, match=r"job/b failed; 1 later step\(s\) not started"):
+        apply.run(cluster, [job("a", 0), job("b", 1), job("c", 2)],  # type: ignore[arg-type]
+                  timeout=60, progress=lambda _: None)
+    assert "apply c" not in cluster.calls
+    cluster = FakeCluster(failing={"b"})
+    with pytest.raises(JobFailedError, match=r"job/b failed; 0 later step"):
+        apply.run(cluster, [job("a", 0), job("b", 1, on_failure="continue"),  # type: ignore[arg-type]
+                            job("c", 2)], timeout=60, progress=lambda _: None)
+    assert "apply c" in cluster.calls
+
+
+def test_indexed_jobs_are_awaited_by_their_condition() -> None:
+    cluster = FakeCluster()
+    apply.run(cluster, [job("one", 0, strategy="parallel")],  # type: ignore[arg-type]
+              timeout=60, progress=lambda _: None)
+    assert cluster.calls == ["apply one", "job one"]
+
+
+def write_tree(tmp_path: Path) -> Path:
+    runner = CliRunner()
+    batch = tmp_path / "batch.yaml"
+    batch.write_text(yaml.safe_dump(batch_doc()))
+    result = runner.invoke(app, ["render", str(batch), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "m"
+
+
+def test_apply_refuses_both_variants_of_one_batch_and_foreign_files(tmp_path: Path) -> None:
+    root = write_tree(tmp_path)
+    assert apply.load_dir(root / "demo" / "parallel")
+    with pytest.raises(UsageError, match=r"holds parallel and sequential variants of batch "
+                                         r"'demo'.*pass one variant directory"):
+        apply.load_dir(root)
+    (root / "demo" / "parallel" / "extra.yaml").write_text("kind: ConfigMap\n")
+    kustomization = root / "demo" / "parallel" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace(
+        "- job.yaml", "- job.yaml\n- extra.yaml"))
+    with pytest.raises(UsageError, match=r"extra\.yaml: was not rendered by mlgen"):
+        apply.load_dir(root / "demo" / "parallel")
+
+
+def test_rendered_jobs_name_their_variant_unit() -> None:
+    for obj in objects(render_doc(batch_doc())):
+        if obj["kind"] == "Job":
+            assert apply.variant_of(obj).directory == \
+                obj["metadata"]["labels"][contract.VARIANT]
