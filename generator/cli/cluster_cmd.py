@@ -19,7 +19,8 @@ app = typer.Typer(
     no_args_is_help=True)
 
 Workdir = Annotated[Path | None, typer.Option(
-    help="Where clusters live (default: ~/.cache/mlgen/clusters).")]
+    help="Where clusters live (default: $MLGEN_CLUSTER_WORKDIR, else ~/.cache/mlgen/kwok).",
+    show_default=False)]
 
 
 def _say(line: str) -> None:
@@ -73,6 +74,9 @@ def down_command(
     with reported():
         root = workdir or local.default_workdir()
         names = _names(root) if all_ else [name] if name else []
+        if all_ and not names:
+            _say(f"no clusters in {root}: nothing to stop")
+            return
         if not names:
             raise UsageError("name the cluster with --name NAME, or pass --all")
         for each in names:
