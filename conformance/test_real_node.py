@@ -33,9 +33,9 @@ from typing import Any
 
 import pytest
 
-from mlgen import apply, kube, spec
+from mlgen import apply, contract, kube, spec
 from mlgen.cluster import build, image, node, probe
-from mlgen.conformance import checks, runner
+from mlgen.conformance import calibration, checks, runner
 from mlgen.conformance.checks import Epsilon
 from mlgen.conformance.plugin import RESTRICTED, Cluster
 from mlgen.conformance.runner import Runner, RunResult, sleeper_batch
@@ -45,6 +45,11 @@ HOSTNAME = "kubernetes.io/hostname"
 JOB_NAME = "batch.kubernetes.io/job-name"
 INDEX = "batch.kubernetes.io/job-completion-index"
 SECRET_VALUE = "placeholder"  # what Runner.provide puts in every Secret it makes
+# The local control plane's ε ceilings (calibration.CEILING, 3-3.5 s) plus what a real
+# container adds to each step — sandbox, CNI, runc, the kubelet's status reporting —
+# measured here at 2.5 s (waves) and 3.0 s (indexed) worst per step.
+REAL_CEILING = 6.0
+REAL_SLACK_CEILING = 2.5  # measured: real pods "run" up to 1.9 s beyond their sleep
 
 
 @dataclass(frozen=True)
@@ -142,12 +147,19 @@ def real_epsilon(mlgen_cluster: Cluster, real_placement: Placement, mlgen_artifa
         run = Runner(client=PlacingKube(client, real_placement), namespace=namespace,
                      artifacts=mlgen_artifacts / "real-calibration", time_scale=1.0,
                      say=_say(request.config))
-        epsilon = runner.calibrate(run, steps=4)
+        with pytest.MonkeyPatch.context() as patch:
+            # The calibration's slack ceiling fits KWOK, where a pod's times are set exactly.
+            # A real kubelet reports a pod running and ended through its PLEG relist (1 s)
+            # and a status sync, so a watch sees real pods run up to ~2 s beyond `sleep`.
+            patch.setattr(calibration, "SLACK_CEILING", REAL_SLACK_CEILING)
+            epsilon, measured = calibration.calibrate(run, ceiling=REAL_CEILING)
     finally:
         with kube.errors(f"deleting namespace {namespace}"):
             client.core.delete_namespace(namespace, propagation_policy="Background")
+    for each in measured:
+        _say(request.config)(f"real node calibration, {each.describe()}")
     _say(request.config)(f"real node ε: waves {epsilon.waves:.2f}s, indexed "
-                         f"{epsilon.indexed:.2f}s")
+                         f"{epsilon.indexed:.2f}s, slack {epsilon.slack:.2f}s")
     return epsilon
 
 
@@ -181,6 +193,7 @@ def verify(result: RunResult, client: kube.Kube) -> None:
             want_env: dict[str, str | None] = dict.fromkeys(names)
             want_env.update(job.env)
             want_env.update(dict.fromkeys(job.secret_env, SECRET_VALUE))
+            want_env[contract.JOB_NAME_ENV] = job.name  # every variant tells the process
             found = probe.mismatches(probe.read(log), args=job.args, env=want_env,
                                      uid=job.run_as_user, shm_bytes=_shm(client, pod, job))
             problems += [f"{batch.name}/{result.variant}: job {job.name!r} (pod "
@@ -222,7 +235,7 @@ def test_hostile_values_arrive_byte_for_byte(real_run: Runner, mlgen_cluster: Cl
                                              request: pytest.FixtureRequest) -> None:
     hostile, env = _delivery_values(Path(request.config.rootpath))
     chunks = [hostile[i::3] for i in range(3)]
-    doc = {
+    doc: dict[str, Any] = {
         "apiVersion": spec.API_VERSION, "kind": "Batch", "metadata": {"name": "hostile"},
         "spec": {
             "sequential": {"strategy": "indexed" if strategy == "indexed" else "waves"},
@@ -239,6 +252,9 @@ def test_hostile_values_arrive_byte_for_byte(real_run: Runner, mlgen_cluster: Cl
             ],
         },
     }
+    if strategy != "waves":  # an Indexed Job refuses per-job secrets (one pod template)
+        for job in doc["spec"]["jobs"]:
+            job.pop("secretEnv", None)
     variant = "parallel" if strategy == "parallel" else "sequential"
     result = real_run.run(real_run.from_dict(doc), variant, timeout=120)
     assert result.failure is None, str(result.failure)

@@ -105,7 +105,8 @@ def read(log: str) -> Report:
 def mismatches(report: Report, *, args: Sequence[str], env: Mapping[str, str | None],
                uid: int, shm_bytes: int | None) -> list[str]:
     """Sentences, one per difference between what the probe saw and what was promised.
-    `env` maps a name to its value, or to None where the variable must be absent."""
+    `env` maps a name to its value, or to None where the variable must be absent; any
+    other `MLGEN_*` variable is a leak of the entrypoint's internals."""
     found = []
     if report.args != list(args):
         found.append(_args_difference(report.args, list(args)))
@@ -114,7 +115,7 @@ def mismatches(report: Report, *, args: Sequence[str], env: Mapping[str, str | N
         if got != want:
             found.append(f"env {name} is {got!r}, expected {want!r}" if want is not None
                          else f"env {name} is set to {got!r}, expected it absent")
-    leaked = sorted(k for k in report.env if k.startswith("MLGEN_"))
+    leaked = sorted(k for k in report.env if k.startswith("MLGEN_") and k not in env)
     if leaked:
         found.append(f"mlgen's internal variables leaked into the process: {leaked}")
     if report.uid != uid:
