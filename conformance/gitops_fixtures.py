@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import yaml
 
-from mlgen import kube, spec, timeline
+from mlgen import kube, timeline
 from mlgen.cluster import argocd, crds, fluxcd, gitserver
 from mlgen.conformance.runner import sleeper_batch
 
@@ -45,9 +45,6 @@ class Repo:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         args = [str(MLGEN), "render", str(path), "-o", str(self.worktree / "manifests")]
-        if "flux" not in spec.Spec.model_fields and doc.get("x-flux-source"):
-            # Before the batch carried spec.flux, the chain was asked for with flags.
-            args += ["--flux-source", doc["x-flux-source"], "--flux-path", "./manifests"]
         proc = subprocess.run(args, capture_output=True, text=True, check=False)
         assert proc.returncode == 0, f"mlgen render failed: {proc.stderr or proc.stdout}"
 
@@ -64,18 +61,15 @@ def batch_doc(name: str, namespace: str, *, durations: list[int], simulated: boo
               flux_source: str | None = None, fail_step: int | None = None,
               on_failure: str = "stop", parallelism: int | None = None) -> dict[str, Any]:
     """A sleeper batch as a user would commit it: in the test namespace, with the Flux
-    source named in the batch (or, on an older mlgen, remembered for the CLI flags)."""
+    source named in the batch (`spec.flux`) when Flux is to sync its chain."""
     doc = sleeper_batch(name, durations=durations, on_failure=on_failure,
                         parallelism=parallelism)
     doc["metadata"]["namespace"] = namespace
-    fields = spec.Spec.model_fields
-    if simulated and "simulated" in fields:
+    if simulated:
         doc["spec"]["simulated"] = True  # KWOK hints: run time and exit code
-    if flux_source and "flux" in fields:
+    if flux_source:
         doc["spec"]["flux"] = {"source": flux_source, "path": "./manifests",
                                "namespace": fluxcd.NAMESPACE}
-    elif flux_source:
-        doc["x-flux-source"] = flux_source
     if fail_step is not None:
         doc["spec"]["jobs"][fail_step]["simulate"] = {"exitCode": 3}
         doc["spec"]["jobs"][fail_step]["retries"] = 0

@@ -43,8 +43,9 @@ pytestmark = pytest.mark.skipif(
 CALIBRATION = [2, 2, 2]
 # What one short calibration run cannot be trusted to have seen, per tool: Flux checks a
 # `wait` Kustomization's health every 5 s, so a run may catch every poll early; Argo CD
-# moves to the next wave on the Job's watch event, so only machine noise is left.
-MARGIN = {"flux": fluxcd.HEALTH_POLL_SECONDS, "argocd": 2.0}
+# moves to the next wave on the Job's watch event (steps of 1-2 s over d measured here),
+# so what is left is a busy machine delaying that reconcile: 3 s, above the worst seen.
+MARGIN = {"flux": fluxcd.HEALTH_POLL_SECONDS, "argocd": 3.0}
 
 
 @dataclass
