@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgen.cluster import argocd, gitserver, overhead, processes
+from mlgen.cluster import argocd, crds, fluxcd, gitserver, overhead, processes
 from mlgen.errors import ClusterError
 from mlgen.timeline import JobRecord, Timeline
 
@@ -121,3 +121,22 @@ def test_an_application_syncs_automatically_and_prunes() -> None:
     assert app["metadata"]["namespace"] == argocd.NAMESPACE
     assert app["spec"]["syncPolicy"] == {"automated": {"prune": True}}
     assert app["spec"]["destination"] == {"server": "https://127.0.0.1:2", "namespace": "ns"}
+
+
+def test_flux_objects_point_at_the_repository_and_path() -> None:
+    source = fluxcd.git_repository("gitops", url="http://127.0.0.1:1/gitops.git")
+    assert source["metadata"] == {"name": "gitops", "namespace": fluxcd.NAMESPACE}
+    assert source["spec"]["ref"] == {"branch": "main"}
+    root = fluxcd.kustomization("b-sequential", source="gitops", path="./manifests/b/flux",
+                                wait=False)
+    assert root["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "gitops"}
+    assert root["spec"]["path"] == "./manifests/b/flux" and root["spec"]["prune"] is True
+    assert fluxcd.REQUEUE_DEPENDENCY == "1s"
+
+
+def test_a_condition_is_read_by_type() -> None:
+    obj = {"status": {"conditions": [{"type": "Reconciling", "status": "True"},
+                                     {"type": "Ready", "status": "False",
+                                      "reason": "HealthCheckFailed"}]}}
+    assert crds.condition(obj, "Ready")["reason"] == "HealthCheckFailed"
+    assert crds.condition(None, "Ready") == {} and crds.condition({}, "Ready") == {}

@@ -8,6 +8,7 @@ authentication: it serves throwaway repositories to controllers on this machine 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -72,8 +73,9 @@ def start(root: Path) -> GitServer:
 
 def git(args: list[str], *, cwd: Path) -> str:
     """Run git with a fixed identity and no user or system config; errors name the fix."""
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(cwd), "LANG": "C",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", **_AUTHOR}
+    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(cwd), "LANG": "C",
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+           "GIT_TERMINAL_PROMPT": "0", **_AUTHOR}
     proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           check=False)
     if proc.returncode != 0:
@@ -129,11 +131,11 @@ class _CgiHandler(BaseHTTPRequestHandler):
     def _cgi(self) -> None:
         parts = urlsplit(self.path)
         env = {"GIT_PROJECT_ROOT": str(self.project_root), "GIT_HTTP_EXPORT_ALL": "1",
-               "PATH": "/usr/bin:/bin", "REQUEST_METHOD": self.command,
+               "PATH": os.environ.get("PATH", os.defpath), "REQUEST_METHOD": self.command,
                "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
                "REMOTE_ADDR": self.client_address[0], "SERVER_PROTOCOL": "HTTP/1.1",
                "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-               "GIT_CONFIG_NOSYSTEM": "1"}
+               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
         for key, value in self.headers.items():
             env["HTTP_" + key.upper().replace("-", "_")] = value
         body = self._body()
