@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from gitops_fixtures import (
@@ -34,18 +34,31 @@ from gitops_fixtures import (
 from mlgen import kube, timeline
 from mlgen.cluster import argocd, build, fluxcd, gitserver, overhead
 from mlgen.conformance import checks
-from mlgen.conformance.plugin import RESTRICTED, Cluster
 
 pytestmark = pytest.mark.skipif(
     "config.getoption('--mlgen-cluster') not in (None, 'local')",
     reason="runs Flux and Argo CD as local processes against the local control plane")
 
+# The calibration namespaces are this module's own (the plugin's are per test), with the
+# same Pod Security level as every conformance namespace.
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
+              "pod-security.kubernetes.io/enforce-version": "latest"}
 CALIBRATION = [2, 2, 2]
 # What one short calibration run cannot be trusted to have seen, per tool: Flux checks a
 # `wait` Kustomization's health every 5 s, so a run may catch every poll early; Argo CD
 # moves to the next wave on the Job's watch event (steps of 1-2 s over d measured here),
 # so what is left is a busy machine delaying that reconcile: 3 s, above the worst seen.
 MARGIN = {"flux": fluxcd.HEALTH_POLL_SECONDS, "argocd": 3.0}
+
+
+class Cluster(Protocol):
+    """What these tests use of the plugin's `mlgen_cluster`."""
+
+    kubeconfig: Path
+    client: kube.Kube
+
+    @property
+    def simulated(self) -> bool: ...
 
 
 @dataclass

@@ -74,6 +74,7 @@ def test_epsilon_is_the_worst_step_plus_resolution_and_the_stated_margin() -> No
     assert calibration.overheads == (1.0, 5.0, 2.0)
     assert calibration.epsilon == 5.0 + overhead.RESOLUTION + 5.0
     assert "margin 5.0s" in calibration.describe() and "steps 1, 5, 2" in calibration.describe()
+    assert "resolution 1s" in calibration.describe()
 
 
 def test_an_unfinished_calibration_run_is_an_assertion() -> None:

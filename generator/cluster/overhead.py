@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mlgen.timeline import Timeline
 
-RESOLUTION = 1.0  # the API server's timestamps are whole seconds
+RESOLUTION = 1.0  # the API server's timestamps are whole seconds; a watched run is finer
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Calibration:
     tool: str
     overheads: tuple[float, ...]  # per step, seconds
     margin: float  # added to the worst step, seconds
+    resolution: float = RESOLUTION  # how far each recorded time may be off, seconds
 
     @property
     def worst(self) -> float:
@@ -30,12 +31,12 @@ class Calibration:
 
     @property
     def epsilon(self) -> float:
-        return self.worst + RESOLUTION + self.margin
+        return self.worst + self.resolution + self.margin
 
     def describe(self) -> str:
         steps = ", ".join(f"{o:.0f}" for o in self.overheads)
         return (f"{self.tool}: per-step overhead ε {self.epsilon:.1f}s = worst step "
-                f"{self.worst:.0f}s (steps {steps}) + resolution {RESOLUTION:.0f}s + "
+                f"{self.worst:.0f}s (steps {steps}) + resolution {self.resolution:g}s + "
                 f"margin {self.margin:.1f}s")
 
 
@@ -58,4 +59,7 @@ def step_overheads(timeline: Timeline, durations: Sequence[float]) -> tuple[floa
 
 def calibrate(tool: str, timeline: Timeline, durations: Sequence[float], *,
               margin: float) -> Calibration:
-    return Calibration(tool=tool, overheads=step_overheads(timeline, durations), margin=margin)
+    # Timelines recorded by a watch carry a finer resolution than the API's whole seconds.
+    resolution = float(getattr(timeline, "resolution", RESOLUTION))
+    return Calibration(tool=tool, overheads=step_overheads(timeline, durations), margin=margin,
+                       resolution=resolution)
