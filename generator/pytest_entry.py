@@ -7,11 +7,16 @@ and validate only, no Kubernetes client) must not break an unrelated test run.
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-if importlib.util.find_spec("kubernetes") is not None:
+try:
+    import kubernetes  # noqa: F401  (the `cluster` extra)
+except ImportError:
+    _HAVE_CLIENT = False
+else:
+    _HAVE_CLIENT = True
+
+if _HAVE_CLIENT:
     from mlgen.conformance import plugin as _plugin
 
     # pytest finds hooks and fixtures among a plugin module's attributes: take them all.

@@ -62,8 +62,9 @@ def create(root: Path, options: Options = Options()) -> list[str]:
     if manifests.exists():
         taken.append(f"manifests/{options.batch}/")
     if taken:
-        raise UsageError(f"{root}: {', '.join(taken)} already exist(s); mlgen init never "
-                         "overwrites files: move them away or init another directory")
+        shown = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+        raise UsageError(f"mlgen init never overwrites files, and {root} has {shown}; move "
+                         "them away or init another directory")
     example = "batches/example.yaml"
     # Render before writing anything: a broken template must not leave half a scaffold.
     batches, problems = source.load_text(texts[example], source=example)

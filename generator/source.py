@@ -13,7 +13,7 @@ from pathlib import Path
 import pydantic
 import yaml
 
-from mlgen import matrix, spec
+from mlgen import matrix, messages, spec
 from mlgen.errors import SpecError
 
 try:  # the C parser is ~10x faster on large batches; fall back where libyaml is missing
@@ -57,7 +57,8 @@ def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
                             "(each renders to manifests/<name>/)")
         seen.setdefault(batch.name, batch.source)
     if problems:
-        raise SpecError("\n".join(problems))
+        files = [display_name(p) for p in paths]
+        raise SpecError("\n".join(messages.by_file_and_line(problems, files=files)))
     return batches
 
 
@@ -139,14 +140,7 @@ def _describe(errors: Iterable[object], *, source: str, lines: dict[str, int]) -
         assert isinstance(error, dict)
         path = _path(error["loc"])
         kind = error["type"]
-        if kind == "extra_forbidden":
-            text = "unknown key; check its spelling against the batch reference (README)"
-        elif kind in _TYPE_FIXES:
-            text = _TYPE_FIXES[kind]
-            if kind == "string_type" and error.get("input") is not None:
-                text = f"got {error['input']!r}; {text}"
-        else:
-            text = str(error["msg"]).removeprefix("Value error, ")
+        text = messages.plain(error, root=spec.BatchModel)  # plain English, did-you-mean
         # A model-level check names its own sub-path (e.g. jobs[4].name) at its front.
         if kind == "value_error" and text.startswith(("jobs[", "variants")):
             sub, _, text = text.partition(" ")

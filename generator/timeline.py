@@ -15,9 +15,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlgen import contract, kube, recorder
+from mlgen import contract, lazy
+
+if TYPE_CHECKING:
+    from mlgen import kube, recorder
+else:  # the Kubernetes client (mlgen[cluster]) only when a run is collected
+    kube, recorder = lazy.Module("mlgen.kube"), lazy.Module("mlgen.recorder")
 from mlgen.errors import UsageError
 
 API_RESOLUTION = 1.0  # the API server keeps times to the second, truncated

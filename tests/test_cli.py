@@ -43,7 +43,8 @@ def test_invalid_batch_exits_1_with_one_line_per_problem(
     assert result.exit_code == 1
     line = _line_of(write_batch(doc), "parallelism")
     assert result.output.strip().splitlines() == [
-        f"error: batch.yaml:{line}: spec.parallelism: must be a whole number"]
+        f"error: batch.yaml:{line}: spec.parallelism: '4' is a string; write a whole number, "
+        "without quotes"]
 
 
 def _line_of(path: Path, key: str) -> int:

@@ -92,7 +92,8 @@ def test_an_error_in_a_shared_field_is_reported_once_at_the_entry() -> None:
     problems = _problems(doc)
     text = yaml.safe_dump(doc, sort_keys=False).splitlines()
     line = next(n for n, t in enumerate(text, start=1) if "retries" in t)
-    assert problems == [f"batch.yaml:{line}: spec.jobs[1].retries: must be a whole number"]
+    assert problems == [f"batch.yaml:{line}: spec.jobs[1].retries: '3' is a string; write a "
+                        "whole number, without quotes"]
 
 
 def test_validate_expand_lists_every_job(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_parallelism_defaults_to_number_of_jobs_and_is_capped_by_it() -> None:
     (lambda d: d["spec"]["defaults"]["resources"]["requests"].update(memory="8GB"),
      "spec.defaults.resources.requests.memory: '8GB' is not a Kubernetes quantity"),
     (lambda d: d["spec"]["jobs"][0].update(env={"SEED": 1}),
-     "spec.jobs[0].env.SEED: got 1; must be a string; put the value in quotes"),
+     "spec.jobs[0].env.SEED: 1 is a number, not a string; put the value in quotes"),
     (lambda d: d["spec"]["jobs"][0].update(env={"1BAD": "x"}),
      "'1BAD' is not an environment variable name"),
     (lambda d: d["spec"].update(variants=["sequential", "paralel"]),
@@ -65,8 +65,10 @@ def test_parallelism_defaults_to_number_of_jobs_and_is_capped_by_it() -> None:
     (lambda d: d["spec"]["defaults"].pop("image"),
      "spec.jobs[0].image: no image; set spec.defaults.image or the job's own image"),
     (lambda d: d["metadata"].pop("name"), "metadata.name: is required; add it"),
-    (lambda d: d.update(apiVersion="mlgen.io/v1"), "apiVersion: Input should be"),
-    (lambda d: d["spec"].update(kubernetesVersion=1.33), "spec.kubernetesVersion: got 1.33"),
+    (lambda d: d.update(apiVersion="mlgen.io/v1"),
+     "apiVersion: is 'mlgen.io/v1'; write 'mlgen.io/v1alpha1'"),
+    (lambda d: d["spec"].update(kubernetesVersion=1.33),
+     "spec.kubernetesVersion: 1.33 is a number, not a string; put the value in quotes"),
     (lambda d: d["spec"]["jobs"][0].update(args=["a\x00b"]), "contains a NUL character"),
     (lambda d: d["spec"]["jobs"][0].update(timeout="0s"), "a timeout must be at least 1s"),
 ])
@@ -92,8 +94,7 @@ spec:
       retires: 3
 """
     _, problems = source.load_text(text, source="b.yaml")
-    assert problems == ["b.yaml:9: spec.jobs[1].retires: unknown key; check its spelling "
-                        "against the batch reference (README)"]
+    assert problems == ["b.yaml:9: spec.jobs[1].retires: unknown key; did you mean retries?"]
 
 
 def test_yaml_syntax_error_and_duplicate_keys_are_reported_with_lines() -> None:

@@ -11,7 +11,6 @@ from mlgen.cli import extras
 from mlgen.cli.estimate_cmd import estimate_command
 from mlgen.cli.init_cmd import init_command
 from mlgen.cli.render_cmd import render_command
-from mlgen.cli.report_cmd import report_command
 from mlgen.cli.schema_cmd import schema_command
 from mlgen.cli.validate_cmd import validate_command
 
@@ -44,10 +43,9 @@ app.command("render")(render_command)
 app.command("validate")(validate_command)
 app.command("estimate")(estimate_command)
 app.command("schema")(schema_command)
-app.command("report")(report_command)
 app.command("init")(init_command)
-# apply and cluster need the Kubernetes client (the `cluster` extra); without it they are
-# listed all the same and say what to install.
+# apply, report and cluster need the Kubernetes client (the `cluster` extra); without it
+# they are listed all the same and say what to install.
 extras.register_cluster_commands(app)
 
 

@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from mlgen import render, source, tree
+from mlgen.cli import choices
 from mlgen.cli.common import err, out, reported
 from mlgen.errors import StaleError
 
 Batches = Annotated[list[Path], typer.Argument(
-    help="Batch files (YAML, several documents allowed).", show_default=False,
-    metavar="BATCH...")]
+    help="Batch files (YAML, several documents allowed), or directories of them.",
+    show_default=False, metavar="BATCH")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Root of the manifest tree.",
                                       metavar="DIR")]
 
@@ -21,9 +22,9 @@ Output = Annotated[Path, typer.Option("--output", "-o", help="Root of the manife
 def render_command(
     batches: Batches,
     output: Output = Path("manifests"),
-    variant: Annotated[list[str] | None, typer.Option(
-        "--variant", metavar="VARIANT", help="Render only this variant of each batch "
-        "(sequential or parallel; repeatable); the others' files stay as they are. "
+    variant: Annotated[list[choices.Variant] | None, typer.Option(
+        "--variant", help="Render only this variant of each batch "
+        "(repeatable); the others' files stay as they are. "
         "Default: each batch's spec.variants.")] = None,
     check: Annotated[bool, typer.Option(
         "--check", help="Write nothing; exit 1 with a diff when the tree is stale.")] = False,
@@ -40,7 +41,7 @@ def render_command(
     """
     with reported():
         loaded = source.load_files(batches)
-        rendered = render.render_all(loaded, only=tuple(variant or ()))
+        rendered = render.render_all(loaded, only=tuple(v.value for v in variant or ()))
         result = tree.plan(output, rendered.files, scopes=rendered.scopes,
                            batches=rendered.batches, prune=prune)
         if result.orphans:
