@@ -66,13 +66,23 @@ def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., P
     doc = batch_doc(parallelism=2)
     doc["spec"]["jobs"][2]["expectedDuration"] = "10s"
     path = write_batch(doc)
-    result = runner.invoke(app, ["estimate", "--json", str(path)])
+    result = runner.invoke(app, ["estimate", "--json", "--overhead", "0", str(path)])
     assert result.exit_code == 0
     (row,) = json.loads(result.output)
     assert row["sequentialSeconds"] == 14 and row["parallelSeconds"] == 12
     assert row["lowerBoundSeconds"] == 10
-    table = runner.invoke(app, ["estimate", str(path)])
+    table = runner.invoke(app, ["estimate", "--overhead", "0", str(path)])
     assert table.exit_code == 0 and "demo" in table.output and "14s" in table.output
+    calibrated = path.parent / "epsilon.json"
+    calibrated.write_text(json.dumps({"waves": 0.5, "indexed": 2.0}))
+    result = runner.invoke(app, ["estimate", "--json", "--overhead-from", str(calibrated),
+                                 str(path)])
+    (row,) = json.loads(result.output)
+    # 14 + 3·0.5 + 1 (lag); parallel: (2+2, 2+2, 10+2) onto 2 slots = 16, + 1
+    assert (row["sequentialSeconds"], row["parallelSeconds"]) == (16.5, 17.0)
+    calibrated.write_text("{}")
+    result = runner.invoke(app, ["estimate", "--overhead-from", str(calibrated), str(path)])
+    assert result.exit_code == 2 and "not a calibration file" in result.output
 
 
 @pytest.mark.parametrize(("durations", "p", "makespan"), [
@@ -86,9 +96,15 @@ def test_schedule_is_lowest_index_first_onto_p_slots(durations: list[float], p: 
 
 
 def test_estimate_of_a_batch() -> None:
-    result = estimate.estimate(load(batch_doc(parallelism=2)))
+    bare = estimate.overheads(seconds=0)
+    result = estimate.of(load(batch_doc(parallelism=2)), overhead=bare)
     assert (result.sequential_seconds, result.parallel_seconds, result.waves) == (6, 4, 2)
     assert result.starts == (0, 0, 2)
+    measured = estimate.of(load(batch_doc(parallelism=2)))  # the measured defaults
+    assert measured.sequential_seconds == pytest.approx(6 + 3 * 0.1 + 1)
+    assert measured.parallel_seconds == pytest.approx(2 * 3.1 + 1)
+    indexed = estimate.of(load(batch_doc(parallelism=2, sequential={"strategy": "indexed"})))
+    assert indexed.sequential_seconds == pytest.approx(6 + 3 * 1.1 + 1)
 
 
 def test_committed_json_schema_matches_the_models() -> None:

@@ -16,9 +16,11 @@ widening every bound. `--mlgen-max-epsilon` raises the ceiling for slower cluste
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlgen.conformance import checks
 from mlgen.conformance.checks import Epsilon
@@ -102,6 +104,13 @@ def calibrate(run: Runner, *, ceiling: float | None = None) -> tuple[Epsilon, li
     slack = max(0.3, min(SLACK_CEILING, max(m.excess for m in found) + 0.25))
     epsilon = Epsilon(waves=found[0].epsilon, indexed=found[1].epsilon, slack=slack)
     return epsilon, found
+
+
+def save(measured: list[Measured], path: Path) -> None:
+    """The median per-step overhead of each strategy, for `mlgen estimate --overhead-from`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({m.strategy: round(statistics.median(m.overheads), 3)
+                                for m in measured}, indent=2) + "\n", encoding="utf-8")
 
 
 def _overheads(start: float | None, ends: Sequence[float | None], seconds: float) -> list[float]:

@@ -119,6 +119,7 @@ def mlgen_epsilon(mlgen_cluster: Cluster, mlgen_artifacts: Path,
                             artifacts=mlgen_artifacts / "calibration", time_scale=1.0,
                             say=figures.reporter(request.config))
         epsilon, measured = calibration.calibrate(run, ceiling=ceiling)
+    calibration.save(measured, mlgen_artifacts / "calibration" / "epsilon.json")
     say = figures.reporter(request.config, keep=True)
     for m in measured:
         say(f"calibrated {m.describe()}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from mlgen import apply, gantt, kube, render, source, spec, timeline
+from mlgen import apply, estimate, gantt, kube, render, source, spec, timeline, variants
 from mlgen.conformance.checks import Epsilon
 from mlgen.errors import JobFailedError
 
@@ -106,8 +106,14 @@ class Runner:
         found = timeline.collect_for(self.client, objects, recorded=recorded)
         target = self.artifacts / f"{batch.name}-{variant}.json"
         gantt.save(found, target)
-        self.say(f"{batch.name}/{variant}: makespan {found.makespan:.2f}s, peak "
-                 f"{found.max_concurrency()} pods -> {target}")
+        unit = variants.select(batch, variant)
+        durations = [float(j.expected_seconds or 0) for j in batch.jobs]
+        predicted = unit.predict(durations, parallelism=batch.parallelism,
+                                 overhead=estimate.OVERHEAD[unit.name])
+        error = 100 * (predicted - found.makespan) / found.makespan if found.makespan else 0.0
+        self.say(f"{batch.name}/{variant}: makespan {found.makespan:.2f}s, estimate "
+                 f"{predicted:.2f}s ({error:+.1f}%), peak {found.max_concurrency()} pods "
+                 f"-> {target}")
         return RunResult(batch=batch, variant=variant, timeline=found, failure=failure,
                          objects=objects)
 

@@ -33,7 +33,8 @@ class Parallel:
                         resources=["params.yaml", "job.yaml"])
 
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
-        return estimate.parallel(durations, parallelism=parallelism, overhead=overhead)
+        return estimate.parallel(durations, parallelism=parallelism, overhead=overhead,
+                                 lag=estimate.COMPLETION_LAG)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
               slack: float) -> None:

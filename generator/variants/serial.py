@@ -36,7 +36,7 @@ class Serial:
         return Rendered(files=files, resources=["params.yaml", "job.yaml"])
 
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
-        return estimate.sequential(durations, overhead=overhead)
+        return estimate.sequential(durations, overhead=overhead, lag=estimate.COMPLETION_LAG)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
               slack: float) -> None:

@@ -100,7 +100,7 @@ class Waves:
         return Rendered(files=files, resources=[f"{s.directory}/job.yaml" for s in rendered])
 
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
-        return estimate.sequential(durations, overhead=overhead)
+        return estimate.sequential(durations, overhead=overhead, lag=estimate.COMPLETION_LAG)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
               slack: float) -> None:
