@@ -147,8 +147,8 @@ def report(rows: list[Row], skipped: list[str], path_md: Path, path_png: Path) -
              "API server, scheduler and Job controller; KWOK runs each pod for exactly d). "
              "One run on one noisy 2-core machine: compare ratios within the table, not "
              "absolute seconds. T is wall time from the first command to the last Job's "
-             "completion (median of the repeats); per-step overhead is (T − ideal)/steps "
-             "(min–max over the repeats); ideal is n·d sequentially and ⌈n/p⌉·d in "
+             "completion (median of the repeats); per-step overhead is (T - ideal)/steps "
+             "(min-max over the repeats); ideal is n·d sequentially and ⌈n/p⌉·d in "
              "parallel; efficiency = ideal / T.", "",
              "| strategy | n | d | p | T (s) | ideal (s) | per-step overhead (s) | "
              "T / loop | efficiency |",
@@ -156,7 +156,7 @@ def report(rows: list[Row], skipped: list[str], path_md: Path, path_png: Path) -
     for r in sorted(rows, key=lambda r: (r.d, r.n, STRATEGIES.index(r.strategy))):
         base = loop.get((r.n, r.d))
         ratio = f"{r.median / base.median:.2f}" if base else "—"
-        spread = f"{statistics.median(r.per_step):.3f} ({min(r.per_step):.3f}–" \
+        spread = f"{statistics.median(r.per_step):.3f} ({min(r.per_step):.3f}-" \
                  f"{max(r.per_step):.3f})"
         lines.append(f"| {r.strategy} | {r.n:,} | {r.d:g} | {r.parallelism:,} | "
                      f"{r.median:.1f} | {r.ideal:.0f} | {spread} | {ratio} | "
