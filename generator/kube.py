@@ -54,7 +54,8 @@ class Kube:
             if dry_run:
                 kwargs["dry_run"] = "All"
             result = resource.server_side_apply(**kwargs)
-            return result.to_dict()  # type: ignore[no-any-return]
+            stored: dict[str, Any] = result.to_dict()
+            return stored
 
     def wait_jobs(self, namespace: str, names: Collection[str], *, until: tuple[str, ...],
                   timeout: float) -> dict[str, Any]:

@@ -76,10 +76,12 @@ def calibrate(run: Runner, *, ceiling: float | None = None) -> tuple[Epsilon, li
         if timeline.max_concurrency() != 1:
             raise AssertionError(f"calibration ({strategy}): {timeline.max_concurrency()} pods "
                                  "ran at once; a sequential run must peak at 1")
-        runs = [p for p in timeline.pods if p.phase == "Succeeded"
-                and p.start is not None and p.end is not None]
-        excess = max((p.end - p.start - SECONDS for p in runs  # type: ignore[operator]
-                      ), default=0.0)
+        runs = [p for p in timeline.pods if p.phase == "Succeeded"]
+        spans = [(p.start, p.end) for p in runs if p.start is not None and p.end is not None]
+        if len(spans) != len(runs):
+            raise AssertionError(f"calibration ({strategy}): a pod has no recorded start or "
+                                 "end; see its timeline")
+        excess = max((end - start - SECONDS for start, end in spans), default=0.0)
         # A step ends when its pod does; the run when its last Job says Complete, which the
         # Job controller's batching delays by up to a second (checks.COMPLETION_LAG).
         pods = sorted(runs, key=lambda p: p.start or 0.0)
