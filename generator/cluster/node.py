@@ -179,10 +179,10 @@ def start(cluster_home: Path, *, cluster: str, kubeconfig: Path, kubelet: Path,
                            "--workdir (or MLGEN_CLUSTER_WORKDIR)")
     started = time.monotonic()
     try:
-        _start(layout, tools=tools, kubeconfig=kubeconfig, kubelet=kubelet,
-               progress=progress, timeout=timeout)
+        pid = _start(layout, tools=tools, kubeconfig=kubeconfig, kubelet=kubelet,
+                     progress=progress, timeout=timeout)
         client = kube.connect(kubeconfig=kubeconfig)
-        wait_ready(client, NAME, timeout=timeout)
+        wait_ready(client, NAME, timeout=timeout, kubelet_pid=pid, log=layout.home / "kubelet.log")
         advertise(client, NAME, EXTENDED)
     except BaseException:
         stop(cluster_home, progress=lambda _: None)
@@ -193,7 +193,7 @@ def start(cluster_home: Path, *, cluster: str, kubeconfig: Path, kubelet: Path,
 
 
 def _start(layout: Layout, *, tools: dict[str, str], kubeconfig: Path, kubelet: Path,
-           progress: Progress, timeout: float) -> None:
+           progress: Progress, timeout: float) -> int:
     home = layout.home
     for sub in ("cni", "containerd", "kubelet", "pod-logs", "pids"):
         (home / sub).mkdir(parents=True, exist_ok=True)
@@ -211,15 +211,21 @@ def _start(layout: Layout, *, tools: dict[str, str], kubeconfig: Path, kubelet: 
     config = kubelet_config(layout, address=address, port=host.free_port())
     (home / "kubelet.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     progress(f"real node {NAME}: starting the kubelet on {address} ...")
-    host.spawn(home, "kubelet", [
+    return host.spawn(home, "kubelet", [
         str(kubelet), "--config", str(home / "kubelet.yaml"), "--kubeconfig", str(kubeconfig),
         "--hostname-override", NAME, "--node-ip", address,
         "--root-dir", str(home / "kubelet"), "--node-labels", f"{LABEL}=true"])
 
 
-def wait_ready(client: kube.Kube, name: str, *, timeout: float) -> None:
+def wait_ready(client: kube.Kube, name: str, *, timeout: float, kubelet_pid: int | None = None,
+               log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while True:
+        if kubelet_pid is not None and not host.alive(kubelet_pid):
+            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) \
+                if log is not None and log.exists() else "no log"
+            raise ClusterError(f"the kubelet of real node {name} exited; the end of its "
+                               f"log: {tail}")
         with kube.errors(f"reading node {name}"):
             nodes = client.core.list_node(field_selector=f"metadata.name={name}").items
         conditions = nodes[0].status.conditions or [] if nodes else []
