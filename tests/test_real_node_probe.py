@@ -160,3 +160,16 @@ def test_kwok_manages_only_the_fake_nodes_and_the_apiserver_dials_kubelets_by_ip
     assert f"kwok-controller=manage-nodes-with-annotation-selector={key}={value}" in extra
     (fake,) = nodes.manifests([nodes.Pool(pool="cpu", count=1, capacity={"cpu": "1"})])
     assert fake["metadata"]["annotations"][key] == value
+
+
+def test_a_kubelet_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:
+    from mlgen.cluster import host
+    from mlgen.errors import ClusterError
+
+    (tmp_path / "pids").mkdir()
+    pid = host.spawn(tmp_path, "kubelet", ["sh", "-c", "echo 'bad flag --x' >&2; exit 1"])
+    with pytest.raises(ClusterError, match=r"kubelet of real node n exited.*bad flag --x"):
+        node.wait_ready(None, "n", timeout=10, kubelet_pid=pid,  # type: ignore[arg-type]
+                        log=tmp_path / "kubelet.log")
+    host.stop(tmp_path, "kubelet")
+    assert not (tmp_path / "pids" / "kubelet.pid").exists()
