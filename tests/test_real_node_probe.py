@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,9 @@ def test_a_kubelet_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:
 
     (tmp_path / "pids").mkdir()
     pid = host.spawn(tmp_path, "kubelet", ["sh", "-c", "echo 'bad flag --x' >&2; exit 1"])
+    deadline = time.monotonic() + 10
+    while host.alive(pid) and time.monotonic() < deadline:  # no client: it must be gone
+        time.sleep(0.05)
     with pytest.raises(ClusterError, match=r"kubelet of real node n exited.*bad flag --x"):
         node.wait_ready(None, "n", timeout=10, kubelet_pid=pid,  # type: ignore[arg-type]
                         log=tmp_path / "kubelet.log")
