@@ -141,6 +141,7 @@ def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
         progress: Progress = print) -> Outcome:
     """Apply and await; raise JobFailedError naming the failed Jobs and their indexes."""
     config, waves = plan(objects)
+    by_name = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Job"}
     namespaces = sorted({o["metadata"]["namespace"] for o in objects
                          if o["metadata"].get("namespace")})
     declared = {o["metadata"]["name"] for o in config if o["kind"] == "Namespace"}
@@ -165,7 +166,8 @@ def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
         for job in wave:
             result = _await(client, job, deadline=deadline, started=started)
             outcome.jobs.append(result)
-            detail = f" (failed indexes {result.failed_indexes})" if result.failed_indexes else ""
+            detail = (f" (failed indexes {result.failed_indexes}: {_named(result, by_name)})"
+                      if result.failed_indexes else "")
             said = "Succeeded" if result.status == _SUCCEEDED else result.status
             progress(f"[{number}/{len(waves)}] {_label(job)}: {said} after "
                      f"{result.seconds:.1f}s{detail}")
@@ -175,6 +177,7 @@ def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
     outcome.jobs[:] = _confirm(client, outcome.jobs, deadline=deadline)
     if outcome.failed:
         names = "; ".join(f"job/{j.name}" + (f" failed indexes {j.failed_indexes}"
+                                             f" ({_named(j, by_name)})"
                                              if j.failed_indexes else "")
                           for j in outcome.failed)
         skipped = sum(1 for j in outcome.jobs if j.status == "NotStarted")
@@ -232,6 +235,21 @@ def _confirm(client: kube.Kube, jobs: list[JobOutcome], *,
                              failed_indexes=status.failed_indexes or "")
         out.append(job)
     return out
+
+
+def _named(result: JobOutcome, jobs: dict[str, dict[str, Any]]) -> str:
+    """The batch's job names of an Indexed Job's failed indexes ("1,3-4" -> "b, d, e")."""
+    annotations = jobs.get(result.name, {}).get("metadata", {}).get("annotations") or {}
+    names = str(annotations.get(contract.JOB_NAMES, "")).split(",")
+    found: list[str] = []
+    for part in result.failed_indexes.split(","):
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            continue
+        for index in range(int(low), int(high or low) + 1):
+            found.append(names[index] if index < len(names) and names[index]
+                         else f"index {index}")
+    return ", ".join(found)
 
 
 def _outcome(job: dict[str, Any], status: str, seconds: float, *,

@@ -129,3 +129,19 @@ def test_rendered_jobs_name_their_variant_unit() -> None:
         if obj["kind"] == "Job":
             assert apply.variant_of(obj).directory == \
                 obj["metadata"]["labels"][contract.VARIANT]
+
+
+def test_failures_of_an_indexed_job_name_the_batch_jobs() -> None:
+    class Failing(FakeCluster):
+        def wait_jobs(self, namespace: str, names: list[str], *, until: tuple[str, ...],
+                      timeout: float) -> dict[str, Any]:
+            return {n: SimpleNamespace(status=SimpleNamespace(
+                conditions=[SimpleNamespace(type="Failed", status="True")],
+                failed_indexes="1,3-4")) for n in names}
+
+    sweep = job("sweep", 0, strategy="parallel")
+    sweep["metadata"]["annotations"][contract.JOB_NAMES] = "lr-1,lr-2,lr-3,lr-4,lr-5"
+    lines: list[str] = []
+    with pytest.raises(JobFailedError, match=r"failed indexes 1,3-4 \(lr-2, lr-4, lr-5\)"):
+        apply.run(Failing(), [sweep], timeout=60, progress=lines.append)  # type: ignore[arg-type]
+    assert any("lr-2, lr-4, lr-5" in line for line in lines)

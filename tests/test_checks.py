@@ -121,11 +121,13 @@ def test_retried_counts_failures_others_once_and_concurrency() -> None:
     good = indexed((0, 0.0, 1.0, "Succeeded"), (1, 0.0, 1.0, "Failed"),
                    (1, 11.0, 12.0, "Failed"), (2, 1.5, 2.5, "Succeeded"), span=(0.0, 13.0))
     checks.retried(good, index=1, failures=2, parallelism=2)
-    with pytest.raises(AssertionError, match=r"index 1 failed 2 time\(s\), expected 3"):
+    with pytest.raises(AssertionError,
+                       match=r"job 's1' \(index 1\) failed 2 time\(s\), expected 3"):
         checks.retried(good, index=1, failures=3, parallelism=2)
     twice = indexed((0, 0.0, 1.0, "Succeeded"), (0, 1.0, 2.0, "Succeeded"),
                     (1, 0.0, 1.0, "Failed"), span=(0.0, 3.0))
-    with pytest.raises(AssertionError, match="index 0 should have succeeded exactly once"):
+    with pytest.raises(AssertionError,
+                       match=r"job 's0' \(index 0\) should have succeeded exactly once"):
         checks.retried(twice, index=1, failures=1, parallelism=2)
     crowded = indexed((0, 0.0, 2.0, "Succeeded"), (1, 0.0, 2.0, "Failed"),
                       (2, 0.0, 2.0, "Succeeded"), span=(0.0, 3.0))

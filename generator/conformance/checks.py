@@ -12,9 +12,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mlgen import estimate as estimates
-from mlgen.timeline import Timeline
+
+if TYPE_CHECKING:
+    from mlgen.timeline import Timeline
 
 # The Job controller syncs a Job at most once a second after pod events
 # (SyncJobBatchPeriod), so a run's last Job says Complete up to ~1 s after its last pod
@@ -139,15 +142,16 @@ def retried(timeline: Timeline, *, index: int, failures: int, parallelism: int) 
     """Promise: index `index` failed exactly `failures` times (its retries used up); every
     other index succeeded exactly once, never after failing; ≤ p pods at once throughout."""
     failed = [p for p in timeline.pods if p.index == index and p.phase == "Failed"]
+    name = next((p.step for p in timeline.pods if p.index == index and p.step), "")
     if len(failed) != failures:
-        _fail(timeline, f"index {index} failed {len(failed)} time(s), expected {failures} "
-                        "(1 + retries)")
+        _fail(timeline, f"job {name!r} (index {index}) failed {len(failed)} time(s), "
+                        f"expected {failures} (1 + retries)")
     indexes = sorted({p.index for p in timeline.pods if p.index is not None} - {index})
     for other in indexes:
         pods = [p for p in timeline.pods if p.index == other]
         if [p.phase for p in pods] != ["Succeeded"]:
-            _fail(timeline, f"index {other} should have succeeded exactly once; its attempts: "
-                            f"{', '.join(p.phase for p in pods)}")
+            _fail(timeline, f"job {pods[0].step!r} (index {other}) should have succeeded "
+                            f"exactly once; its attempts: {', '.join(p.phase for p in pods)}")
     peak = timeline.max_concurrency()
     if peak > parallelism:
         _fail(timeline, f"{peak} pods ran at once while retrying, more than parallelism "

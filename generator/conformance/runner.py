@@ -94,6 +94,10 @@ class Runner:
                    if not path.endswith("kustomization.yaml")
                    for d in yaml.safe_load_all(text) if d]
         self.provide(batch)
+        if batch.pod_security != "restricted":  # the batch opted out: enforce what it asks
+            with kube.errors(f"labelling namespace {self.namespace}"):
+                self.client.core.patch_namespace(self.namespace, {"metadata": {"labels": {
+                    "pod-security.kubernetes.io/enforce": batch.pod_security}}})
         total = sum(float(j.expected_seconds or 0) for j in batch.jobs)
         failure: JobFailedError | None = None
         with timeline.recorder_for(self.client, objects) as recorded:
