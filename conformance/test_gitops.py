@@ -69,6 +69,7 @@ class Harness:
     simulated: bool
     calibration: overhead.Calibration
     rss: dict[str, float]
+    artifacts: Path
     watched: list[tuple[Repo, str, str]] = field(default_factory=list)
 
     def repo(self, name: str) -> Repo:
@@ -77,6 +78,10 @@ class Harness:
     def watch(self, repo: Repo, *, batch: str, variant: str, namespace: str) -> None:
         self.driver.watch(repo, batch=batch, variant=variant, namespace=namespace)
         self.watched.append((repo, batch, variant))
+
+    def keep(self, found: timeline.Timeline, name: str) -> None:
+        """The run's timeline as an artifact, next to the rest of the suite's."""
+        found.save(self.artifacts / f"gitops-{self.driver.tool}-{name}.json")
 
     def forget_all(self) -> None:
         """After a test: nothing of it may be synced again while later tests run."""
@@ -118,7 +123,7 @@ def _namespace(client: kube.Kube, prefix: str) -> str:
 
 
 def _calibrate(driver: Driver, server: gitserver.GitServer, scratch: Path, *,
-               simulated: bool) -> overhead.Calibration:
+               simulated: bool, artifacts: Path) -> overhead.Calibration:
     """A 3-step chain of 2 s through the tool; ε from its worst step plus the margin."""
     client = driver.client
     namespace = _namespace(client, f"mlgen-calibration-{driver.tool}")
@@ -135,6 +140,7 @@ def _calibrate(driver: Driver, server: gitserver.GitServer, scratch: Path, *,
             count=len(CALIBRATION)), timeout=180,
             diagnose=lambda: driver.diagnose(repo, batch=batch, variant="sequential"))
         forget(driver, repo, batch=batch, variant="sequential")
+        found.save(artifacts / f"gitops-{driver.tool}-calibration.json")
         return overhead.calibrate(driver.tool, found, CALIBRATION, margin=MARGIN[driver.tool])
     finally:
         client.core.delete_namespace(namespace, propagation_policy="Background")
@@ -142,29 +148,35 @@ def _calibrate(driver: Driver, server: gitserver.GitServer, scratch: Path, *,
 
 @pytest.fixture(scope="class")
 def flux_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+                 mlgen_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("flux")
     build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
     with fluxcd.running(mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig,
                         workdir=work) as flux:
         driver = FluxDriver(client=mlgen_cluster.client)
-        calibration = _calibrate(driver, git_server, work, simulated=mlgen_cluster.simulated)
+        calibration = _calibrate(driver, git_server, work, simulated=mlgen_cluster.simulated,
+                                 artifacts=mlgen_artifacts)
         yield Harness(driver=driver, server=git_server, scratch=work,
                       simulated=mlgen_cluster.simulated, calibration=calibration,
+                      artifacts=mlgen_artifacts,
                       rss=flux.rss_mib())
 
 
 @pytest.fixture(scope="class")
 def argo_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+                 mlgen_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("argocd")
     build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
     with argocd.running(mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig,
                         workdir=work) as argo:
         driver = ArgoDriver(client=mlgen_cluster.client, server=argo.server)
-        calibration = _calibrate(driver, git_server, work, simulated=mlgen_cluster.simulated)
+        calibration = _calibrate(driver, git_server, work, simulated=mlgen_cluster.simulated,
+                                 artifacts=mlgen_artifacts)
         yield Harness(driver=driver, server=git_server, scratch=work,
                       simulated=mlgen_cluster.simulated, calibration=calibration,
+                      artifacts=mlgen_artifacts,
                       rss=argo.rss_mib())
 
 
@@ -191,6 +203,7 @@ class _Scenarios:
 
         first = gitops.run(repo, doc(durations), variant="sequential",
                            namespace=mlgen_namespace, count=3, timeout=240)
+        gitops.keep(first, batch)
         epsilon = gitops.calibration.epsilon
         checks.all_complete(first)
         checks.steps_in_order(first, ["step-0", "step-1", "step-2"])
@@ -215,6 +228,7 @@ class _Scenarios:
         second = wait_for(f"{tool}: the edited chain re-ran", rerun, timeout=240,
                           diagnose=lambda: gitops.driver.diagnose(repo, batch=batch,
                                                                   variant="sequential"))
+        gitops.keep(second, f"{batch}-edited")
         after = [j.name for j in second.jobs]
         assert after[0] == before[0], f"step-0 was replaced: {before[0]} -> {after[0]}"
         assert job_uids(client, mlgen_namespace, after[:1]) == {before[0]: uids[before[0]]}, \
@@ -250,6 +264,7 @@ class _Scenarios:
         for mode, batch in batches.items():
             found = timeline.collect(client, batch=batch, variant="sequential",
                                      namespace=mlgen_namespace)
+            gitops.keep(found, batch)
             states = [(j.step, j.status) for j in found.jobs]
             assert states == [("step-0", "Complete"), ("step-1", "Failed")], \
                 f"{tool}, onFailure {mode}: {states}"
@@ -266,7 +281,10 @@ class _Scenarios:
                                            parallelism=2, simulated=gitops.simulated),
                            variant="parallel", namespace=mlgen_namespace, count=1,
                            timeout=180)
+        gitops.keep(found, batch)
         checks.all_complete(found)
+        # The waves inside one Indexed Job are the Job controller's; the tool's ε (a whole
+        # step: its reaction, Job start, pod start, completion) bounds each of them.
         checks.parallel_bounds(found, durations, parallelism=2,
                                epsilon=gitops.calibration.epsilon)
         mlgen_record(f"gitops {tool}: parallel n=4 p=2 d=2s in {found.makespan:.0f}s, "
