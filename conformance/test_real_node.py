@@ -151,12 +151,11 @@ def real_epsilon(mlgen_cluster: Cluster, real_placement: Placement, mlgen_artifa
         run = Runner(client=PlacingKube(client, real_placement), namespace=namespace,
                      artifacts=mlgen_artifacts / "real-calibration", time_scale=1.0,
                      say=_say(request.config))
-        with pytest.MonkeyPatch.context() as patch:
-            # The calibration's slack ceiling fits KWOK, where a pod's times are set exactly.
-            # A real kubelet reports a pod running and ended through its PLEG relist (1 s)
-            # and a status sync, so a watch sees real pods run up to ~2 s beyond `sleep`.
-            patch.setattr(calibration, "SLACK_CEILING", REAL_SLACK_CEILING)
-            epsilon, measured = calibration.calibrate(run, ceiling=REAL_CEILING)
+        # The calibration's default slack ceiling fits KWOK, where a pod's times are set
+        # exactly. A real kubelet reports a pod running and ended through its PLEG relist
+        # (1 s) and a status sync, so a watch sees real pods run up to ~2 s beyond `sleep`.
+        epsilon, measured = calibration.calibrate(run, ceiling=REAL_CEILING,
+                                                  slack_ceiling=REAL_SLACK_CEILING)
     finally:
         with kube.errors(f"deleting namespace {namespace}"):
             client.core.delete_namespace(namespace, propagation_policy="Background")

@@ -60,7 +60,7 @@ def manifests(pools: list[Pool], *, prefix: str = "kwok") -> list[dict[str, Any]
 
 
 def create(k: kube.Kube, pools: list[Pool], *, prefix: str = "kwok",
-           timeout: float = 30.0) -> list[str]:
+           timeout: float = 90.0) -> list[str]:
     """Create the nodes and wait until KWOK reports every one Ready."""
     names = []
     for node in manifests(pools, prefix=prefix):

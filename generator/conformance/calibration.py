@@ -60,7 +60,8 @@ class Measured:
                 f"completion lag {self.lag:.3f}s")
 
 
-def calibrate(run: Runner, *, ceiling: float | None = None) -> tuple[Epsilon, list[Measured]]:
+def calibrate(run: Runner, *, ceiling: float | None = None,
+              slack_ceiling: float = SLACK_CEILING) -> tuple[Epsilon, list[Measured]]:
     """ε per strategy; raises AssertionError when the calibration run breaks a promise or
     its overhead is above the ceiling."""
     found: list[Measured] = []
@@ -99,11 +100,11 @@ def calibrate(run: Runner, *, ceiling: float | None = None) -> tuple[Epsilon, li
             raise AssertionError(
                 f"calibration: the last Job said Complete {measured.lag:.3f}s after its pod "
                 f"ended, more than the {checks.COMPLETION_LAG:.1f}s the Job controller needs")
-        if measured.excess > SLACK_CEILING:
+        if measured.excess > slack_ceiling:
             raise AssertionError(
                 f"calibration: pods ran longer than their duration: {measured.describe()}, "
-                f"more than {SLACK_CEILING:.2f}s; jobs must run for their expected time")
-    slack = max(0.3, min(SLACK_CEILING, max(m.excess for m in found) + 0.25))
+                f"more than {slack_ceiling:.2f}s; jobs must run for their expected time")
+    slack = max(0.3, min(slack_ceiling, max(m.excess for m in found) + 0.25))
     epsilon = Epsilon(waves=found[0].epsilon, indexed=found[1].epsilon, slack=slack)
     return epsilon, found
 
