@@ -52,11 +52,13 @@ MUTANTS = [
     Mutant("indexed parallelism 2", (
         ("generator/variants/serial.py", "parallelism=1,", "parallelism=2,"),)),
     Mutant("parallel p = 1", (
-        ("generator/variants/parallel.py", "parallelism=batch.parallelism,",
-         "parallelism=1,"),)),
+        ("generator/variants/parallel.py",
+         "parallelism=batch.parallelism, max_failed_indexes=None",
+         "parallelism=1, max_failed_indexes=None"),)),
     Mutant("parallel p + 1", (
-        ("generator/variants/parallel.py", "parallelism=batch.parallelism,",
-         "parallelism=batch.parallelism + 1,"),)),
+        ("generator/variants/parallel.py",
+         "parallelism=batch.parallelism, max_failed_indexes=None",
+         "parallelism=batch.parallelism + 1, max_failed_indexes=None"),)),
     Mutant("KWOK durations x2", (
         ("generator/pod.py", "    durations = [units.go_duration(j.expected_seconds) if",
          "    durations = [units.go_duration(2 * j.expected_seconds) if"),)),
