@@ -312,3 +312,14 @@ def test_waves_refuse_simulated_fail_attempts_they_cannot_count() -> None:
                                           r"is a plain Job.*strategy: indexed"):
         render_doc(doc, variants=("sequential",))
     assert render_doc(doc, variants=("parallel",))
+
+
+def test_retries_reach_both_strategies() -> None:
+    doc = batch_doc()
+    doc["spec"]["defaults"]["retries"] = 3
+    doc["spec"]["jobs"][1]["retries"] = 1
+    waves = [j for j in jobs_of(render_doc(doc, variants=("sequential",)))]
+    assert [j["spec"]["backoffLimit"] for j in waves] == [3, 1, 3]
+    doc["spec"]["jobs"][1]["retries"] = 3
+    (indexed,) = jobs_of(render_doc(doc, variants=("parallel",)))
+    assert indexed["spec"]["backoffLimitPerIndex"] == 3

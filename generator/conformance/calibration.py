@@ -104,7 +104,7 @@ def calibrate(run: Runner, *, ceiling: float | None = None,
             raise AssertionError(
                 f"calibration: pods ran longer than their duration: {measured.describe()}, "
                 f"more than {slack_ceiling:.2f}s; jobs must run for their expected time")
-    slack = max(0.3, min(slack_ceiling, max(m.excess for m in found) + 0.25))
+    slack = max(0.5, min(slack_ceiling, max(m.excess for m in found) + 0.25))
     epsilon = Epsilon(waves=found[0].epsilon, indexed=found[1].epsilon, slack=slack)
     return epsilon, found
 

@@ -31,7 +31,7 @@ class Epsilon:
 
     waves: float  # a client-driven step: apply, Job start, pod, completion, watch
     indexed: float  # a controller-driven step inside one Indexed Job
-    slack: float = 0.3  # how much longer than planned a pod may run (watch, process start)
+    slack: float = 0.5  # how much longer than planned a pod may run (watch, process start)
 
     def for_strategy(self, strategy: str) -> float:
         """Waves are driven by the client; the Indexed Jobs (sequential and parallel) by the
