@@ -48,14 +48,25 @@ def env_key(index: int, name: str) -> str:
     return f"{index}.env.{name}"
 
 
-def secret_key(index: int, name: str) -> str:
-    return f"{index}.secret.{name}"
+def shared_env_key(name: str) -> str:
+    """Env every index shares: kept out of the pod spec so that the entrypoint's shell
+    never starts with a user's variable (OPTIND, IFS, PATH...) in its environment."""
+    return f"env.{name}"
 
 
 # Keys mlgen owns: a batch's own labels may not set them (mlgen's values always win, and
 # the timeline selects on them).
-RESERVED_LABELS = frozenset({MANAGED_BY, PART_OF, VARIANT, STEP, QUEUE})
-RESERVED_PREFIXES = ("mlgen.io/",)
+# The Job controller's own pod labels: a template that sets them no longer matches the
+# selector it generates, and the API server rejects the Job.
+JOB_CONTROLLER_LABELS = frozenset({"controller-uid", "job-name"})
+RESERVED_LABELS = frozenset({MANAGED_BY, PART_OF, VARIANT, STEP, QUEUE, *JOB_CONTROLLER_LABELS})
+RESERVED_PREFIXES = ("mlgen.io/", "batch.kubernetes.io/")
+
+# Env names a batch may not set: the Job controller's index, and the names the Indexed
+# Job's entrypoint keeps its own state and the secrets in (`MLGEN_SECRET_<slot>`).
+RESERVED_ENV = frozenset({"JOB_COMPLETION_INDEX"})
+RESERVED_ENV_PREFIX = "MLGEN_"
+SECRET_ENV_PREFIX = "MLGEN_SECRET_"
 
 
 def is_reserved_label(key: str) -> bool:

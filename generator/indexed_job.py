@@ -2,9 +2,10 @@
 
 Used by the parallel variant (parallelism p) and by the sequential `indexed`
 strategy (parallelism 1: the Job controller starts the lowest pending index first).
-All jobs share one pod template, so they may differ only in args, env, secretEnv,
-expectedDuration and simulation hints; the differing values travel in a ConfigMap
-whose files a POSIX `sh` entrypoint reads for `$JOB_COMPLETION_INDEX`.
+All jobs share one pod template, so they may differ only in args, env,
+expectedDuration and simulation hints (not secretEnv: see entrypoint.py); the env and
+args travel in a ConfigMap whose files a POSIX `sh` entrypoint reads for
+`$JOB_COMPLETION_INDEX`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlgen import contract, naming, pod, podfields, spec, templating
+from mlgen import contract, entrypoint, naming, pod, podfields, spec
 from mlgen.errors import RenderError
 
 CONFIGMAP_LIMIT = 1024 * 1024
@@ -55,6 +56,7 @@ def check_shared(batch: spec.Batch, *, fix: str) -> None:
         raise RenderError(f"{batch.source}: spec.defaults.command: an Indexed Job needs the "
                           "command to exec after picking its index's args; set command "
                           "(e.g. [python, -m, train])")
+    entrypoint.check(batch, fix=fix)
 
 
 def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
@@ -65,10 +67,7 @@ def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
     first = jobs[0]
     common_env = {k: v for k, v in first.env.items()
                   if all(j.env.get(k) == v for j in jobs[1:])}
-    common_secrets = {k: v for k, v in first.secret_env.items()
-                      if all(j.secret_env.get(k) == v for j in jobs[1:])}
-    slots: dict[tuple[str, str], int] = {}
-    data: dict[str, str] = {}
+    data: dict[str, str] = {contract.shared_env_key(k): v for k, v in common_env.items()}
     for job in jobs:
         i = job.index
         for k, arg in enumerate(job.args):
@@ -77,12 +76,7 @@ def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
         for name, value in job.env.items():
             if name not in common_env:
                 data[contract.env_key(i, name)] = value
-        for name, ref in job.secret_env.items():
-            if name not in common_secrets:
-                slot = slots.setdefault((name, ref), len(slots))
-                data[contract.secret_key(i, name)] = str(slot)
-    data[contract.ENTRYPOINT_KEY] = templating.render("entrypoint.sh.j2", batch=batch.name,
-                                             secret_slots=len(slots))
+    data[contract.ENTRYPOINT_KEY] = entrypoint.script(batch)
     size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
     if size > CONFIGMAP_LIMIT - _HEADROOM:
         raise RenderError(
@@ -104,9 +98,10 @@ def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
         },
         "data": data,
     }
-    env = pod.env_entries(common_env, common_secrets)
-    env += [pod.secret_ref(f"MLGEN_SECRET_{slot}", ref, optional=True)
-            for (_, ref), slot in slots.items()]
+    # Only reserved names in the pod's env (entrypoint.check: every job's secretEnv is the
+    # same); the entrypoint hands them to the command under their own names.
+    env = [pod.secret_ref(f"{contract.SECRET_ENV_PREFIX}{slot}", ref)
+           for slot, ref in enumerate(first.secret_env.values())]
     assert first.command is not None
     template = pod.template(
         batch, first,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlgen import features, manifest, spec, validation, variants
+from mlgen import features, limits, manifest, spec, validation, variants
 from mlgen.errors import UsageError
 
 
@@ -65,6 +65,8 @@ def render_batch(batch: spec.Batch, *, only: Sequence[str] = (),
             continue
         rendered = unit.render(batch)
         for path, items in rendered.files.items():
+            for item in items:
+                limits.check_object(item, source=batch.source, path=f"{batch.name}/{path}")
             files[f"{batch.name}/{path}"] = manifest.document(items, head=head)
             objects.extend(i for i in items if validation.has_schema(i))
         body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",

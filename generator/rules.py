@@ -254,8 +254,9 @@ def command(value: list[str]) -> list[str]:
 
 
 def user_id(value: int) -> int:
-    if strict() and not 1 <= value <= INT32_MAX:
-        raise ValueError(f"{value} is not a user id the API accepts; use 1 to {INT32_MAX}")
+    """0 (root) is the API's to accept and Pod Security's to refuse (podsecurity.py)."""
+    if strict() and not 0 <= value <= INT32_MAX:
+        raise ValueError(f"{value} is not a user id the API accepts; use 0 to {INT32_MAX}")
     return value
 
 

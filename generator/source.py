@@ -13,7 +13,7 @@ from pathlib import Path
 import pydantic
 import yaml
 
-from mlgen import matrix, messages, spec
+from mlgen import limits, matrix, messages, spec
 from mlgen.errors import SpecError
 
 try:  # the C parser is ~10x faster on large batches; fall back where libyaml is missing
@@ -41,6 +41,7 @@ def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
     problems: list[str] = []
     for path in paths:
         try:
+            limits.check_file_size(path.stat().st_size, source=display_name(path))
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError as e:
             raise SpecError(f"{path}: no such file; check the path") from e
@@ -79,7 +80,13 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
+                limits.check_document(node, source=source)  # before anything expands aliases
                 documents.append((node, loader.construct_document(node)))
+    except SpecError as e:
+        return [], [str(e)]
+    except RecursionError:
+        return [], [f"{source}: nested more than {limits.MAX_DEPTH} levels deep; no batch "
+                    "field is, so fix the structure"]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

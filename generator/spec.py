@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlgen import contract, features, patch, podfields, units, variants
+from mlgen import features, patch, podfields, rules, units, variants
 
 API_VERSION = "mlgen.io/v1alpha1"
 DEFAULT_KUBERNETES_VERSION = features.DEFAULT
@@ -33,14 +33,11 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_REF = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/([-._A-Za-z0-9]+)$")
-_K8S_VERSION = re.compile(r"^1\.\d{2}$")
+_K8S_VERSION = re.compile(r"^1\.[0-9]{2}$")
 
 
 def _dns_label(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(f"{value!r} is not a DNS-1123 label; use at most 63 lowercase letters, "
-                         "digits and '-', starting and ending with a letter or digit")
-    return value
+    return rules.dns_label(value)
 
 
 def _no_nul(value: str) -> str:
@@ -51,57 +48,42 @@ def _no_nul(value: str) -> str:
 
 
 def _label_key(key: str) -> str:
-    prefix, _, name = key.rpartition("/")
-    if (not name or len(name) > 63 or not _LABEL_NAME.match(name)
-            or (prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)))):
-        raise ValueError(f"{key!r} is not a label key; use [prefix/]name with letters, "
-                         "digits, '-', '_', '.' (name at most 63 characters)")
-    return key
+    return rules.label_key(key)
 
 
 def _label_value(value: str) -> str:
-    if len(value) > 63 or not _LABEL_NAME.match(value):
-        raise ValueError(f"{value!r} is not a label value; use at most 63 letters, digits, "
-                         "'-', '_', '.', starting and ending with a letter or digit")
-    return value
+    return rules.label_value(value)
 
 
 def _env_name(name: str) -> str:
-    if not _ENV_NAME.match(name):
-        raise ValueError(f"{name!r} is not an environment variable name; use letters, "
-                         "digits and '_', not starting with a digit")
-    return name
+    return rules.env_name(name)
 
 
 def _duration(value: str) -> str:
-    units.parse_duration(value)
+    rules.duration_seconds(units.parse_duration(value))
     return value
 
 
 def _positive_duration(value: str) -> str:
     if units.parse_duration(value) <= 0:
         raise ValueError(f"{value!r} is zero; a timeout must be at least 1s")
+    rules.deadline_seconds(units.parse_duration(value))
     return value
 
 
 def _secret_ref(value: str) -> str:
-    if not _SECRET_REF.match(value):
-        raise ValueError(f"{value!r} is not a secret reference; write it as <secret-name>/<key>")
-    return value
+    return rules.secret_ref(value)
 
 
 def _k8s_version(value: str) -> str:
-    if not _K8S_VERSION.match(value):
+    if not _K8S_VERSION.fullmatch(value):
         raise ValueError(f"{value!r} is not a Kubernetes minor version; write it like \"1.33\"")
     features.check(value)
     return value
 
 
 def _own_label(key: str) -> str:
-    if contract.is_reserved_label(key):
-        raise ValueError(f"{key!r} is a label mlgen sets itself (the timeline and `mlgen "
-                         "apply` select on it); use another key")
-    return key
+    return rules.own_label(key)
 
 
 def _variant(value: str) -> str:
@@ -135,7 +117,7 @@ def _number_as_text(value: object) -> object:
 
 
 PositiveDuration = Annotated[Duration, AfterValidator(_positive_duration)]
-Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(units.check_quantity),
+Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(rules.quantity),
                      WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
                                      "examples": ["2", "500m", "8Gi"]})]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
@@ -149,9 +131,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+ResourceName = Annotated[str, AfterValidator(rules.resource_name)]
+Image = Annotated[str, AfterValidator(_no_nul), AfterValidator(rules.image)]
+Command = Annotated[list[Text], AfterValidator(rules.command)]
+UserId = Annotated[int, AfterValidator(rules.user_id), WithJsonSchema(
+    {"type": "integer", "minimum": 0, "maximum": rules.INT32_MAX})]
+
+
 class Resources(_Model):
-    requests: dict[str, Quantity] = Field(default_factory=dict)
-    limits: dict[str, Quantity] = Field(default_factory=dict)
+    requests: dict[ResourceName, Quantity] = Field(default_factory=dict)
+    limits: dict[ResourceName, Quantity] = Field(default_factory=dict)
 
 
 class Toleration(_Model):
@@ -161,19 +150,25 @@ class Toleration(_Model):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     tolerationSeconds: int | None = None
 
+    @model_validator(mode="after")
+    def _api_rules(self) -> Toleration:
+        rules.toleration(self.key, self.operator, self.value, self.effect,
+                         self.tolerationSeconds)
+        return self
+
 
 class Simulate(_Model):
     """Hints for a simulated cluster (KWOK); a real cluster ignores them."""
 
     exitCode: int = Field(ge=1, le=255)
-    failAttempts: int | None = Field(default=None, ge=1)
+    failAttempts: int | None = Field(default=None, ge=1, le=rules.INT32_MAX)
 
 
 class JobFields(_Model):
     """Every field a job may set; `spec.defaults` holds the same ones."""
 
-    image: Text | None = None
-    command: list[Text] | None = None
+    image: Image | None = None
+    command: Command | None = None
     args: list[Text] | None = None
     env: dict[EnvName, Text] | None = None
     secretEnv: dict[EnvName, SecretRef] | None = None
@@ -185,7 +180,7 @@ class JobFields(_Model):
     tolerations: list[Toleration] | None = None
     serviceAccountName: DnsLabel | None = None
     shmSize: Quantity | None = None
-    runAsUser: int | None = Field(default=None, ge=1)
+    runAsUser: UserId | None = None
     labels: dict[OwnLabelKey, LabelValue] | None = None
     simulate: Simulate | None = None
     # Pod fields (podfields.py): in the pod template, so in the content hash.
@@ -352,6 +347,11 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
             simulate=job.simulate,
             pod=pod_fields,
         ))
+        owner = f"spec.jobs[{position}]" if entry.resources is not None else "spec.defaults"
+        for found in rules.resources(jobs[-1].requests, jobs[-1].limits):
+            field, _, text = found.partition(": ")
+            if (f"{owner}.{field}", text) not in problems:
+                problems.append((f"{owner}.{field}", text))
     batch = Batch(
         name=model.metadata.name,
         namespace=model.metadata.namespace,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 
-DURATION_PATTERN = r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"  # ECMA-compatible: JSON Schema uses it
+# ECMA-compatible (JSON Schema uses it); [0-9], not \d, which takes any Unicode digit
+DURATION_PATTERN = r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$"
 _DURATION = re.compile(DURATION_PATTERN)
 _QUANTITY = re.compile(
-    r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+    r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
 )
 
 
 def parse_duration(text: str) -> int:
     """Seconds in `text` (`45s`, `20m`, `2h`, `1h30m`); ValueError when malformed."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)  # `$` alone would accept a trailing newline
     if not text or not match:
         raise ValueError(f"{text!r} is not a duration; write it like 30s, 20m, 2h or 1h30m")
     hours, minutes, seconds = (int(match[g] or 0) for g in (1, 2, 3))
@@ -37,7 +38,7 @@ def human_duration(seconds: float) -> str:
 
 def check_quantity(text: str) -> str:
     """Return `text` if it is a Kubernetes quantity, else raise ValueError with the fix."""
-    if not _QUANTITY.match(text):
+    if not _QUANTITY.fullmatch(text):
         raise ValueError(f"{text!r} is not a Kubernetes quantity; write it like 2, 500m, 8Gi")
     return text
 

@@ -83,7 +83,9 @@ def run(argv: list[str], env: dict[str, str], names: list[str]) -> dict[str, Any
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
-def hostile_batch(probe: Path) -> dict[str, Any]:
+def hostile_batch(probe: Path, *, per_job_secrets: bool = True) -> dict[str, Any]:
+    """Per-job secrets only where each Job has a pod template of its own (waves): an
+    Indexed Job refuses them (tests/test_entrypoint_env.py)."""
     doc = batch_doc()
     doc["spec"]["defaults"]["command"] = [sys.executable, str(probe)]
     doc["spec"]["defaults"]["env"] = {"SHARED": "$(SPACE) shared"}
@@ -97,6 +99,9 @@ def hostile_batch(probe: Path) -> dict[str, Any]:
          "secretEnv": {"TOKEN": "tok-b/key"}},
         {"name": "c", "args": [names, *chunks[2]], "env": {}},
     ]
+    if not per_job_secrets:
+        for job in doc["spec"]["jobs"]:
+            job.pop("secretEnv", None)
     return doc
 
 
@@ -120,7 +125,7 @@ def probe(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("strategy", ["parallel", "indexed"])
 def test_indexed_entrypoint_delivers_values_byte_for_byte(
         tmp_path: Path, probe: Path, strategy: str) -> None:
-    doc = hostile_batch(probe)
+    doc = hostile_batch(probe, per_job_secrets=False)
     variant = "parallel" if strategy == "parallel" else "sequential"
     doc["spec"]["sequential"] = {"strategy": "indexed"}
     files = render_doc(doc, variants=(variant,))
@@ -158,9 +163,8 @@ def test_waves_deliver_values_byte_for_byte_through_k8s_expansion(probe: Path) -
         assert got["env"] == expected_env(entry)
 
 
-def test_missing_secret_for_this_index_stops_the_pod_with_a_message(
-        tmp_path: Path, probe: Path) -> None:
-    doc = hostile_batch(probe)
+def test_missing_secret_stops_the_pod_with_a_message(tmp_path: Path, probe: Path) -> None:
+    doc = hostile_batch(probe, per_job_secrets=False)
     files = render_doc(doc, variants=("parallel",))
     rendered = objects(files)
     (config,) = [o for o in rendered if o["kind"] == "ConfigMap"]
@@ -173,11 +177,11 @@ def test_missing_secret_for_this_index_stops_the_pod_with_a_message(
                             env={**env, "JOB_COMPLETION_INDEX": "0", "PATH": os.environ["PATH"]},
                             capture_output=True, text=True, check=False)
     assert result.returncode != 0
-    assert "the secret for TOKEN is missing" in result.stderr
+    assert "the secret for COMMON is missing" in result.stderr
 
 
 def test_rendered_yaml_round_trips_hostile_values_exactly(probe: Path) -> None:
-    doc = hostile_batch(probe)
+    doc = hostile_batch(probe, per_job_secrets=False)
     for text in render_doc(doc).values():
         for obj in yaml.safe_load_all(text):
             assert obj is not None

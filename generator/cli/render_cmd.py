@@ -9,7 +9,7 @@ import typer
 
 from mlgen import render, source, tree
 from mlgen.cli import choices
-from mlgen.cli.common import err, out, reported
+from mlgen.cli.common import err, reported
 from mlgen.errors import StaleError
 
 Batches = Annotated[list[Path], typer.Argument(
@@ -49,8 +49,8 @@ def render_command(
                       "batches not in these files; --prune removes them)", markup=False)
         if check:
             if result.dirty:
-                out.print(tree.diff(result), markup=False, emoji=False, highlight=False,
-                          end="")
+                # Verbatim: rich would strip carriage returns and expand tabs.
+                typer.echo(tree.diff(result), nl=False)
                 command = " ".join(["mlgen render", *map(str, batches), "-o", str(output),
                                     *(["--prune"] if prune else [])])
                 raise StaleError(f"{output}: {len(result.added)} missing, {len(result.changed)} "
