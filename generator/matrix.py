@@ -266,7 +266,7 @@ def _check_names(jobs: list[object], result: Expansion) -> None:
             continue
         position, combo = result.origins[number]
         at = f"spec.jobs[{position}].name"
-        if combo and (len(name) > 63 or not _DNS_LABEL.match(name)):
+        if combo and (len(name) > 63 or not _DNS_LABEL.fullmatch(name)):
             why = (f"{len(name)} characters, more than 63" if len(name) > 63
                    else "not a DNS-1123 label (lowercase letters, digits and '-', starting "
                         "and ending with a letter or digit)")
