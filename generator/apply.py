@@ -149,6 +149,7 @@ def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
         if namespace not in declared and not client.namespace_exists(namespace):
             raise UsageError(f"namespace {namespace!r} does not exist in the cluster; create it "
                              f"first (kubectl create namespace {namespace})")
+    _check_references(client, config, waves)
     for obj in config:
         client.apply(obj)
         progress(f"applied {obj['kind']} {obj['metadata']['name']}")
@@ -185,6 +186,49 @@ def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
                              f"with kubectl describe job/{outcome.failed[0].name} -n "
                              f"{outcome.failed[0].namespace}")
     return outcome
+
+
+def references(job: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (kind, name) of every ServiceAccount and required Secret a Job's pods need to
+    start: without them the pods are never created (or never start), and a wait would
+    only end at its timeout."""
+    pod = job.get("spec", {}).get("template", {}).get("spec", {})
+    found: set[tuple[str, str]] = set()
+    if pod.get("serviceAccountName"):
+        found.add(("ServiceAccount", pod["serviceAccountName"]))
+    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+        for entry in container.get("env", []):
+            ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and not ref.get("optional"):
+                found.add(("Secret", ref["name"]))
+        for entry in container.get("envFrom", []):
+            ref = entry.get("secretRef")
+            if ref and not ref.get("optional"):
+                found.add(("Secret", ref["name"]))
+    for volume in pod.get("volumes", []):
+        secret = volume.get("secret")
+        if secret and not secret.get("optional"):
+            found.add(("Secret", secret["secretName"]))
+    return found
+
+
+def _check_references(client: kube.Kube, config: list[dict[str, Any]],
+                      waves: list[list[dict[str, Any]]]) -> None:
+    declared = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+                for o in config}
+    missing: list[str] = []
+    for job in (j for wave in waves for j in wave):
+        namespace = job["metadata"]["namespace"]
+        for kind, name in sorted(references(job)):
+            if (kind, namespace, name) not in declared and \
+                    not client.exists(kind, namespace, name):
+                command = ("create serviceaccount " + name if kind == "ServiceAccount"
+                           else f"create secret generic {name} --from-literal=...")
+                missing.append(f"job/{job['metadata']['name']} needs {kind} {name!r}, which "
+                               f"namespace {namespace} does not have, so its pods cannot "
+                               f"start; create it first (kubectl -n {namespace} {command})")
+    if missing:
+        raise UsageError("\n".join(dict.fromkeys(missing)))
 
 
 def _await(client: kube.Kube, job: dict[str, Any], *, deadline: float,

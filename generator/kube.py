@@ -7,7 +7,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ class Kube:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self._dynamic: DynamicClient | None = None
+        self._reached = False  # whether the API server has answered once
 
     @property
     def dynamic(self) -> DynamicClient:
@@ -44,7 +45,7 @@ class Kube:
         """Server-side apply with field manager `mlgen`; returns the object as stored."""
         meta = obj["metadata"]
         what = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
-        with errors(f"applying {what}"):
+        def send() -> Any:
             resource = self.dynamic.resources.get(api_version=obj["apiVersion"],
                                                   kind=obj["kind"])
             kwargs: dict[str, Any] = {"body": apply_body(obj), "name": meta["name"],
@@ -53,9 +54,19 @@ class Kube:
                 kwargs["namespace"] = meta["namespace"]
             if dry_run:
                 kwargs["dry_run"] = "All"
-            result = resource.server_side_apply(**kwargs)
-            stored: dict[str, Any] = result.to_dict()
-            return stored
+            return resource.server_side_apply(**kwargs)
+
+        # Applying is idempotent: a request lost to an API server restart is sent again.
+        result = self.retrying(f"applying {what}", send)
+        stored: dict[str, Any] = result.to_dict()
+        return stored
+
+    def retrying(self, doing: str, call: Callable[[], Any]) -> Any:
+        """`call()`, retried through an API server restart once this cluster has answered
+        (a wrong kubeconfig still fails at once)."""
+        result = retrying(doing, call, patience=RECONNECT_PATIENCE if self._reached else 0.0)
+        self._reached = True
+        return result
 
     def wait_jobs(self, namespace: str, names: Collection[str], *, until: tuple[str, ...],
                   timeout: float) -> dict[str, Any]:
@@ -76,8 +87,8 @@ class Kube:
                 done[name] = job
 
         while pending:
-            with errors(f"reading the Jobs in namespace {namespace}"):
-                listing = self.batch.list_namespaced_job(namespace)
+            listing = self.retrying(f"reading the Jobs in namespace {namespace}",
+                               lambda: self.batch.list_namespaced_job(namespace))
             for job in listing.items:
                 settle(job)
             remaining = deadline - time.monotonic()
@@ -117,8 +128,9 @@ class Kube:
             return phase if phase in ("Succeeded", "Failed") else None
 
         while time.monotonic() < deadline:
-            with errors(f"reading the pods {selector} in namespace {namespace}"):
-                listing = self.core.list_namespaced_pod(namespace, label_selector=selector)
+            listing = self.retrying(f"reading the pods {selector} in namespace {namespace}",
+                               lambda: self.core.list_namespaced_pod(
+                                   namespace, label_selector=selector))
             for pod in listing.items:
                 if found := ended(pod):
                     return found
@@ -143,6 +155,19 @@ class Kube:
             finally:
                 stream.stop()
         return None
+
+    def exists(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether a ServiceAccount or Secret of that name is in the namespace."""
+        read = {"ServiceAccount": self.core.read_namespaced_service_account,
+                "Secret": self.core.read_namespaced_secret}[kind]
+        with errors(f"reading {kind} {namespace}/{name}"):
+            try:
+                read(name, namespace)
+            except ApiException as e:
+                if e.status == 404:
+                    return False
+                raise
+        return True
 
     def namespace_exists(self, name: str) -> bool:
         with errors(f"reading namespace {name}"):
@@ -195,6 +220,29 @@ def connect(*, kubeconfig: Path | None = None, context: str | None = None) -> Ku
         raise ClusterError(f"cannot load {where}{f' (context {context})' if context else ''}: "
                            f"{e}; pass --kubeconfig/--context or set KUBECONFIG") from e
     return Kube(api, where=where)
+
+
+RECONNECT_PATIENCE = 90.0  # seconds without an API server before a wait gives up
+
+
+def retrying(doing: str, call: Callable[[], Any], *, patience: float) -> Any:
+    """`call()`, again every half second while the API server cannot be reached or answers
+    503 (a restart); a ClusterError when that lasts longer than `patience`."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with errors(doing):
+                return call()
+        except ClusterError as e:
+            cause = e.__cause__
+            transient = isinstance(cause, urllib3.exceptions.HTTPError | OSError) or (
+                isinstance(cause, ApiException) and cause.status in (500, 502, 503, 504))
+            if not transient or time.monotonic() > deadline:
+                if transient:
+                    raise ClusterError(f"{e} (for {patience:.0f}s; the API server did not "
+                                       "come back)") from cause
+                raise
+            time.sleep(0.5)
 
 
 @contextmanager

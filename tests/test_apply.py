@@ -145,3 +145,21 @@ def test_failures_of_an_indexed_job_name_the_batch_jobs() -> None:
     with pytest.raises(JobFailedError, match=r"failed indexes 1,3-4 \(lr-2, lr-4, lr-5\)"):
         apply.run(Failing(), [sweep], timeout=60, progress=lines.append)  # type: ignore[arg-type]
     assert any("lr-2, lr-4, lr-5" in line for line in lines)
+
+
+def test_a_missing_service_account_or_secret_is_named_before_anything_is_applied() -> None:
+    doc = batch_doc()
+    doc["spec"]["defaults"].update(serviceAccountName="trainer",
+                                   secretEnv={"TOKEN": "wandb/key"})
+    jobs = [o for o in objects(render_doc(doc, variants=("sequential",))) if o["kind"] == "Job"]
+    assert apply.references(jobs[0]) == {("ServiceAccount", "trainer"), ("Secret", "wandb")}
+
+    class Missing(FakeCluster):
+        def exists(self, kind: str, namespace: str, name: str) -> bool:
+            return kind == "Secret"
+
+    cluster = Missing()
+    with pytest.raises(UsageError, match=r"needs ServiceAccount 'trainer', which namespace ml "
+                                         r"does not have.*kubectl -n ml create serviceaccount"):
+        apply.run(cluster, jobs, timeout=60, progress=lambda _: None)  # type: ignore[arg-type]
+    assert cluster.calls == [], "nothing applied"
