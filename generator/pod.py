@@ -96,10 +96,13 @@ def template(batch: spec.Batch, job: spec.Job, *, labels: dict[str, str],
         resources["limits"] = dict(job.limits)
     if resources:
         container["resources"] = resources
+    # runAsUser: 0 (NGC and other root images) needs a batch that opts out of
+    # "restricted" (spec.podSecurity); runAsNonRoot would then stop the container.
+    root = job.run_as_user == 0
     container["securityContext"] = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
-        "runAsNonRoot": True,
+        "runAsNonRoot": not root,
         "runAsUser": job.run_as_user,
     }
     volumes = list(extra_volumes)
@@ -119,7 +122,7 @@ def template(batch: spec.Batch, job: spec.Job, *, labels: dict[str, str],
     if job.timeout_seconds is not None:
         pod["activeDeadlineSeconds"] = job.timeout_seconds
     pod["securityContext"] = {
-        "runAsNonRoot": True,
+        "runAsNonRoot": not root,
         "runAsUser": job.run_as_user,
         "seccompProfile": {"type": "RuntimeDefault"},
     }

@@ -323,3 +323,16 @@ def test_retries_reach_both_strategies() -> None:
     doc["spec"]["jobs"][1]["retries"] = 3
     (indexed,) = jobs_of(render_doc(doc, variants=("parallel",)))
     assert indexed["spec"]["backoffLimitPerIndex"] == 3
+
+
+def test_root_images_run_as_root_only_in_a_batch_that_opts_out_of_restricted() -> None:
+    doc = batch_doc(podSecurity="baseline")
+    doc["spec"]["defaults"]["runAsUser"] = 0
+    for job in jobs_of(render_doc(doc)):
+        pod = job["spec"]["template"]["spec"]
+        assert not pod["securityContext"].get("runAsNonRoot")
+        assert pod["containers"][0]["securityContext"]["runAsUser"] == 0
+    doc["spec"]["podSecurity"] = "restricted"
+    with pytest.raises(RenderError, match=r"breaks Pod Security 'restricted': the pod runs as "
+                                          r"root"):
+        render_doc(doc)
