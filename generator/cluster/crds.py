@@ -10,22 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client
+from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from mlgen import kube
 from mlgen.errors import ClusterError
 
 
-def install(k: kube.Kube, files: Iterable[Path], *, timeout: float = 60.0) -> list[str]:
+def install(client: kube.Kube, files: Iterable[Path], *, timeout: float = 60.0) -> list[str]:
     """Apply every CRD in `files` and wait until the API server serves each one."""
     names: list[str] = []
     for path in files:
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if doc and doc.get("kind") == "CustomResourceDefinition":
-                k.apply(doc)
+                client.apply(doc)
                 names.append(doc["metadata"]["name"])
-    api = client.ApiextensionsV1Api(k.api)
+    api = k8s.ApiextensionsV1Api(client.api)
     deadline = time.monotonic() + timeout
     for name in names:
         while True:
@@ -41,11 +41,11 @@ def install(k: kube.Kube, files: Iterable[Path], *, timeout: float = 60.0) -> li
     return names
 
 
-def create(k: kube.Kube, obj: dict[str, Any]) -> None:
+def create(client: kube.Kube, obj: dict[str, Any]) -> None:
     """Create or replace a namespaced custom object, by its apiVersion and kind."""
     group, version = obj["apiVersion"].split("/")
     meta = obj["metadata"]
-    api = client.CustomObjectsApi(k.api)
+    api = k8s.CustomObjectsApi(client.api)
     with kube.errors(f"applying {obj['kind']} {meta['namespace']}/{meta['name']}"):
         api.patch_namespaced_custom_object(
             group, version, meta["namespace"], _plural(obj["kind"]), meta["name"], obj,
@@ -53,10 +53,10 @@ def create(k: kube.Kube, obj: dict[str, Any]) -> None:
             _content_type="application/apply-patch+yaml")
 
 
-def get(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str
+def get(client: kube.Kube, api_version: str, kind: str, name: str, namespace: str
         ) -> dict[str, Any] | None:
     group, version = api_version.split("/")
-    api = client.CustomObjectsApi(k.api)
+    api = k8s.CustomObjectsApi(client.api)
     try:
         found: dict[str, Any] = api.get_namespaced_custom_object(
             group, version, namespace, _plural(kind), name)
@@ -69,12 +69,12 @@ def get(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str
     return found
 
 
-def annotate_now(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str,
+def annotate_now(client: kube.Kube, api_version: str, kind: str, name: str, namespace: str,
                  *, key: str, value: str | None = None) -> None:
     """Set annotation `key` (by default to the current time): how both tools are asked to
     act now."""
     group, version = api_version.split("/")
-    api = client.CustomObjectsApi(k.api)
+    api = k8s.CustomObjectsApi(client.api)
     body = {"metadata": {"annotations": {key: value or datetime.now(UTC).isoformat()}}}
     with kube.errors(f"annotating {kind} {namespace}/{name}"):
         api.patch_namespaced_custom_object(group, version, namespace, _plural(kind), name,
@@ -95,10 +95,10 @@ def _plural(kind: str) -> str:
     return plurals[kind]
 
 
-def delete(k: kube.Kube, api_version: str, kind: str, name: str, namespace: str) -> None:
+def delete(client: kube.Kube, api_version: str, kind: str, name: str, namespace: str) -> None:
     """Delete a custom object if it exists (its finalizers run in the background)."""
     group, version = api_version.split("/")
-    api = client.CustomObjectsApi(k.api)
+    api = k8s.CustomObjectsApi(client.api)
     try:
         api.delete_namespaced_custom_object(group, version, namespace, _plural(kind), name)
     except ApiException as e:

@@ -59,20 +59,20 @@ def manifests(pools: list[Pool], *, prefix: str = "kwok") -> list[dict[str, Any]
     return nodes
 
 
-def create(k: kube.Kube, pools: list[Pool], *, prefix: str = "kwok",
+def create(client: kube.Kube, pools: list[Pool], *, prefix: str = "kwok",
            timeout: float = 90.0) -> list[str]:
     """Create the nodes and wait until KWOK reports every one Ready."""
     names = []
     for node in manifests(pools, prefix=prefix):
-        k.apply(node)
+        client.apply(node)
         # Server-side apply ignores status on create for nodes: set it explicitly.
         with kube.errors(f"setting the capacity of node {node['metadata']['name']}"):
-            k.core.patch_node_status(node["metadata"]["name"], {"status": node["status"]})
+            client.core.patch_node_status(node["metadata"]["name"], {"status": node["status"]})
         names.append(node["metadata"]["name"])
     deadline = time.monotonic() + timeout
     while True:
         with kube.errors("listing nodes"):
-            items = k.core.list_node().items
+            items = client.core.list_node().items
         ready = {n.metadata.name for n in items
                  if any(c.type == "Ready" and c.status == "True"
                         for c in n.status.conditions or [])}
