@@ -3,8 +3,8 @@
 kube-controller-manager (the Job controller) or kube-apiserver is SIGKILLed while a
 sequential batch runs and started again from its own command line; the batch must
 still finish every step once, in order (a finished step never runs again). Today
-`mlgen apply` survives a controller-manager crash but not an API server restart (xfail,
-strict: it turns red once apply retries, so the mark is removed then).
+`mlgen apply` retries through an API server restart (kube.Kube.retrying) and names a
+missing ServiceAccount or Secret before it applies anything.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 
+from mlgen import apply, render, source
 from mlgen.cluster import faults
 from mlgen.conformance.runner import Runner, sleeper_batch
-from mlgen.errors import ClusterError
+from mlgen.errors import MlgenError
 
 
 def crash_during(home: Any, component: str, *, after: float, down_for: float,
@@ -36,14 +38,7 @@ def crash_during(home: Any, component: str, *, after: float, down_for: float,
     return thread
 
 
-@pytest.mark.parametrize("component", [
-    "kube-controller-manager",
-    pytest.param("kube-apiserver", marks=pytest.mark.xfail(
-        strict=True, raises=ClusterError,
-        reason="mlgen apply gives up on the first refused connection while the API server "
-               "restarts (generator/kube.py, apply.py: no retry of list/watch/read calls on "
-               "connection errors); remove this mark when they retry")),
-])
+@pytest.mark.parametrize("component", ["kube-controller-manager", "kube-apiserver"])
 def test_a_crashed_component_restarted_mid_batch_runs_every_step_once_in_order(
         mlgen_cluster: Any, mlgen_run: Runner, component: str) -> None:
     if mlgen_cluster.kind != "local":
@@ -64,3 +59,22 @@ def test_a_crashed_component_restarted_mid_batch_runs_every_step_once_in_order(
     assert [p.step for p in pods] == [f"step-{i}" for i in range(len(durations))], \
         "each step exactly once, in the batch's order"
     assert all(p.phase == "Succeeded" for p in pods)
+
+
+@pytest.mark.parametrize("missing", ["serviceAccountName", "secretEnv"])
+def test_a_missing_service_account_or_secret_is_a_clear_error_not_a_wait(
+        mlgen_cluster: Any, mlgen_namespace: str, missing: str) -> None:
+    extra = ({"serviceAccountName": "no-such-account"} if missing == "serviceAccountName"
+             else {"secretEnv": {"TOKEN": "no-such-secret/key"}})
+    doc = sleeper_batch(f"missing-{missing.lower()}", durations=[2], extra_defaults=extra)
+    doc["metadata"]["namespace"] = mlgen_namespace
+    batches, problems = source.load_text(yaml.safe_dump(doc), source="missing.yaml")
+    assert not problems, problems
+    files = render.render_batch(batches[0], only=("sequential",))
+    objects = [d for path, text in sorted(files.items()) if not path.endswith(
+        "kustomization.yaml") for d in yaml.safe_load_all(text) if d]
+    start = time.monotonic()
+    with pytest.raises(MlgenError) as caught:
+        apply.run(mlgen_cluster.client, objects, timeout=20, progress=lambda _: None)
+    assert time.monotonic() - start < 15, "found at once, not after the wait's timeout"
+    assert "no-such-" in str(caught.value), str(caught.value)
