@@ -9,8 +9,12 @@ missing ServiceAccount or Secret before it applies anything.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,3 +82,38 @@ def test_a_missing_service_account_or_secret_is_a_clear_error_not_a_wait(
         apply.run(mlgen_cluster.client, objects, timeout=20, progress=lambda _: None)
     assert time.monotonic() - start < 15, "found at once, not after the wait's timeout"
     assert "no-such-" in str(caught.value), str(caught.value)
+
+
+def test_apply_sigkilled_and_run_again_runs_no_finished_step_twice(
+        mlgen_cluster: Any, mlgen_namespace: str, tmp_path: Path) -> None:
+    doc = sleeper_batch("killed-apply", durations=[3, 3, 3])
+    doc["metadata"]["namespace"] = mlgen_namespace
+    doc["spec"]["simulated"] = True  # KWOK runs each pod for its expectedDuration
+    batch_file = tmp_path / "batch.yaml"
+    batch_file.write_text(yaml.safe_dump(doc))
+    mlgen = str(Path(sys.executable).parent / "mlgen")
+    subprocess.run([mlgen, "render", str(batch_file), "-o", str(tmp_path / "out")], check=True,
+                   capture_output=True)
+    target = tmp_path / "out" / "killed-apply" / "sequential"
+    command = [mlgen, "apply", str(target), "--kubeconfig", str(mlgen_cluster.kubeconfig),
+               "--timeout", "2m"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = mlgen_cluster.client
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _succeeded_pods(client, mlgen_namespace):
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)  # mid-batch: step 0 done, step 1 applied or not
+    first.wait(timeout=10)
+    assert len(_succeeded_pods(client, mlgen_namespace)) < 3, "killed too late to prove it"
+    again = subprocess.run(command, capture_output=True, text=True, timeout=150, check=False)
+    assert again.returncode == 0, again.stderr
+    pods = client.core.list_namespaced_pod(mlgen_namespace).items
+    by_job: dict[str, list[str]] = {}
+    for pod in pods:
+        by_job.setdefault(pod.metadata.labels["job-name"], []).append(pod.status.phase)
+    assert len(by_job) == 3 and all(v == ["Succeeded"] for v in by_job.values()), by_job
+
+
+def _succeeded_pods(client: Any, namespace: str) -> list[Any]:
+    return [p for p in client.core.list_namespaced_pod(namespace).items
+            if p.status.phase == "Succeeded"]
