@@ -126,7 +126,7 @@ def measure(cluster: local.LocalCluster, client: kube.Kube, *, strategy: str, n:
         else:
             variant = "parallel" if strategy.startswith("par") else "sequential"
             seconds.append(timed([mlgen, "apply", str(out / name / variant), "--timeout",
-                                  str(int(timeout))], env))
+                                  f"{int(timeout)}s"], env))
         client.core.delete_namespace(namespace, propagation_policy="Background")
         print(f"  {strategy:8} n={n:<5} d={d:g}s p={p:<5} {seconds[-1]:8.2f}s", flush=True)
     return Row(strategy=strategy, n=n, d=d, parallelism=p, seconds=seconds)
@@ -198,7 +198,10 @@ def main() -> int:
     parser.add_argument("--long-sizes", default="10")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, default=12.0,
-                        help="skip a (strategy, n) predicted to take longer than this")
+                        help="skip a (strategy, n) predicted to take longer than this, "
+                             "except the --always ones")
+    parser.add_argument("--always", default="indexed,par-10,par-n",
+                        help="strategies measured at every size, however long")
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     plan = [(n, args.d) for n in map(int, args.sizes.split(","))]
@@ -216,11 +219,11 @@ def main() -> int:
             for n, d in plan:
                 for strategy in STRATEGIES:
                     minutes = predicted_minutes(strategy, n, d)
-                    if minutes > args.max_minutes:
+                    if minutes > args.max_minutes and strategy not in args.always.split(","):
                         skipped.append(f"{strategy} at n = {n:,}, d = {d:g}s (about "
                                        f"{minutes:.0f} min)")
                         continue
-                    repeat = args.repeat if minutes * args.repeat <= args.max_minutes else 1
+                    repeat = args.repeat if n <= 10 else 1
                     rows.append(measure(cluster, client, strategy=strategy, n=n, d=d,
                                         repeat=repeat, work=Path(tmp)))
     finally:
