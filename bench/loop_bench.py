@@ -197,7 +197,7 @@ def main() -> int:
     parser.add_argument("--long-d", type=int, default=10)
     parser.add_argument("--long-sizes", default="10")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--max-minutes", type=float, default=12.0,
+    parser.add_argument("--max-minutes", type=float, default=6.0,
                         help="skip a (strategy, n) predicted to take longer than this, "
                              "except the --always ones")
     parser.add_argument("--always", default="indexed,par-10,par-n",
