@@ -42,11 +42,10 @@ def crash_during(home: Any, component: str, *, after: float, down_for: float,
     return thread
 
 
+@pytest.mark.simulated_only
 @pytest.mark.parametrize("component", ["kube-controller-manager", "kube-apiserver"])
 def test_a_crashed_component_restarted_mid_batch_runs_every_step_once_in_order(
         mlgen_cluster: Any, mlgen_run: Runner, component: str) -> None:
-    if mlgen_cluster.kind != "local":
-        pytest.skip("stops components of mlgen's local control plane")
     home = faults.home_of(mlgen_cluster.kubeconfig)
     durations = [3, 3, 3, 3]
     batch = mlgen_run.from_dict(sleeper_batch(f"crash-{component.split('-')[-1]}",
@@ -117,3 +116,51 @@ def test_apply_sigkilled_and_run_again_runs_no_finished_step_twice(
 def _succeeded_pods(client: Any, namespace: str) -> list[Any]:
     return [p for p in client.core.list_namespaced_pod(namespace).items
             if p.status.phase == "Succeeded"]
+
+
+@pytest.mark.simulated_only
+def test_a_node_deleted_under_a_running_pod_is_a_disruption_not_a_retry(
+        mlgen_cluster: Any, mlgen_run: Runner) -> None:
+    """The pod garbage collector deletes the pods of a deleted node (about 40 s later) with
+    a DisruptionTarget condition; the podFailurePolicy ignores it, so the index is run
+    again without spending its retries (retries: 0 would otherwise fail the batch)."""
+    from mlgen.cluster import nodes
+
+    client = mlgen_cluster.client
+    pool = f"gc-{mlgen_run.namespace[-4:]}"
+    created = nodes.create(client, [nodes.Pool(
+        pool=pool, count=2, capacity={"cpu": "8", "memory": "32Gi", "pods": "110"},
+        labels={"mlgen.io/pool": pool},
+        taints=({"key": "mlgen.io/pool", "value": pool, "effect": "NoSchedule"},))])
+    doc = sleeper_batch("node-gone", durations=[75], parallelism=1, extra_defaults={
+        "retries": 0, "nodeSelector": {"mlgen.io/pool": pool},
+        "tolerations": [{"key": "mlgen.io/pool", "operator": "Equal", "value": pool,
+                         "effect": "NoSchedule"}]})
+    deleted: list[str] = []
+
+    def delete_the_node_under_the_pod() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not deleted:
+            for pod in client.core.list_namespaced_pod(mlgen_run.namespace).items:
+                if pod.status.phase == "Running" and pod.spec.node_name in created:
+                    time.sleep(3)
+                    client.core.delete_node(pod.spec.node_name)
+                    deleted.append(pod.spec.node_name)
+                    return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=delete_the_node_under_the_pod, daemon=True)
+    thread.start()
+    try:
+        result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel", timeout=400)
+    finally:
+        thread.join(timeout=70)
+        for name in set(created) - set(deleted):
+            client.core.delete_node(name)
+    assert deleted, "the pod never ran on the test pool"
+    assert result.failure is None, f"a disruption spent the retry budget: {result.failure}"
+    # The first pod is gone with its node (the garbage collector deleted it); what is left
+    # is its replacement, on the pool's other node, still at attempt 1 of 1.
+    (replacement,) = [p for p in result.timeline.pods if p.phase == "Succeeded"]
+    assert replacement.node != deleted[0] and replacement.node in created
+    assert replacement.attempt == 1, "the replacement must not count as a retry"
