@@ -18,6 +18,7 @@ import difflib
 import errno
 import fcntl
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -222,10 +223,16 @@ def diff(result: Plan) -> str:
         old = result.old_text.get(path, "")
         new = result.files.get(path, "")
         chunks.extend(difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            _lines(old), _lines(new),
             fromfile=f"a/{path}" if path not in result.added else "/dev/null",
             tofile=f"b/{path}" if path in result.files else "/dev/null"))
     return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines ended by \\n only: a \\r, NEL or U+2028 inside a value stays in its line, so
+    the diff shows the file's bytes as they are."""
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
 
 
 def _walk(base: Path, top: str) -> dict[str, str | None]:

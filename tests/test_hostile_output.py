@@ -91,3 +91,15 @@ def test_check_prints_the_diff_verbatim(runner: CliRunner, tmp_path: Path) -> No
     result = runner.invoke(app, ["render", SWEEP, "-o", str(out), "--check"])
     assert result.exit_code == 1
     assert f"-{odd}".encode() in result.stdout_bytes, result.stdout_bytes[-300:]
+
+
+def test_check_keeps_carriage_returns_and_separators_inside_their_line(
+        runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["render", SWEEP, "-o", str(out)]).exit_code == 0
+    kustomization = next(out.rglob("kustomization.yaml"))
+    odd = "# a\rb\u2028c\x85d\n"
+    kustomization.write_bytes(kustomization.read_bytes() + odd.encode())
+    result = runner.invoke(app, ["render", SWEEP, "-o", str(out), "--check"])
+    assert result.exit_code == 1
+    assert f"-{odd}".encode() in result.stdout_bytes, result.stdout_bytes[-300:]
