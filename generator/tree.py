@@ -247,7 +247,8 @@ def _walk(base: Path, top: str) -> dict[str, str | None]:
                 found[rel] = None
                 continue
             try:
-                found[rel] = full.read_text(encoding="utf-8")
+                # bytes, not read_text: universal newlines would turn a \r into \n
+                found[rel] = full.read_bytes().decode("utf-8")
             except (UnicodeDecodeError, OSError):
                 found[rel] = None
     return found
