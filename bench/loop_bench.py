@@ -63,16 +63,27 @@ class Row:
         return [(s - self.ideal) / steps for s in self.seconds]
 
 
-def batch_file(work: Path, *, name: str, n: int, d: float, strategy: str, p: int,
-               namespace: str) -> Path:
-    doc = {"apiVersion": "mlgen.io/v1alpha1", "kind": "Batch",
-           "metadata": {"name": name, "namespace": namespace},
-           "spec": {"simulated": True, "parallelism": p,
-                    "sequential": {"strategy": strategy},
-                    "defaults": {"image": "busybox:1.36.1", "command": ["sh", "-c"],
-                                 "args": [f"sleep {d:g}"], "expectedDuration": f"{d:g}s",
-                                 "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}}},
-                    "jobs": [{"name": f"j{i}"} for i in range(n)]}}
+def batch_file(
+    work: Path, *, name: str, n: int, d: float, strategy: str, p: int, namespace: str
+) -> Path:
+    doc = {
+        "apiVersion": "mlgen.io/v1alpha1",
+        "kind": "Batch",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "simulated": True,
+            "parallelism": p,
+            "sequential": {"strategy": strategy},
+            "defaults": {
+                "image": "busybox:1.36.1",
+                "command": ["sh", "-c"],
+                "args": [f"sleep {d:g}"],
+                "expectedDuration": f"{d:g}s",
+                "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}},
+            },
+            "jobs": [{"name": f"j{i}"} for i in range(n)],
+        },
+    }
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -91,21 +102,45 @@ def timed(args: list[str], env: dict[str, str]) -> float:
     return time.monotonic() - started
 
 
-def run_loop(step_dirs: list[Path], kubectl: str, env: dict[str, str], namespace: str,
-             timeout: float) -> float:
+def run_loop(
+    step_dirs: list[Path], kubectl: str, env: dict[str, str], namespace: str, timeout: float
+) -> float:
     started = time.monotonic()
     for directory in step_dirs:
         name = yaml.safe_load((directory / "job.yaml").read_text())["metadata"]["name"]
-        subprocess.run([kubectl, "apply", "-f", str(directory / "job.yaml")], env=env,
-                       check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([kubectl, "wait", "-n", namespace, "--for=condition=complete",
-                        f"--timeout={int(timeout)}s", f"job/{name}"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [kubectl, "apply", "-f", str(directory / "job.yaml")],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            [
+                kubectl,
+                "wait",
+                "-n",
+                namespace,
+                "--for=condition=complete",
+                f"--timeout={int(timeout)}s",
+                f"job/{name}",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return time.monotonic() - started
 
 
-def measure(cluster: local.LocalCluster, client: kube.Kube, *, strategy: str, n: int,
-            d: float, repeat: int, work: Path) -> Row:
+def measure(
+    cluster: local.LocalCluster,
+    client: kube.Kube,
+    *,
+    strategy: str,
+    n: int,
+    d: float,
+    repeat: int,
+    work: Path,
+) -> Row:
     p = 1 if strategy in ("loop", "waves", "indexed") else (10 if strategy == "par-10" else n)
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     mlgen = str(Path(sys.executable).parent / "mlgen")
@@ -114,9 +149,15 @@ def measure(cluster: local.LocalCluster, client: kube.Kube, *, strategy: str, n:
         namespace = f"bench-{strategy}-{n}-{attempt}".replace(".", "")
         client.core.create_namespace({"metadata": {"name": namespace}})
         name = f"b{n}-{strategy.replace('-', '')}-{attempt}"
-        path = batch_file(work, name=name, n=n, d=d, p=max(p, 1),
-                          strategy="indexed" if strategy == "indexed" else "waves",
-                          namespace=namespace)
+        path = batch_file(
+            work,
+            name=name,
+            n=n,
+            d=d,
+            p=max(p, 1),
+            strategy="indexed" if strategy == "indexed" else "waves",
+            namespace=namespace,
+        )
         out = work / "m"
         rendered(path, out)
         timeout = 3 * n * d + 600
@@ -125,8 +166,12 @@ def measure(cluster: local.LocalCluster, client: kube.Kube, *, strategy: str, n:
             seconds.append(run_loop(steps, kube.kubectl_binary(), env, namespace, timeout))
         else:
             variant = "parallel" if strategy.startswith("par") else "sequential"
-            seconds.append(timed([mlgen, "apply", str(out / name / variant), "--timeout",
-                                  f"{int(timeout)}s"], env))
+            seconds.append(
+                timed(
+                    [mlgen, "apply", str(out / name / variant), "--timeout", f"{int(timeout)}s"],
+                    env,
+                )
+            )
         client.core.delete_namespace(namespace, propagation_policy="Background")
         print(f"  {strategy:8} n={n:<5} d={d:g}s p={p:<5} {seconds[-1]:8.2f}s", flush=True)
     return Row(strategy=strategy, n=n, d=d, parallelism=p, seconds=seconds)
@@ -142,28 +187,38 @@ def predicted_minutes(strategy: str, n: int, d: float) -> float:
 
 def report(rows: list[Row], skipped: list[str], path_md: Path, path_png: Path) -> None:
     loop = {(r.n, r.d): r for r in rows if r.strategy == "loop"}
-    lines = ["# The naive loop against mlgen, measured", "",
-             "Generated by `python bench/loop_bench.py` on the local control plane (real "
-             "API server, scheduler and Job controller; KWOK runs each pod for exactly d). "
-             "One run on one noisy 2-core machine: compare ratios within the table, not "
-             "absolute seconds. T is wall time from the first command to the last Job's "
-             "completion (median of the repeats); per-step overhead is (T - ideal)/steps "
-             "(min-max over the repeats); ideal is n·d sequentially and ⌈n/p⌉·d in "
-             "parallel; efficiency = ideal / T.", "",
-             "| strategy | n | d | p | T (s) | ideal (s) | per-step overhead (s) | "
-             "T / loop | efficiency |",
-             "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    lines = [
+        "# The naive loop against mlgen, measured",
+        "",
+        "Generated by `python bench/loop_bench.py` on the local control plane (real "
+        "API server, scheduler and Job controller; KWOK runs each pod for exactly d). "
+        "One run on one noisy 2-core machine: compare ratios within the table, not "
+        "absolute seconds. T is wall time from the first command to the last Job's "
+        "completion (median of the repeats); per-step overhead is (T - ideal)/steps "
+        "(min-max over the repeats); ideal is n·d sequentially and ⌈n/p⌉·d in "
+        "parallel; efficiency = ideal / T.",
+        "",
+        "| strategy | n | d | p | T (s) | ideal (s) | per-step overhead (s) | "
+        "T / loop | efficiency |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
     for r in sorted(rows, key=lambda r: (r.d, r.n, STRATEGIES.index(r.strategy))):
         base = loop.get((r.n, r.d))
         ratio = f"{r.median / base.median:.2f}" if base else "—"
-        spread = f"{statistics.median(r.per_step):.3f} ({min(r.per_step):.3f}-" \
-                 f"{max(r.per_step):.3f})"
-        lines.append(f"| {r.strategy} | {r.n:,} | {r.d:g} | {r.parallelism:,} | "
-                     f"{r.median:.1f} | {r.ideal:.0f} | {spread} | {ratio} | "
-                     f"{r.ideal / r.median:.2f} |")
+        spread = (
+            f"{statistics.median(r.per_step):.3f} ({min(r.per_step):.3f}-{max(r.per_step):.3f})"
+        )
+        lines.append(
+            f"| {r.strategy} | {r.n:,} | {r.d:g} | {r.parallelism:,} | "
+            f"{r.median:.1f} | {r.ideal:.0f} | {spread} | {ratio} | "
+            f"{r.ideal / r.median:.2f} |"
+        )
     if skipped:
-        lines += ["", "Not run (longer than --max-minutes at the measured per-step cost):",
-                  *[f"- {s}" for s in skipped]]
+        lines += [
+            "",
+            "Not run (longer than --max-minutes at the measured per-step cost):",
+            *[f"- {s}" for s in skipped],
+        ]
     path_md.write_text("\n".join(lines) + "\n")
     try:
         import matplotlib
@@ -197,11 +252,17 @@ def main() -> int:
     parser.add_argument("--long-d", type=int, default=10)
     parser.add_argument("--long-sizes", default="10")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--max-minutes", type=float, default=6.0,
-                        help="skip a (strategy, n) predicted to take longer than this, "
-                             "except the --always ones")
-    parser.add_argument("--always", default="indexed,par-10,par-n",
-                        help="strategies measured at every size, however long")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=6.0,
+        help="skip a (strategy, n) predicted to take longer than this, except the --always ones",
+    )
+    parser.add_argument(
+        "--always",
+        default="indexed,par-10,par-n",
+        help="strategies measured at every size, however long",
+    )
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     plan = [(n, args.d) for n in map(int, args.sizes.split(","))]
@@ -212,25 +273,52 @@ def main() -> int:
     try:
         client = kube.connect(kubeconfig=cluster.kubeconfig)
         # Room for 1,000 pods at once: the default pools hold 440.
-        nodes.create(client, [*nodes.load(None), nodes.Pool(
-            pool="bench", count=4, capacity={"cpu": "64", "memory": "256Gi", "pods": "300"},
-            labels={"mlgen.io/pool": "bench"})])
+        nodes.create(
+            client,
+            [
+                *nodes.load(None),
+                nodes.Pool(
+                    pool="bench",
+                    count=4,
+                    capacity={"cpu": "64", "memory": "256Gi", "pods": "300"},
+                    labels={"mlgen.io/pool": "bench"},
+                ),
+            ],
+        )
         with tempfile.TemporaryDirectory(prefix="mlgen-bench-") as tmp:
             for n, d in plan:
                 for strategy in STRATEGIES:
                     minutes = predicted_minutes(strategy, n, d)
                     if minutes > args.max_minutes and strategy not in args.always.split(","):
-                        skipped.append(f"{strategy} at n = {n:,}, d = {d:g}s (about "
-                                       f"{minutes:.0f} min)")
+                        skipped.append(
+                            f"{strategy} at n = {n:,}, d = {d:g}s (about {minutes:.0f} min)"
+                        )
                         continue
                     repeat = args.repeat if n <= 10 else 1
-                    rows.append(measure(cluster, client, strategy=strategy, n=n, d=d,
-                                        repeat=repeat, work=Path(tmp)))
+                    rows.append(
+                        measure(
+                            cluster,
+                            client,
+                            strategy=strategy,
+                            n=n,
+                            d=d,
+                            repeat=repeat,
+                            work=Path(tmp),
+                        )
+                    )
     finally:
         local.down(cluster, progress=print)
-    (args.out / "loop-results.json").write_text(json.dumps(
-        {"rows": [asdict(r) for r in rows], "skipped": skipped,
-         "binaries": str(build.bin_dir().name)}, indent=2) + "\n")
+    (args.out / "loop-results.json").write_text(
+        json.dumps(
+            {
+                "rows": [asdict(r) for r in rows],
+                "skipped": skipped,
+                "binaries": str(build.bin_dir().name),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     report(rows, skipped, args.out / "loop-results.md", args.out / "makespan.png")
     print((args.out / "loop-results.md").read_text())
     return 0

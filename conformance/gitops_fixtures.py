@@ -57,27 +57,42 @@ class Repo:
         return [d["metadata"]["name"] for d in yaml.safe_load_all(text) if d]
 
 
-def batch_doc(name: str, namespace: str, *, durations: list[int], simulated: bool,
-              flux_source: str | None = None, fail_step: int | None = None,
-              on_failure: str = "stop", parallelism: int | None = None) -> dict[str, Any]:
+def batch_doc(
+    name: str,
+    namespace: str,
+    *,
+    durations: list[int],
+    simulated: bool,
+    flux_source: str | None = None,
+    fail_step: int | None = None,
+    on_failure: str = "stop",
+    parallelism: int | None = None,
+) -> dict[str, Any]:
     """A sleeper batch as a user would commit it: in the test namespace, with the Flux
     source named in the batch (`spec.flux`) when Flux is to sync its chain."""
-    doc = sleeper_batch(name, durations=durations, on_failure=on_failure,
-                        parallelism=parallelism)
+    doc = sleeper_batch(name, durations=durations, on_failure=on_failure, parallelism=parallelism)
     doc["metadata"]["namespace"] = namespace
     if simulated:
         doc["spec"]["simulated"] = True  # KWOK hints: run time and exit code
     if flux_source:
-        doc["spec"]["flux"] = {"source": flux_source, "path": "./manifests",
-                               "namespace": fluxcd.NAMESPACE}
+        doc["spec"]["flux"] = {
+            "source": flux_source,
+            "path": "./manifests",
+            "namespace": fluxcd.NAMESPACE,
+        }
     if fail_step is not None:
         doc["spec"]["jobs"][fail_step]["simulate"] = {"exitCode": 3}
         doc["spec"]["jobs"][fail_step]["retries"] = 0
     return doc
 
 
-def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float,
-             diagnose: Callable[[], str] = lambda: "") -> T:
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    diagnose: Callable[[], str] = lambda: "",
+) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = probe()
@@ -87,8 +102,9 @@ def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float,
     raise AssertionError(f"{what}: not after {timeout:.0f}s. {diagnose()}")
 
 
-def finished(client: kube.Kube, *, batch: str, variant: str, namespace: str,
-             count: int) -> timeline.Timeline | None:
+def finished(
+    client: kube.Kube, *, batch: str, variant: str, namespace: str, count: int
+) -> timeline.Timeline | None:
     """The timeline once `count` Jobs of the batch are Complete (None before; raises on a
     Failed Job, which the test did not plan)."""
     found = timeline.collect(client, batch=batch, variant=variant, namespace=namespace)
@@ -119,15 +135,22 @@ class FluxDriver:
     tool: str = "flux"
 
     def watch(self, repo: Repo, *, batch: str, variant: str, namespace: str) -> None:
-        if crds.get(self.client, fluxcd.SOURCE_API, "GitRepository", repo.name,
-                    fluxcd.NAMESPACE) is None:
+        if (
+            crds.get(self.client, fluxcd.SOURCE_API, "GitRepository", repo.name, fluxcd.NAMESPACE)
+            is None
+        ):
             crds.create(self.client, fluxcd.git_repository(repo.name, url=repo.url))
         # sequential: a root that applies the committed chain; parallel: mlgen renders
         # no Flux object for it, so one Kustomization waits for the Indexed Job.
-        path, wait = (f"./manifests/{batch}/flux", False) if variant == "sequential" \
+        path, wait = (
+            (f"./manifests/{batch}/flux", False)
+            if variant == "sequential"
             else (f"./manifests/{batch}/{variant}", True)
-        crds.create(self.client, fluxcd.kustomization(f"{batch}-{variant}", source=repo.name,
-                                                      path=path, wait=wait))
+        )
+        crds.create(
+            self.client,
+            fluxcd.kustomization(f"{batch}-{variant}", source=repo.name, path=path, wait=wait),
+        )
         fluxcd.request_reconcile(self.client, repo.name)
 
     def refresh(self, repo: Repo, *, batch: str, variant: str) -> None:
@@ -140,8 +163,10 @@ class FluxDriver:
         names = [f"{batch}-{variant}"]
         if variant == "sequential" and (repo.worktree / "manifests" / batch / "flux").exists():
             names += repo.flux_chain(batch)
-        states = [f"{n}: {self.ready(n).get('reason', '-')} {self.ready(n).get('message', '')}"
-                  for n in names]
+        states = [
+            f"{n}: {self.ready(n).get('reason', '-')} {self.ready(n).get('message', '')}"
+            for n in names
+        ]
         source = fluxcd.ready(self.client, "GitRepository", repo.name)
         return f"GitRepository {repo.name}: {source.get('message', '-')}; " + "; ".join(states)
 
@@ -153,9 +178,16 @@ class ArgoDriver:
     tool: str = "argocd"
 
     def watch(self, repo: Repo, *, batch: str, variant: str, namespace: str) -> None:
-        crds.create(self.client, argocd.application(
-            f"{batch}-{variant}", repo_url=repo.url, path=f"manifests/{batch}/{variant}",
-            server=self.server, namespace=namespace))
+        crds.create(
+            self.client,
+            argocd.application(
+                f"{batch}-{variant}",
+                repo_url=repo.url,
+                path=f"manifests/{batch}/{variant}",
+                server=self.server,
+                namespace=namespace,
+            ),
+        )
 
     def refresh(self, repo: Repo, *, batch: str, variant: str) -> None:
         argocd.refresh(self.client, f"{batch}-{variant}")
@@ -173,17 +205,23 @@ def stopped_at(driver: Driver, repo: Repo, *, batch: str, step: int) -> str | No
         chain = repo.flux_chain(batch)
         failed, following = driver.ready(chain[step]), driver.ready(chain[step + 1])
         # Before its own Job ran, the failed step was DependencyNotReady too: not a verdict.
-        if failed.get("status") == "False" and failed.get("reason") not in (
-                "DependencyNotReady", "Progressing", None) \
-                and following.get("reason") == "DependencyNotReady":
-            return (f"{chain[step]} Ready=False {failed.get('reason')}; {chain[step + 1]} "
-                    f"{following.get('reason')}")
+        if (
+            failed.get("status") == "False"
+            and failed.get("reason") not in ("DependencyNotReady", "Progressing", None)
+            and following.get("reason") == "DependencyNotReady"
+        ):
+            return (
+                f"{chain[step]} Ready=False {failed.get('reason')}; {chain[step + 1]} "
+                f"{following.get('reason')}"
+            )
         return None
     assert isinstance(driver, ArgoDriver)
     state = driver.status(batch, "sequential")
     if state["health"] == "Degraded":
-        return (f"Application health {state['health']}, sync {state['sync']}, operation "
-                f"{state['operation'] or '-'}")
+        return (
+            f"Application health {state['health']}, sync {state['sync']}, operation "
+            f"{state['operation'] or '-'}"
+        )
     return None
 
 
@@ -191,7 +229,8 @@ def forget(driver: Driver, repo: Repo, *, batch: str, variant: str) -> None:
     """Remove what told the tool to sync the batch, so a later push cannot re-run it."""
     client = driver.client
     if isinstance(driver, FluxDriver):
-        crds.delete(client, fluxcd.KUSTOMIZE_API, "Kustomization", f"{batch}-{variant}",
-                    fluxcd.NAMESPACE)
+        crds.delete(
+            client, fluxcd.KUSTOMIZE_API, "Kustomization", f"{batch}-{variant}", fluxcd.NAMESPACE
+        )
     else:
         crds.delete(client, argocd.API, "Application", f"{batch}-{variant}", argocd.NAMESPACE)

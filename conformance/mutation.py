@@ -25,8 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["tests/test_render.py", "tests/test_checks.py", "tests/test_apply.py",
-        "tests/test_contract.py"]
+FAST = [
+    "tests/test_render.py",
+    "tests/test_checks.py",
+    "tests/test_apply.py",
+    "tests/test_contract.py",
+]
 CONFORMANCE = ["conformance/test_admission.py", "conformance/test_scenarios.py"]
 
 
@@ -37,55 +41,135 @@ class Mutant:
 
 
 MUTANTS = [
-    Mutant("every step in one wave", (
-        ("generator/variants/waves.py", "contract.SYNC_WAVE: str(job.index)",
-         'contract.SYNC_WAVE: "0"'),)),
-    Mutant("steps reversed", (
-        ("generator/variants/waves.py", "contract.SYNC_WAVE: str(job.index)",
-         "contract.SYNC_WAVE: str(len(batch.jobs) - 1 - job.index)"),)),
-    Mutant("all waves applied at once", (
-        ("generator/apply.py", 'phase = client.wait_pod_ended(namespace, f"job-name={name}",',
-         'phase = "Succeeded" or client.wait_pod_ended(namespace, f"job-name={name}",'),)),
-    Mutant("5 s extra per step in apply", (
-        ("generator/apply.py", "            outcome.jobs.append(result)\n",
-         "            outcome.jobs.append(result)\n            time.sleep(5)\n"),)),
-    Mutant("indexed parallelism 2", (
-        ("generator/variants/serial.py", "parallelism=1,", "parallelism=2,"),)),
-    Mutant("parallel p = 1", (
-        ("generator/variants/parallel.py",
-         "parallelism=batch.parallelism, max_failed_indexes=None",
-         "parallelism=1, max_failed_indexes=None"),)),
-    Mutant("parallel p + 1", (
-        ("generator/variants/parallel.py",
-         "parallelism=batch.parallelism, max_failed_indexes=None",
-         "parallelism=batch.parallelism + 1, max_failed_indexes=None"),)),
-    Mutant("KWOK durations x2", (
-        ("generator/pod.py", "    durations = [units.go_duration(j.expected_seconds) if",
-         "    durations = [units.go_duration(2 * j.expected_seconds) if"),)),
-    Mutant("KWOK durations x1.5", (
-        ("generator/pod.py", "    durations = [units.go_duration(j.expected_seconds) if",
-         "    durations = [units.go_duration(round(1.5 * j.expected_seconds)) if"),)),
-    Mutant("retries 0 in both strategies", (
-        ("generator/variants/waves.py", '"backoffLimit": job.retries,', '"backoffLimit": 0,'),
-        ("generator/indexed_job.py", '"backoffLimitPerIndex": first.retries,',
-         '"backoffLimitPerIndex": 0,'))),
-    Mutant("retries 0 in waves alone", (
-        ("generator/variants/waves.py", '"backoffLimit": job.retries,', '"backoffLimit": 0,'),)),
-    Mutant("onFailure ignored", (
-        ("generator/apply.py", 'annotations.get(contract.ON_FAILURE) != "continue"', "True"),
-        ("generator/variants/serial.py",
-         'max_failed_indexes=0 if batch.on_failure == "stop" else None',
-         "max_failed_indexes=0"))),
-    Mutant("allowPrivilegeEscalation dropped", (
-        ("generator/pod.py", '        "allowPrivilegeEscalation": False,\n', ""),)),
+    Mutant(
+        "every step in one wave",
+        (
+            (
+                "generator/variants/waves.py",
+                "contract.SYNC_WAVE: str(job.index)",
+                'contract.SYNC_WAVE: "0"',
+            ),
+        ),
+    ),
+    Mutant(
+        "steps reversed",
+        (
+            (
+                "generator/variants/waves.py",
+                "contract.SYNC_WAVE: str(job.index)",
+                "contract.SYNC_WAVE: str(len(batch.jobs) - 1 - job.index)",
+            ),
+        ),
+    ),
+    Mutant(
+        "all waves applied at once",
+        (
+            (
+                "generator/apply.py",
+                'phase = client.wait_pod_ended(namespace, f"job-name={name}",',
+                'phase = "Succeeded" or client.wait_pod_ended(namespace, f"job-name={name}",',
+            ),
+        ),
+    ),
+    Mutant(
+        "5 s extra per step in apply",
+        (
+            (
+                "generator/apply.py",
+                "            outcome.jobs.append(result)\n",
+                "            outcome.jobs.append(result)\n            time.sleep(5)\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "indexed parallelism 2",
+        (("generator/variants/serial.py", "parallelism=1,", "parallelism=2,"),),
+    ),
+    Mutant(
+        "parallel p = 1",
+        (
+            (
+                "generator/variants/parallel.py",
+                "parallelism=batch.parallelism, max_failed_indexes=None",
+                "parallelism=1, max_failed_indexes=None",
+            ),
+        ),
+    ),
+    Mutant(
+        "parallel p + 1",
+        (
+            (
+                "generator/variants/parallel.py",
+                "parallelism=batch.parallelism, max_failed_indexes=None",
+                "parallelism=batch.parallelism + 1, max_failed_indexes=None",
+            ),
+        ),
+    ),
+    Mutant(
+        "KWOK durations x2",
+        (
+            (
+                "generator/pod.py",
+                "    durations = [units.go_duration(j.expected_seconds) if",
+                "    durations = [units.go_duration(2 * j.expected_seconds) if",
+            ),
+        ),
+    ),
+    Mutant(
+        "KWOK durations x1.5",
+        (
+            (
+                "generator/pod.py",
+                "    durations = [units.go_duration(j.expected_seconds) if",
+                "    durations = [units.go_duration(round(1.5 * j.expected_seconds)) if",
+            ),
+        ),
+    ),
+    Mutant(
+        "retries 0 in both strategies",
+        (
+            ("generator/variants/waves.py", '"backoffLimit": job.retries,', '"backoffLimit": 0,'),
+            (
+                "generator/indexed_job.py",
+                '"backoffLimitPerIndex": first.retries,',
+                '"backoffLimitPerIndex": 0,',
+            ),
+        ),
+    ),
+    Mutant(
+        "retries 0 in waves alone",
+        (("generator/variants/waves.py", '"backoffLimit": job.retries,', '"backoffLimit": 0,'),),
+    ),
+    Mutant(
+        "onFailure ignored",
+        (
+            ("generator/apply.py", 'annotations.get(contract.ON_FAILURE) != "continue"', "True"),
+            (
+                "generator/variants/serial.py",
+                'max_failed_indexes=0 if batch.on_failure == "stop" else None',
+                "max_failed_indexes=0",
+            ),
+        ),
+    ),
+    Mutant(
+        "allowPrivilegeEscalation dropped",
+        (("generator/pod.py", '        "allowPrivilegeEscalation": False,\n', ""),),
+    ),
 ]
 
 
 def tracked_copy(target: Path) -> None:
     """The working tree as it is (tracked and untracked files, not what git ignores)."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                            "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         source = ROOT / rel
         if source.is_file():
@@ -98,8 +182,9 @@ def plant(repo: Path, mutant: Mutant) -> None:
         path = repo / rel
         text = path.read_text()
         if text.count(old) != 1:
-            raise SystemExit(f"{mutant.name}: {rel} holds {old!r} {text.count(old)} times; "
-                             "update the harness")
+            raise SystemExit(
+                f"{mutant.name}: {rel} holds {old!r} {text.count(old)} times; update the harness"
+            )
         path.write_text(text.replace(old, new))
 
 
@@ -113,16 +198,42 @@ def package_links(repo: Path, site: Path) -> None:
 
 def run_tests(repo: Path, site: Path, paths: list[str]) -> tuple[str, str]:
     """(the failing test or "", its first assertion line)."""
-    env = {**os.environ, "PYTHONPATH": str(site),
-           "MLGEN_CLUSTER_WORKDIR": str(site.parent / "clusters")}
-    proc = subprocess.run([sys.executable, "-m", "pytest", *paths, "-x", "-q",
-                           "-p", "no:cacheprovider", "--tb=short", "-W", "ignore"],
-                          cwd=repo, env=env, capture_output=True, text=True, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "MLGEN_CLUSTER_WORKDIR": str(site.parent / "clusters"),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *paths,
+            "-x",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--tb=short",
+            "-W",
+            "ignore",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     failed = re.search(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, flags=re.M)
     if not failed:
         return "", ""
-    message = next((line.strip()[2:].strip() for line in proc.stdout.splitlines()
-                    if line.strip().startswith("E ") and "Error" in line), "")
+    message = next(
+        (
+            line.strip()[2:].strip()
+            for line in proc.stdout.splitlines()
+            if line.strip().startswith("E ") and "Error" in line
+        ),
+        "",
+    )
     return failed.group(1), message[:300]
 
 
@@ -132,13 +243,17 @@ def main() -> int:
     parser.add_argument("-o", "--output", type=Path, default=None)
     args = parser.parse_args()
     chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
-    lines = ["# Mutation results", "",
-             f"`python conformance/mutation.py` on {time.strftime('%Y-%m-%d')}: each mutant "
-             "planted alone in a copy of the tree; the first failing test of the fast "
-             f"tests ({', '.join(FAST)}) and of the conformance scenarios "
-             f"({', '.join(CONFORMANCE)}, on a fresh local cluster), with its message.", "",
-             "| mutant | fast test | conformance test | conformance message |",
-             "|---|---|---|---|"]
+    lines = [
+        "# Mutation results",
+        "",
+        f"`python conformance/mutation.py` on {time.strftime('%Y-%m-%d')}: each mutant "
+        "planted alone in a copy of the tree; the first failing test of the fast "
+        f"tests ({', '.join(FAST)}) and of the conformance scenarios "
+        f"({', '.join(CONFORMANCE)}, on a fresh local cluster), with its message.",
+        "",
+        "| mutant | fast test | conformance test | conformance message |",
+        "|---|---|---|---|",
+    ]
     missed = 0
     for mutant in chosen:
         with tempfile.TemporaryDirectory(prefix="mlgen-mutant-") as work:
@@ -150,12 +265,13 @@ def main() -> int:
             fast, _ = run_tests(repo, site, FAST)
             slow, message = run_tests(repo, site, CONFORMANCE)
         missed += not slow
-        row = (f"| {mutant.name} | {fast or 'not caught'} | {slow or '**NOT CAUGHT**'} | "
-               f"{message.replace('|', '/')} |")
+        row = (
+            f"| {mutant.name} | {fast or 'not caught'} | {slow or '**NOT CAUGHT**'} | "
+            f"{message.replace('|', '/')} |"
+        )
         print(f"{row}  ({time.monotonic() - started:.0f}s)", flush=True)
         lines.append(row)
-    lines += ["", f"{len(chosen) - missed} of {len(chosen)} mutants caught by a conformance "
-                  "test."]
+    lines += ["", f"{len(chosen) - missed} of {len(chosen)} mutants caught by a conformance test."]
     if args.output:
         args.output.write_text("\n".join(lines) + "\n")
     return 1 if missed else 0

@@ -46,28 +46,47 @@ def _subset(ours: object, theirs: object, where: str) -> None:
 
 
 def test_every_variant_directory_passes_kubectl_apply_k_server_dry_run(
-        mlgen_cluster: Cluster, mlgen_run: Runner, request: pytest.FixtureRequest,
-        tmp_path: Path) -> None:
+    mlgen_cluster: Cluster, mlgen_run: Runner, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """What users commit, applied the way their tools apply it: `kubectl apply
     --server-side --dry-run=server -k <variant dir>`, decoded by kubectl, admitted and
     defaulted by the API server, and read back equal to mlgen's own objects."""
     root = request.config.rootpath
     files = rendered_tree(sorted((root / "examples").glob("*.yaml")), mlgen_run, tmp_path)
-    directories = sorted({rel.rsplit("/", 1)[0] for rel in files
-                          if rel.endswith("/kustomization.yaml")})
+    directories = sorted(
+        {rel.rsplit("/", 1)[0] for rel in files if rel.endswith("/kustomization.yaml")}
+    )
     assert len(directories) >= 5
     kubectl = kube.kubectl_binary()
     for directory in directories:
         proc = subprocess.run(
-            [kubectl, "--kubeconfig", str(mlgen_cluster.kubeconfig), "apply",
-             "--server-side", "--dry-run=server", "--field-manager=mlgen", "-o", "json",
-             "-k", str(tmp_path / directory)], capture_output=True, text=True, check=False)
+            [
+                kubectl,
+                "--kubeconfig",
+                str(mlgen_cluster.kubeconfig),
+                "apply",
+                "--server-side",
+                "--dry-run=server",
+                "--field-manager=mlgen",
+                "-o",
+                "json",
+                "-k",
+                str(tmp_path / directory),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, f"{directory}: {proc.stderr.strip()}"
         served = json.loads(proc.stdout)
         items = served["items"] if served.get("kind") == "List" else [served]
-        wanted = [d for rel, text in sorted(files.items()) if rel.startswith(f"{directory}/")
-                  and not rel.endswith("kustomization.yaml") for d in yaml.safe_load_all(text)
-                  if d]
+        wanted = [
+            d
+            for rel, text in sorted(files.items())
+            if rel.startswith(f"{directory}/") and not rel.endswith("kustomization.yaml")
+            for d in yaml.safe_load_all(text)
+            if d
+        ]
         by_name = {(i["kind"], i["metadata"]["name"]): i for i in items}
         assert len(by_name) == len(wanted), f"{directory}: {sorted(by_name)}"
         for obj in wanted:
@@ -76,20 +95,29 @@ def test_every_variant_directory_passes_kubectl_apply_k_server_dry_run(
 
 
 def test_every_rendered_pod_template_passes_pod_security_restricted_admission(
-        mlgen_cluster: Cluster, mlgen_run: Runner, request: pytest.FixtureRequest,
-        tmp_path: Path) -> None:
+    mlgen_cluster: Cluster, mlgen_run: Runner, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     root = request.config.rootpath
     files = rendered_tree(sorted((root / "examples").glob("*.yaml")), mlgen_run, tmp_path)
-    jobs = [d for rel, text in files.items() if not rel.endswith("kustomization.yaml")
-            for d in yaml.safe_load_all(text) if d and d["kind"] == "Job"]
+    jobs = [
+        d
+        for rel, text in files.items()
+        if not rel.endswith("kustomization.yaml")
+        for d in yaml.safe_load_all(text)
+        if d and d["kind"] == "Job"
+    ]
     assert len(jobs) > 5
     for job in jobs:
         # Pod Security admits or rejects pods, not Jobs: try each pod template as a pod
         # in this namespace, which enforces "restricted".
         template = job["spec"]["template"]
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "admission-check",
-                            "labels": template["metadata"].get("labels", {})},
-               "spec": template["spec"]}
-        mlgen_cluster.client.core.create_namespaced_pod(mlgen_run.namespace, pod,
-                                                        dry_run="All")
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "admission-check",
+                "labels": template["metadata"].get("labels", {}),
+            },
+            "spec": template["spec"],
+        }
+        mlgen_cluster.client.core.create_namespaced_pod(mlgen_run.namespace, pod, dry_run="All")

@@ -29,9 +29,11 @@ def mlgen(cluster: Cluster, *args: str) -> Any:
 
 
 def test_apply_completes_reruns_as_a_no_op_and_reports(
-        mlgen_cluster: Cluster, mlgen_namespace: str, tmp_path: Path) -> None:
-    tree = render_into(tmp_path, sleeper_batch("cli-ok", durations=[1, 1], parallelism=2),
-                       mlgen_namespace)
+    mlgen_cluster: Cluster, mlgen_namespace: str, tmp_path: Path
+) -> None:
+    tree = render_into(
+        tmp_path, sleeper_batch("cli-ok", durations=[1, 1], parallelism=2), mlgen_namespace
+    )
     timeline = tmp_path / "run.json"
     first = mlgen(mlgen_cluster, "apply", str(tree / "sequential"), "--timeline", str(timeline))
     assert first.exit_code == 0, first.output
@@ -50,10 +52,13 @@ def test_apply_completes_reruns_as_a_no_op_and_reports(
     assert "peak 1 pods" in report.output
 
 
-@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
-                    reason="failures are simulated by KWOK annotations")
+@pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="failures are simulated by KWOK annotations",
+)
 def test_apply_exits_1_naming_the_failed_job_and_indexes(
-        mlgen_cluster: Cluster, mlgen_namespace: str, tmp_path: Path) -> None:
+    mlgen_cluster: Cluster, mlgen_namespace: str, tmp_path: Path
+) -> None:
     doc = sleeper_batch("cli-fail", durations=[1, 1, 1], strategy="indexed")
     doc["spec"]["jobs"][1]["simulate"] = {"exitCode": 4}
     tree = render_into(tmp_path, doc, mlgen_namespace)
@@ -62,18 +67,27 @@ def test_apply_exits_1_naming_the_failed_job_and_indexes(
     assert "error: job/cli-fail-seq-" in result.output and "failed indexes 1" in result.output
 
 
-def test_apply_exits_2_when_the_cluster_cannot_be_reached(tmp_path: Path,
-                                                          mlgen_cluster: Cluster) -> None:
+def test_apply_exits_2_when_the_cluster_cannot_be_reached(
+    tmp_path: Path, mlgen_cluster: Cluster
+) -> None:
     tree = render_into(tmp_path, sleeper_batch("cli-conn", durations=[1]), "default")
     kubeconfig = tmp_path / "kubeconfig.yaml"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
-        "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "u"}}],
-        "users": [{"name": "u", "user": {"token": "x"}}]}))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "nowhere",
+                "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "u"}}],
+                "users": [{"name": "u", "user": {"token": "x"}}],
+            }
+        )
+    )
     before = kubeconfig.read_bytes()
-    result = CliRunner().invoke(app, ["apply", str(tree / "sequential"), "--kubeconfig",
-                                      str(kubeconfig)])
+    result = CliRunner().invoke(
+        app, ["apply", str(tree / "sequential"), "--kubeconfig", str(kubeconfig)]
+    )
     assert result.exit_code == 2, result.output
     assert "cannot connect to the API server" in result.output
     assert kubeconfig.read_bytes() == before, "the kubeconfig is never modified"

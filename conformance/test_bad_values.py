@@ -25,13 +25,17 @@ from mlgen.kube import Kube
 Doc = dict[str, Any]
 
 BASE: Doc = {
-    "apiVersion": "mlgen.io/v1alpha1", "kind": "Batch",
+    "apiVersion": "mlgen.io/v1alpha1",
+    "kind": "Batch",
     "metadata": {"name": "bad", "namespace": "default"},
     "spec": {
         "sequential": {"strategy": "waves"},
-        "defaults": {"image": "busybox:1.36", "command": ["sh", "-c"],
-                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                     "expectedDuration": "2s"},
+        "defaults": {
+            "image": "busybox:1.36",
+            "command": ["sh", "-c"],
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+            "expectedDuration": "2s",
+        },
         "jobs": [{"name": "a", "args": ["echo a"]}, {"name": "b", "args": ["echo b"]}],
     },
 }
@@ -72,107 +76,239 @@ CORPUS = [
     Bad("label-value-long", metadata(labels={"team": "x" * 64}), "metadata.labels.team", True),
     Bad("label-prefix-bad", metadata(labels={"Ex.com/a": "x"}), "metadata.labels", True),
     Bad("label-two-slashes", metadata(labels={"a/b/c": "x"}), "metadata.labels", True),
-    Bad("reserved-controller-uid", defaults(labels={"controller-uid": "x"}),
-        "spec.defaults.labels", True),
-    Bad("reserved-batch-label", defaults(labels={"batch.kubernetes.io/controller-uid": "x"}),
-        "spec.defaults.labels", True),
-    Bad("node-selector-key-newline", defaults(nodeSelector={"disk\n": "ssd"}),
-        "spec.defaults.nodeSelector", True),
-    Bad("node-selector-value-newline", defaults(nodeSelector={"disk": "ssd\n"}),
-        "spec.defaults.nodeSelector.disk", True),
+    Bad(
+        "reserved-controller-uid",
+        defaults(labels={"controller-uid": "x"}),
+        "spec.defaults.labels",
+        True,
+    ),
+    Bad(
+        "reserved-batch-label",
+        defaults(labels={"batch.kubernetes.io/controller-uid": "x"}),
+        "spec.defaults.labels",
+        True,
+    ),
+    Bad(
+        "node-selector-key-newline",
+        defaults(nodeSelector={"disk\n": "ssd"}),
+        "spec.defaults.nodeSelector",
+        True,
+    ),
+    Bad(
+        "node-selector-value-newline",
+        defaults(nodeSelector={"disk": "ssd\n"}),
+        "spec.defaults.nodeSelector.disk",
+        True,
+    ),
     Bad("queue-newline", lambda d: d["spec"].update(queue="q\n"), "spec.queue", True),
     Bad("env-name-newline", defaults(env={"A\n": "x"}), "spec.defaults.env", True),
     Bad("env-name-equals", defaults(env={"A=B": "x"}), "spec.defaults.env", True),
-    Bad("env-name-digit", defaults(env={"1A": "x"}), "spec.defaults.env", False,
-        "the API takes any printable name; mlgen keeps to names every shell can export"),
-    Bad("env-name-reserved", defaults(env={"JOB_COMPLETION_INDEX": "3"}), "spec.defaults.env",
-        False, "the Job controller's index; a user value would make every index run one"),
+    Bad(
+        "env-name-digit",
+        defaults(env={"1A": "x"}),
+        "spec.defaults.env",
+        False,
+        "the API takes any printable name; mlgen keeps to names every shell can export",
+    ),
+    Bad(
+        "env-name-reserved",
+        defaults(env={"JOB_COMPLETION_INDEX": "3"}),
+        "spec.defaults.env",
+        False,
+        "the Job controller's index; a user value would make every index run one",
+    ),
     Bad("env-name-long", job(env={"E" * 250: "x"}), "spec.jobs[0].env", True),
-    Bad("secret-name-newline", defaults(secretEnv={"T": "tok\n/key"}),
-        "spec.defaults.secretEnv.T", True),
-    Bad("secret-key-newline", defaults(secretEnv={"T": "tok/key\n"}),
-        "spec.defaults.secretEnv.T", True),
-    Bad("secret-name-upper", defaults(secretEnv={"T": "Tok/key"}),
-        "spec.defaults.secretEnv.T", True),
-    Bad("secret-key-dotdot", defaults(secretEnv={"T": "tok/.."}),
-        "spec.defaults.secretEnv.T", True),
-    Bad("service-account-newline", defaults(serviceAccountName="sa\n"),
-        "spec.defaults.serviceAccountName", True),
-    Bad("image-whitespace", defaults(image=" busybox:1.36"), "spec.defaults.image", False,
-        "a Job's template may hold it; the API server then refuses every pod it creates"),
+    Bad(
+        "secret-name-newline",
+        defaults(secretEnv={"T": "tok\n/key"}),
+        "spec.defaults.secretEnv.T",
+        True,
+    ),
+    Bad(
+        "secret-key-newline",
+        defaults(secretEnv={"T": "tok/key\n"}),
+        "spec.defaults.secretEnv.T",
+        True,
+    ),
+    Bad(
+        "secret-name-upper", defaults(secretEnv={"T": "Tok/key"}), "spec.defaults.secretEnv.T", True
+    ),
+    Bad(
+        "secret-key-dotdot", defaults(secretEnv={"T": "tok/.."}), "spec.defaults.secretEnv.T", True
+    ),
+    Bad(
+        "service-account-newline",
+        defaults(serviceAccountName="sa\n"),
+        "spec.defaults.serviceAccountName",
+        True,
+    ),
+    Bad(
+        "image-whitespace",
+        defaults(image=" busybox:1.36"),
+        "spec.defaults.image",
+        False,
+        "a Job's template may hold it; the API server then refuses every pod it creates",
+    ),
     Bad("cpu-arabic-digit", requests(cpu="٢"), "spec.defaults.resources.requests.cpu", True),
     Bad("cpu-newline", requests(cpu="2\n"), "spec.defaults.resources.requests.cpu", True),
     Bad("cpu-negative", requests(cpu="-1"), "spec.defaults.resources.requests.cpu", True),
-    Bad("memory-negative", requests(memory="-64Mi"),
-        "spec.defaults.resources.requests.memory", True),
-    Bad("half-gpu", defaults(resources={"limits": {"nvidia.com/gpu": 0.5}}),
-        "spec.defaults.resources.limits.nvidia.com/gpu", True),
-    Bad("gpu-request-without-limit", defaults(resources={"requests": {"nvidia.com/gpu": 1}}),
-        "spec.defaults.resources.limits.nvidia.com/gpu", True),
-    Bad("gpu-request-not-limit", defaults(resources={"requests": {"nvidia.com/gpu": 1},
-                                                     "limits": {"nvidia.com/gpu": 2}}),
-        "spec.defaults.resources.requests.nvidia.com/gpu", True),
-    Bad("request-over-limit", defaults(resources={"requests": {"cpu": "2"},
-                                                  "limits": {"cpu": "1"}}),
-        "spec.defaults.resources.requests.cpu", True),
-    Bad("resource-name-space", defaults(resources={"requests": {"my gpu": "1"}}),
-        "spec.defaults.resources.requests", True),
-    Bad("resource-name-unprefixed", defaults(resources={"requests": {"gpu": "1"}}),
-        "spec.defaults.resources.requests", True),
-    Bad("resource-name-kubernetes-io", defaults(resources={"limits": {"kubernetes.io/x": "1"}}),
-        "spec.defaults.resources.limits", False,
-        "kubernetes.io/ names are Kubernetes' own; no node offers one, so the pod never runs"),
+    Bad(
+        "memory-negative", requests(memory="-64Mi"), "spec.defaults.resources.requests.memory", True
+    ),
+    Bad(
+        "half-gpu",
+        defaults(resources={"limits": {"nvidia.com/gpu": 0.5}}),
+        "spec.defaults.resources.limits.nvidia.com/gpu",
+        True,
+    ),
+    Bad(
+        "gpu-request-without-limit",
+        defaults(resources={"requests": {"nvidia.com/gpu": 1}}),
+        "spec.defaults.resources.limits.nvidia.com/gpu",
+        True,
+    ),
+    Bad(
+        "gpu-request-not-limit",
+        defaults(resources={"requests": {"nvidia.com/gpu": 1}, "limits": {"nvidia.com/gpu": 2}}),
+        "spec.defaults.resources.requests.nvidia.com/gpu",
+        True,
+    ),
+    Bad(
+        "request-over-limit",
+        defaults(resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}),
+        "spec.defaults.resources.requests.cpu",
+        True,
+    ),
+    Bad(
+        "resource-name-space",
+        defaults(resources={"requests": {"my gpu": "1"}}),
+        "spec.defaults.resources.requests",
+        True,
+    ),
+    Bad(
+        "resource-name-unprefixed",
+        defaults(resources={"requests": {"gpu": "1"}}),
+        "spec.defaults.resources.requests",
+        True,
+    ),
+    Bad(
+        "resource-name-kubernetes-io",
+        defaults(resources={"limits": {"kubernetes.io/x": "1"}}),
+        "spec.defaults.resources.limits",
+        False,
+        "kubernetes.io/ names are Kubernetes' own; no node offers one, so the pod never runs",
+    ),
     Bad("shm-negative", defaults(shmSize="-1Gi"), "spec.defaults.shmSize", True),
     Bad("shm-arabic", defaults(shmSize="\u0661Gi"), "spec.defaults.shmSize", True),
-    Bad("toleration-exists-value", defaults(tolerations=[
-        {"key": "k", "operator": "Exists", "value": "v"}]), "spec.defaults.tolerations[0]", True),
-    Bad("toleration-no-key-equal", defaults(tolerations=[{"operator": "Equal", "value": "v"}]),
-        "spec.defaults.tolerations[0]", True),
-    Bad("toleration-seconds-noschedule", defaults(tolerations=[
-        {"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]),
-        "spec.defaults.tolerations[0]", True),
-    Bad("toleration-key-newline", defaults(tolerations=[{"key": "k\n", "operator": "Exists"}]),
-        "spec.defaults.tolerations[0]", True),
-    Bad("toleration-value-newline", defaults(tolerations=[
-        {"key": "k", "operator": "Equal", "value": "v\n"}]), "spec.defaults.tolerations[0]",
-        True),
+    Bad(
+        "toleration-exists-value",
+        defaults(tolerations=[{"key": "k", "operator": "Exists", "value": "v"}]),
+        "spec.defaults.tolerations[0]",
+        True,
+    ),
+    Bad(
+        "toleration-no-key-equal",
+        defaults(tolerations=[{"operator": "Equal", "value": "v"}]),
+        "spec.defaults.tolerations[0]",
+        True,
+    ),
+    Bad(
+        "toleration-seconds-noschedule",
+        defaults(
+            tolerations=[
+                {"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}
+            ]
+        ),
+        "spec.defaults.tolerations[0]",
+        True,
+    ),
+    Bad(
+        "toleration-key-newline",
+        defaults(tolerations=[{"key": "k\n", "operator": "Exists"}]),
+        "spec.defaults.tolerations[0]",
+        True,
+    ),
+    Bad(
+        "toleration-value-newline",
+        defaults(tolerations=[{"key": "k", "operator": "Equal", "value": "v\n"}]),
+        "spec.defaults.tolerations[0]",
+        True,
+    ),
     Bad("timeout-beyond-int32", defaults(timeout="3000000000s"), "spec.defaults.timeout", True),
-    Bad("timeout-beyond-int64", defaults(timeout="99999999999999999999s"),
-        "spec.defaults.timeout", True),
+    Bad(
+        "timeout-beyond-int64",
+        defaults(timeout="99999999999999999999s"),
+        "spec.defaults.timeout",
+        True,
+    ),
     Bad("timeout-newline", defaults(timeout="2h\n"), "spec.defaults.timeout", None),
-    Bad("duration-arabic", defaults(expectedDuration="٢s"), "spec.defaults.expectedDuration",
-        None),
-    Bad("duration-beyond-int64", defaults(expectedDuration="99999999999999999999s"),
-        "spec.defaults.expectedDuration", False,
-        "an annotation to the API; KWOK and estimates read it as a Go duration (int64 ns)"),
+    Bad("duration-arabic", defaults(expectedDuration="٢s"), "spec.defaults.expectedDuration", None),
+    Bad(
+        "duration-beyond-int64",
+        defaults(expectedDuration="99999999999999999999s"),
+        "spec.defaults.expectedDuration",
+        False,
+        "an annotation to the API; KWOK and estimates read it as a Go duration (int64 ns)",
+    ),
     Bad("uid-beyond-int32", defaults(runAsUser=2**31), "spec.defaults.runAsUser", True),
     Bad("uid-beyond-int64", defaults(runAsUser=2**64), "spec.defaults.runAsUser", True),
     # The pod fields of generator/podfields.py.
-    Bad("volume-name-newline", defaults(volumes=[{"name": "v\n", "emptyDir": {}}]),
-        "spec.defaults.volumes[0].name", True),
-    Bad("pvc-name-newline", defaults(volumes=[{"name": "v", "persistentVolumeClaim": {
-        "claimName": "c\n"}}]), "spec.defaults.volumes[0].persistentVolumeClaim.claimName",
-        False, "the API does not check it; the pod would wait for a claim no one can create"),
-    Bad("pull-secret-newline", defaults(imagePullSecrets=["s\n"]),
-        "spec.defaults.imagePullSecrets[0]", False,
-        "the API does not check it; no Secret can have that name, so the pull fails"),
-    Bad("priority-class-newline", defaults(priorityClassName="p\n"),
-        "spec.defaults.priorityClassName", True),
-    Bad("pod-annotation-key-newline", defaults(podAnnotations={"a\n": "x"}),
-        "spec.defaults.podAnnotations", True),
-    Bad("env-from-name-newline", defaults(envFrom=[{"configMapRef": {"name": "c\n"}}]),
-        "spec.defaults.envFrom[0].configMapRef.name", True),
-    Bad("env-from-prefix-newline", defaults(envFrom=[{"configMapRef": {"name": "c"},
-                                                      "prefix": "P\n"}]),
-        "spec.defaults.envFrom[0].prefix", True),
-    Bad("empty-command", defaults(command=[]), "spec.defaults.command", False,
-        "the API takes an empty command; the parallel entrypoint would then run nothing"),
+    Bad(
+        "volume-name-newline",
+        defaults(volumes=[{"name": "v\n", "emptyDir": {}}]),
+        "spec.defaults.volumes[0].name",
+        True,
+    ),
+    Bad(
+        "pvc-name-newline",
+        defaults(volumes=[{"name": "v", "persistentVolumeClaim": {"claimName": "c\n"}}]),
+        "spec.defaults.volumes[0].persistentVolumeClaim.claimName",
+        False,
+        "the API does not check it; the pod would wait for a claim no one can create",
+    ),
+    Bad(
+        "pull-secret-newline",
+        defaults(imagePullSecrets=["s\n"]),
+        "spec.defaults.imagePullSecrets[0]",
+        False,
+        "the API does not check it; no Secret can have that name, so the pull fails",
+    ),
+    Bad(
+        "priority-class-newline",
+        defaults(priorityClassName="p\n"),
+        "spec.defaults.priorityClassName",
+        True,
+    ),
+    Bad(
+        "pod-annotation-key-newline",
+        defaults(podAnnotations={"a\n": "x"}),
+        "spec.defaults.podAnnotations",
+        True,
+    ),
+    Bad(
+        "env-from-name-newline",
+        defaults(envFrom=[{"configMapRef": {"name": "c\n"}}]),
+        "spec.defaults.envFrom[0].configMapRef.name",
+        True,
+    ),
+    Bad(
+        "env-from-prefix-newline",
+        defaults(envFrom=[{"configMapRef": {"name": "c"}, "prefix": "P\n"}]),
+        "spec.defaults.envFrom[0].prefix",
+        True,
+    ),
+    Bad(
+        "empty-command",
+        defaults(command=[]),
+        "spec.defaults.command",
+        False,
+        "the API takes an empty command; the parallel entrypoint would then run nothing",
+    ),
 ]
 
 
 def load(doc: Doc) -> tuple[list[Any], list[str]]:
-    batches, problems = source.load_text(yaml.safe_dump(doc, allow_unicode=True),
-                                         source="bad.yaml")
+    batches, problems = source.load_text(yaml.safe_dump(doc, allow_unicode=True), source="bad.yaml")
     return batches, problems
 
 
@@ -193,8 +329,11 @@ def api_rejection(client: Kube, doc: Doc) -> str | None:
         batches, problems = load(doc)
         assert not problems, problems
         # The objects, not the files: a name with a newline would break the file header.
-        files = {path: items for unit in variants.for_batch(batches[0])
-                 for path, items in unit.render(batches[0]).files.items()}
+        files = {
+            path: items
+            for unit in variants.for_batch(batches[0])
+            for path, items in unit.render(batches[0]).files.items()
+        }
     for path, items in sorted(files.items(), key=lambda kv: "params" not in kv[0]):
         for obj in items:
             try:

@@ -26,8 +26,9 @@ from mlgen.conformance.runner import Runner, sleeper_batch
 from mlgen.errors import MlgenError
 
 
-def crash_during(home: Any, component: str, *, after: float, down_for: float,
-                 errors: list[BaseException]) -> threading.Thread:
+def crash_during(
+    home: Any, component: str, *, after: float, down_for: float, errors: list[BaseException]
+) -> threading.Thread:
     def fault() -> None:
         try:
             time.sleep(after)
@@ -45,11 +46,13 @@ def crash_during(home: Any, component: str, *, after: float, down_for: float,
 @pytest.mark.simulated_only
 @pytest.mark.parametrize("component", ["kube-controller-manager", "kube-apiserver"])
 def test_a_crashed_component_restarted_mid_batch_runs_every_step_once_in_order(
-        mlgen_cluster: Any, mlgen_run: Runner, component: str) -> None:
+    mlgen_cluster: Any, mlgen_run: Runner, component: str
+) -> None:
     home = faults.home_of(mlgen_cluster.kubeconfig)
     durations = [3, 3, 3, 3]
-    batch = mlgen_run.from_dict(sleeper_batch(f"crash-{component.split('-')[-1]}",
-                                              durations=durations))
+    batch = mlgen_run.from_dict(
+        sleeper_batch(f"crash-{component.split('-')[-1]}", durations=durations)
+    )
     errors: list[BaseException] = []
     thread = crash_during(home, component, after=4.0, down_for=3.0, errors=errors)
     try:
@@ -59,23 +62,33 @@ def test_a_crashed_component_restarted_mid_batch_runs_every_step_once_in_order(
     assert not errors, errors
     assert result.failure is None, str(result.failure)
     pods = sorted(result.timeline.pods, key=lambda p: p.start or 0.0)
-    assert [p.step for p in pods] == [f"step-{i}" for i in range(len(durations))], \
+    assert [p.step for p in pods] == [f"step-{i}" for i in range(len(durations))], (
         "each step exactly once, in the batch's order"
+    )
     assert all(p.phase == "Succeeded" for p in pods)
 
 
 @pytest.mark.parametrize("missing", ["serviceAccountName", "secretEnv"])
 def test_a_missing_service_account_or_secret_is_a_clear_error_not_a_wait(
-        mlgen_cluster: Any, mlgen_namespace: str, missing: str) -> None:
-    extra = ({"serviceAccountName": "no-such-account"} if missing == "serviceAccountName"
-             else {"secretEnv": {"TOKEN": "no-such-secret/key"}})
+    mlgen_cluster: Any, mlgen_namespace: str, missing: str
+) -> None:
+    extra = (
+        {"serviceAccountName": "no-such-account"}
+        if missing == "serviceAccountName"
+        else {"secretEnv": {"TOKEN": "no-such-secret/key"}}
+    )
     doc = sleeper_batch(f"missing-{missing.lower()}", durations=[2], extra_defaults=extra)
     doc["metadata"]["namespace"] = mlgen_namespace
     batches, problems = source.load_text(yaml.safe_dump(doc), source="missing.yaml")
     assert not problems, problems
     files = render.render_batch(batches[0], only=("sequential",))
-    objects = [d for path, text in sorted(files.items()) if not path.endswith(
-        "kustomization.yaml") for d in yaml.safe_load_all(text) if d]
+    objects = [
+        d
+        for path, text in sorted(files.items())
+        if not path.endswith("kustomization.yaml")
+        for d in yaml.safe_load_all(text)
+        if d
+    ]
     start = time.monotonic()
     with pytest.raises(MlgenError) as caught:
         apply.run(mlgen_cluster.client, objects, timeout=20, progress=lambda _: None)
@@ -84,18 +97,29 @@ def test_a_missing_service_account_or_secret_is_a_clear_error_not_a_wait(
 
 
 def test_apply_sigkilled_and_run_again_runs_no_finished_step_twice(
-        mlgen_cluster: Any, mlgen_namespace: str, tmp_path: Path) -> None:
+    mlgen_cluster: Any, mlgen_namespace: str, tmp_path: Path
+) -> None:
     doc = sleeper_batch("killed-apply", durations=[3, 3, 3])
     doc["metadata"]["namespace"] = mlgen_namespace
     doc["spec"]["simulated"] = True  # KWOK runs each pod for its expectedDuration
     batch_file = tmp_path / "batch.yaml"
     batch_file.write_text(yaml.safe_dump(doc))
     mlgen = str(Path(sys.executable).parent / "mlgen")
-    subprocess.run([mlgen, "render", str(batch_file), "-o", str(tmp_path / "out")], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [mlgen, "render", str(batch_file), "-o", str(tmp_path / "out")],
+        check=True,
+        capture_output=True,
+    )
     target = tmp_path / "out" / "killed-apply" / "sequential"
-    command = [mlgen, "apply", str(target), "--kubeconfig", str(mlgen_cluster.kubeconfig),
-               "--timeout", "2m"]
+    command = [
+        mlgen,
+        "apply",
+        str(target),
+        "--kubeconfig",
+        str(mlgen_cluster.kubeconfig),
+        "--timeout",
+        "2m",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = mlgen_cluster.client
     deadline = time.monotonic() + 60
@@ -114,13 +138,15 @@ def test_apply_sigkilled_and_run_again_runs_no_finished_step_twice(
 
 
 def _succeeded_pods(client: Any, namespace: str) -> list[Any]:
-    return [p for p in client.core.list_namespaced_pod(namespace).items
-            if p.status.phase == "Succeeded"]
+    return [
+        p for p in client.core.list_namespaced_pod(namespace).items if p.status.phase == "Succeeded"
+    ]
 
 
 @pytest.mark.simulated_only
 def test_a_node_deleted_under_a_running_pod_is_a_disruption_not_a_retry(
-        mlgen_cluster: Any, mlgen_run: Runner) -> None:
+    mlgen_cluster: Any, mlgen_run: Runner
+) -> None:
     """The pod garbage collector deletes the pods of a deleted node (about 40 s later) with
     a DisruptionTarget condition; the podFailurePolicy ignores it, so the index is run
     again without spending its retries (retries: 0 would otherwise fail the batch)."""
@@ -128,14 +154,30 @@ def test_a_node_deleted_under_a_running_pod_is_a_disruption_not_a_retry(
 
     client = mlgen_cluster.client
     pool = f"gc-{mlgen_run.namespace[-4:]}"
-    created = nodes.create(client, [nodes.Pool(
-        pool=pool, count=2, capacity={"cpu": "8", "memory": "32Gi", "pods": "110"},
-        labels={"mlgen.io/pool": pool},
-        taints=({"key": "mlgen.io/pool", "value": pool, "effect": "NoSchedule"},))])
-    doc = sleeper_batch("node-gone", durations=[75], parallelism=1, extra_defaults={
-        "retries": 0, "nodeSelector": {"mlgen.io/pool": pool},
-        "tolerations": [{"key": "mlgen.io/pool", "operator": "Equal", "value": pool,
-                         "effect": "NoSchedule"}]})
+    created = nodes.create(
+        client,
+        [
+            nodes.Pool(
+                pool=pool,
+                count=2,
+                capacity={"cpu": "8", "memory": "32Gi", "pods": "110"},
+                labels={"mlgen.io/pool": pool},
+                taints=({"key": "mlgen.io/pool", "value": pool, "effect": "NoSchedule"},),
+            )
+        ],
+    )
+    doc = sleeper_batch(
+        "node-gone",
+        durations=[75],
+        parallelism=1,
+        extra_defaults={
+            "retries": 0,
+            "nodeSelector": {"mlgen.io/pool": pool},
+            "tolerations": [
+                {"key": "mlgen.io/pool", "operator": "Equal", "value": pool, "effect": "NoSchedule"}
+            ],
+        },
+    )
     deleted: list[str] = []
 
     def delete_the_node_under_the_pod() -> None:

@@ -37,12 +37,15 @@ from mlgen.conformance import checks
 
 pytestmark = pytest.mark.skipif(
     "config.getoption('--mlgen-cluster') not in (None, 'local')",
-    reason="runs Flux and Argo CD as local processes against the local control plane")
+    reason="runs Flux and Argo CD as local processes against the local control plane",
+)
 
 # The calibration namespaces are this module's own (the plugin's are per test), with the
 # same Pod Security level as every conformance namespace.
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
-              "pod-security.kubernetes.io/enforce-version": "latest"}
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 CALIBRATION = [2, 2, 2]
 # What one short calibration run cannot be trusted to have seen, per tool: Flux checks a
 # `wait` Kustomization's health every 5 s, so a run may catch every poll early; Argo CD
@@ -89,18 +92,28 @@ class Harness:
             repo, batch, variant = self.watched.pop()
             forget(self.driver, repo, batch=batch, variant=variant)
 
-    def run(self, repo: Repo, doc: dict[str, Any], *, variant: str, namespace: str,
-            count: int, timeout: float) -> timeline.Timeline:
+    def run(
+        self,
+        repo: Repo,
+        doc: dict[str, Any],
+        *,
+        variant: str,
+        namespace: str,
+        count: int,
+        timeout: float,
+    ) -> timeline.Timeline:
         batch = str(doc["metadata"]["name"])
         repo.render(doc)
         repo.push(f"render {batch}")
         self.watch(repo, batch=batch, variant=variant, namespace=namespace)
         return wait_for(
             f"{self.driver.tool}: {count} Job(s) of {batch}/{variant} Complete",
-            lambda: finished(self.driver.client, batch=batch, variant=variant,
-                             namespace=namespace, count=count),
+            lambda: finished(
+                self.driver.client, batch=batch, variant=variant, namespace=namespace, count=count
+            ),
             timeout=timeout,
-            diagnose=lambda: self.driver.diagnose(repo, batch=batch, variant=variant))
+            diagnose=lambda: self.driver.diagnose(repo, batch=batch, variant=variant),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -115,15 +128,20 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gitserver.G
 def _namespace(client: kube.Kube, prefix: str) -> str:
     name = f"{prefix}-{secrets.token_hex(2)}"
     client.core.create_namespace({"metadata": {"name": name, "labels": RESTRICTED}})
-    wait_for(f"namespace {name}: default ServiceAccount",
-             lambda: any(sa.metadata.name == "default" for sa in
-                         client.core.list_namespaced_service_account(name).items),
-             timeout=30)
+    wait_for(
+        f"namespace {name}: default ServiceAccount",
+        lambda: any(
+            sa.metadata.name == "default"
+            for sa in client.core.list_namespaced_service_account(name).items
+        ),
+        timeout=30,
+    )
     return name
 
 
-def _calibrate(driver: Driver, server: gitserver.GitServer, scratch: Path, *,
-               simulated: bool, artifacts: Path) -> overhead.Calibration:
+def _calibrate(
+    driver: Driver, server: gitserver.GitServer, scratch: Path, *, simulated: bool, artifacts: Path
+) -> overhead.Calibration:
     """A 3-step chain of 2 s through the tool; ε from its worst step plus the margin."""
     client = driver.client
     namespace = _namespace(client, f"mlgen-calibration-{driver.tool}")
@@ -131,14 +149,25 @@ def _calibrate(driver: Driver, server: gitserver.GitServer, scratch: Path, *,
         repo = Repo.create(server, f"calibration-{driver.tool}", scratch)
         batch = f"calib-{driver.tool}"
         flux = repo.name if driver.tool == "flux" else None
-        repo.render(batch_doc(batch, namespace, durations=CALIBRATION, simulated=simulated,
-                              flux_source=flux))
+        repo.render(
+            batch_doc(
+                batch, namespace, durations=CALIBRATION, simulated=simulated, flux_source=flux
+            )
+        )
         repo.push("calibration")
         driver.watch(repo, batch=batch, variant="sequential", namespace=namespace)
-        found = wait_for(f"{driver.tool} calibration", lambda: finished(
-            client, batch=batch, variant="sequential", namespace=namespace,
-            count=len(CALIBRATION)), timeout=180,
-            diagnose=lambda: driver.diagnose(repo, batch=batch, variant="sequential"))
+        found = wait_for(
+            f"{driver.tool} calibration",
+            lambda: finished(
+                client,
+                batch=batch,
+                variant="sequential",
+                namespace=namespace,
+                count=len(CALIBRATION),
+            ),
+            timeout=180,
+            diagnose=lambda: driver.diagnose(repo, batch=batch, variant="sequential"),
+        )
         forget(driver, repo, batch=batch, variant="sequential")
         found.save(artifacts / f"gitops-{driver.tool}-calibration.json")
         return overhead.calibrate(driver.tool, found, CALIBRATION, margin=MARGIN[driver.tool])
@@ -147,37 +176,57 @@ def _calibrate(driver: Driver, server: gitserver.GitServer, scratch: Path, *,
 
 
 @pytest.fixture(scope="class")
-def flux_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
-                 mlgen_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[Harness]:
+def flux_harness(
+    mlgen_cluster: Cluster,
+    git_server: gitserver.GitServer,
+    mlgen_artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("flux")
     build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
-    with fluxcd.running(mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig,
-                        workdir=work) as flux:
+    with fluxcd.running(
+        mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig, workdir=work
+    ) as flux:
         driver = FluxDriver(client=mlgen_cluster.client)
-        calibration = _calibrate(driver, git_server, work, simulated=mlgen_cluster.simulated,
-                                 artifacts=mlgen_artifacts)
-        yield Harness(driver=driver, server=git_server, scratch=work,
-                      simulated=mlgen_cluster.simulated, calibration=calibration,
-                      artifacts=mlgen_artifacts,
-                      rss=flux.rss_mib())
+        calibration = _calibrate(
+            driver, git_server, work, simulated=mlgen_cluster.simulated, artifacts=mlgen_artifacts
+        )
+        yield Harness(
+            driver=driver,
+            server=git_server,
+            scratch=work,
+            simulated=mlgen_cluster.simulated,
+            calibration=calibration,
+            artifacts=mlgen_artifacts,
+            rss=flux.rss_mib(),
+        )
 
 
 @pytest.fixture(scope="class")
-def argo_harness(mlgen_cluster: Cluster, git_server: gitserver.GitServer,
-                 mlgen_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[Harness]:
+def argo_harness(
+    mlgen_cluster: Cluster,
+    git_server: gitserver.GitServer,
+    mlgen_artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("argocd")
     build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
-    with argocd.running(mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig,
-                        workdir=work) as argo:
+    with argocd.running(
+        mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig, workdir=work
+    ) as argo:
         driver = ArgoDriver(client=mlgen_cluster.client, server=argo.server)
-        calibration = _calibrate(driver, git_server, work, simulated=mlgen_cluster.simulated,
-                                 artifacts=mlgen_artifacts)
-        yield Harness(driver=driver, server=git_server, scratch=work,
-                      simulated=mlgen_cluster.simulated, calibration=calibration,
-                      artifacts=mlgen_artifacts,
-                      rss=argo.rss_mib())
+        calibration = _calibrate(
+            driver, git_server, work, simulated=mlgen_cluster.simulated, artifacts=mlgen_artifacts
+        )
+        yield Harness(
+            driver=driver,
+            server=git_server,
+            scratch=work,
+            simulated=mlgen_cluster.simulated,
+            calibration=calibration,
+            artifacts=mlgen_artifacts,
+            rss=argo.rss_mib(),
+        )
 
 
 class _Scenarios:
@@ -185,31 +234,46 @@ class _Scenarios:
 
     def test_calibration(self, gitops: Harness, mlgen_record: Callable[[str], None]) -> None:
         mlgen_record(f"gitops {gitops.calibration.describe()}")
-        mlgen_record(f"gitops {gitops.driver.tool}: RSS " + ", ".join(
-            f"{name} {mib:.0f} MiB" for name, mib in gitops.rss.items()))
+        mlgen_record(
+            f"gitops {gitops.driver.tool}: RSS "
+            + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in gitops.rss.items())
+        )
         assert gitops.calibration.epsilon < 20, gitops.calibration.describe()
 
     def test_chain_in_order_within_bounds_and_an_edit_reruns_the_tail(
-            self, gitops: Harness, mlgen_namespace: str,
-            mlgen_record: Callable[[str], None]) -> None:
+        self, gitops: Harness, mlgen_namespace: str, mlgen_record: Callable[[str], None]
+    ) -> None:
         tool, client = gitops.driver.tool, gitops.driver.client
         repo = gitops.repo(f"chain-{tool}")
         batch, durations = f"chain-{tool}", [2, 3, 2]
         flux = repo.name if tool == "flux" else None
 
         def doc(steps: list[int]) -> dict[str, Any]:
-            return batch_doc(batch, mlgen_namespace, durations=steps, flux_source=flux,
-                             simulated=gitops.simulated)
+            return batch_doc(
+                batch,
+                mlgen_namespace,
+                durations=steps,
+                flux_source=flux,
+                simulated=gitops.simulated,
+            )
 
-        first = gitops.run(repo, doc(durations), variant="sequential",
-                           namespace=mlgen_namespace, count=3, timeout=240)
+        first = gitops.run(
+            repo,
+            doc(durations),
+            variant="sequential",
+            namespace=mlgen_namespace,
+            count=3,
+            timeout=240,
+        )
         gitops.keep(first, batch)
         epsilon = gitops.calibration.epsilon
         checks.all_complete(first)
         checks.steps_in_order(first, ["step-0", "step-1", "step-2"])
         checks.sequential_bounds(first, durations, epsilon=epsilon)
-        mlgen_record(f"gitops {tool}: chain Σd = {sum(durations)}s in "
-                     f"{first.makespan:.0f}s (bound {sum(durations) + 3 * epsilon + 1:.1f}s)")
+        mlgen_record(
+            f"gitops {tool}: chain Σd = {sum(durations)}s in "
+            f"{first.makespan:.0f}s (bound {sum(durations) + 3 * epsilon + 1:.1f}s)"
+        )
         before = [j.name for j in first.jobs]
         uids = job_uids(client, mlgen_namespace, before)
 
@@ -220,75 +284,113 @@ class _Scenarios:
         gitops.driver.refresh(repo, batch=batch, variant="sequential")
 
         def rerun() -> timeline.Timeline | None:
-            found = finished(client, batch=batch, variant="sequential",
-                             namespace=mlgen_namespace, count=3)
+            found = finished(
+                client, batch=batch, variant="sequential", namespace=mlgen_namespace, count=3
+            )
             if found is None or {j.name for j in found.jobs} & set(before[1:]):
                 return None
             return found
-        second = wait_for(f"{tool}: the edited chain re-ran", rerun, timeout=240,
-                          diagnose=lambda: gitops.driver.diagnose(repo, batch=batch,
-                                                                  variant="sequential"))
+
+        second = wait_for(
+            f"{tool}: the edited chain re-ran",
+            rerun,
+            timeout=240,
+            diagnose=lambda: gitops.driver.diagnose(repo, batch=batch, variant="sequential"),
+        )
         gitops.keep(second, f"{batch}-edited")
         after = [j.name for j in second.jobs]
         assert after[0] == before[0], f"step-0 was replaced: {before[0]} -> {after[0]}"
-        assert job_uids(client, mlgen_namespace, after[:1]) == {before[0]: uids[before[0]]}, \
+        assert job_uids(client, mlgen_namespace, after[:1]) == {before[0]: uids[before[0]]}, (
             "step-0 was re-created"
+        )
         assert [p.job for p in second.pods].count(before[0]) == 1, "step-0 ran again"
         assert after[1] != before[1] and after[2] != before[2], (before, after)
         checks.all_complete(second)
         checks.steps_in_order(second, ["step-0", "step-1", "step-2"])
-        mlgen_record(f"gitops {tool}: edit of step-1 re-ran step-1 and step-2 only, "
-                     f"{time.time() - pushed:.0f}s after the push")
+        mlgen_record(
+            f"gitops {tool}: edit of step-1 re-ran step-1 and step-2 only, "
+            f"{time.time() - pushed:.0f}s after the push"
+        )
 
-    def test_a_failed_step_stops_the_chain(self, gitops: Harness, mlgen_namespace: str,
-                                           mlgen_record: Callable[[str], None]) -> None:
+    def test_a_failed_step_stops_the_chain(
+        self, gitops: Harness, mlgen_namespace: str, mlgen_record: Callable[[str], None]
+    ) -> None:
         tool, client = gitops.driver.tool, gitops.driver.client
         repo = gitops.repo(f"failure-{tool}")
         flux = repo.name if tool == "flux" else None
         batches = {mode: f"fail-{mode}-{tool}" for mode in ("stop", "continue")}
         for mode, batch in batches.items():
-            repo.render(batch_doc(batch, mlgen_namespace, durations=[2, 2, 2],
-                                  flux_source=flux, fail_step=1, on_failure=mode,
-                                  simulated=gitops.simulated))
+            repo.render(
+                batch_doc(
+                    batch,
+                    mlgen_namespace,
+                    durations=[2, 2, 2],
+                    flux_source=flux,
+                    fail_step=1,
+                    on_failure=mode,
+                    simulated=gitops.simulated,
+                )
+            )
         repo.push("two failing chains: onFailure stop and continue")
         for batch in batches.values():
             gitops.watch(repo, batch=batch, variant="sequential", namespace=mlgen_namespace)
-        verdicts = {mode: wait_for(
-            f"{tool}: {batch} shows the chain stopped at step-1",
-            functools.partial(stopped_at, gitops.driver, repo, batch=batch, step=1),
-            timeout=120, diagnose=functools.partial(
-                gitops.driver.diagnose, repo, batch=batch, variant="sequential"))
-            for mode, batch in batches.items()}
+        verdicts = {
+            mode: wait_for(
+                f"{tool}: {batch} shows the chain stopped at step-1",
+                functools.partial(stopped_at, gitops.driver, repo, batch=batch, step=1),
+                timeout=120,
+                diagnose=functools.partial(
+                    gitops.driver.diagnose, repo, batch=batch, variant="sequential"
+                ),
+            )
+            for mode, batch in batches.items()
+        }
         # Give the tool the time it would need to move on, then look again.
         time.sleep(gitops.calibration.epsilon)
         for mode, batch in batches.items():
-            found = timeline.collect(client, batch=batch, variant="sequential",
-                                     namespace=mlgen_namespace)
+            found = timeline.collect(
+                client, batch=batch, variant="sequential", namespace=mlgen_namespace
+            )
             gitops.keep(found, batch)
             states = [(j.step, j.status) for j in found.jobs]
-            assert states == [("step-0", "Complete"), ("step-1", "Failed")], \
+            assert states == [("step-0", "Complete"), ("step-1", "Failed")], (
                 f"{tool}, onFailure {mode}: {states}"
+            )
             assert stopped_at(gitops.driver, repo, batch=batch, step=1), verdicts[mode]
-            mlgen_record(f"gitops {tool}: onFailure {mode}: step-1 Failed, step-2 never "
-                         f"created; {verdicts[mode]}")
+            mlgen_record(
+                f"gitops {tool}: onFailure {mode}: step-1 Failed, step-2 never "
+                f"created; {verdicts[mode]}"
+            )
 
-    def test_parallel_variant_keeps_to_p(self, gitops: Harness, mlgen_namespace: str,
-                                         mlgen_record: Callable[[str], None]) -> None:
+    def test_parallel_variant_keeps_to_p(
+        self, gitops: Harness, mlgen_namespace: str, mlgen_record: Callable[[str], None]
+    ) -> None:
         tool = gitops.driver.tool
         repo = gitops.repo(f"parallel-{tool}")
         batch, durations = f"par-{tool}", [2, 2, 2, 2]
-        found = gitops.run(repo, batch_doc(batch, mlgen_namespace, durations=durations,
-                                           parallelism=2, simulated=gitops.simulated),
-                           variant="parallel", namespace=mlgen_namespace, count=1,
-                           timeout=180)
+        found = gitops.run(
+            repo,
+            batch_doc(
+                batch,
+                mlgen_namespace,
+                durations=durations,
+                parallelism=2,
+                simulated=gitops.simulated,
+            ),
+            variant="parallel",
+            namespace=mlgen_namespace,
+            count=1,
+            timeout=180,
+        )
         gitops.keep(found, batch)
         checks.all_complete(found)
         # The waves inside one Indexed Job are the Job controller's; the tool's ε (a whole
         # step: its reaction, Job start, pod start, completion) bounds each of them.
-        checks.parallel_bounds(found, durations, parallelism=2,
-                               epsilon=gitops.calibration.epsilon)
-        mlgen_record(f"gitops {tool}: parallel n=4 p=2 d=2s in {found.makespan:.0f}s, "
-                     f"peak {found.max_concurrency()} pods")
+        checks.parallel_bounds(found, durations, parallelism=2, epsilon=gitops.calibration.epsilon)
+        mlgen_record(
+            f"gitops {tool}: parallel n=4 p=2 d=2s in {found.makespan:.0f}s, "
+            f"peak {found.max_concurrency()} pods"
+        )
 
 
 class TestFlux(_Scenarios):

@@ -36,10 +36,13 @@ def test_on_kind(mlgen_cluster):
 """
 
 
-@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
-                    reason="hands the local cluster to a stand-in kind")
+@pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="hands the local cluster to a stand-in kind",
+)
 def test_kind_cluster_option_creates_uses_and_deletes_through_pytest_kubernetes(
-        mlgen_cluster: Cluster, pytester: pytest.Pytester, tmp_path: Path) -> None:
+    mlgen_cluster: Cluster, pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     fake_bin = tmp_path / "fake-bin"
     fake_bin.mkdir()
     (fake_bin / "kind").write_text(FAKE_KIND)
@@ -50,15 +53,24 @@ def test_kind_cluster_option_creates_uses_and_deletes_through_pytest_kubernetes(
     kind_config = Path(str(pytester.path)) / "kind-config.yaml"
     shutil.copy(Path(__file__).resolve().parents[1] / "kind-config.yaml", kind_config)
     pytester.makepyfile(test_inner=INNER_TEST)
-    env = {"PATH": f"{fake_bin}{os.pathsep}{build.bin_dir()}{os.pathsep}{os.environ['PATH']}",
-           "FAKE_KIND_LOG": str(log), "FAKE_KIND_KUBECONFIG": str(mlgen_cluster.kubeconfig),
-           "KUBECONFIG": str(user_kubeconfig)}
+    env = {
+        "PATH": f"{fake_bin}{os.pathsep}{build.bin_dir()}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_KIND_LOG": str(log),
+        "FAKE_KIND_KUBECONFIG": str(mlgen_cluster.kubeconfig),
+        "KUBECONFIG": str(user_kubeconfig),
+    }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
         result = pytester.runpytest_subprocess(
-            "-s", "-p", "no:cacheprovider", "--mlgen-cluster", "kind",
-            "--mlgen-kind-config", str(kind_config))
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            "--mlgen-cluster",
+            "kind",
+            "--mlgen-kind-config",
+            str(kind_config),
+        )
     result.assert_outcomes(passed=1)
     calls = log.read_text().splitlines()
     assert calls[0].startswith(f"create cluster --config {kind_config} --kubeconfig ")
@@ -70,13 +82,21 @@ def test_kind_cluster_option_creates_uses_and_deletes_through_pytest_kubernetes(
 
 
 def test_kubeconfig_cluster_option_uses_an_existing_cluster_read_only(
-        mlgen_cluster: Cluster, pytester: pytest.Pytester, tmp_path: Path) -> None:
+    mlgen_cluster: Cluster, pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     kubeconfig = tmp_path / "existing.yaml"
     shutil.copy(mlgen_cluster.kubeconfig, kubeconfig)
     before = kubeconfig.read_bytes()
     pytester.makepyfile(test_inner=INNER_TEST.replace('"kind"', '"kubeconfig"'))
-    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "--mlgen-cluster",
-                                           "kubeconfig", "--mlgen-kubeconfig", str(kubeconfig))
+    result = pytester.runpytest_subprocess(
+        "-s",
+        "-p",
+        "no:cacheprovider",
+        "--mlgen-cluster",
+        "kubeconfig",
+        "--mlgen-kubeconfig",
+        str(kubeconfig),
+    )
     result.assert_outcomes(passed=1)
     assert kubeconfig.read_bytes() == before
     assert mlgen_cluster.client.core.list_namespace().items  # still there, untouched

@@ -18,29 +18,57 @@ from mlgen.conformance.checks import Epsilon
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import PROBE_IMAGE
 
-RESTRICTED_CONTEXT = {"runAsNonRoot": True, "runAsUser": 1000,
-                      "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTEXT = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 CONTAINER_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def indexed_job(name: str, *, completions: int, seconds: int,
-                annotations: dict[str, str] | None = None, retries: int = 0,
-                gpus: int = 0) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": PROBE_IMAGE,
-                                 "command": ["sh", "-c", f"sleep {seconds}"],
-                                 "securityContext": CONTAINER_CONTEXT}
-    pod: dict[str, Any] = {"restartPolicy": "Never", "securityContext": RESTRICTED_CONTEXT,
-                           "containers": [container]}
+def indexed_job(
+    name: str,
+    *,
+    completions: int,
+    seconds: int,
+    annotations: dict[str, str] | None = None,
+    retries: int = 0,
+    gpus: int = 0,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": PROBE_IMAGE,
+        "command": ["sh", "-c", f"sleep {seconds}"],
+        "securityContext": CONTAINER_CONTEXT,
+    }
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": RESTRICTED_CONTEXT,
+        "containers": [container],
+    }
     if gpus:
         container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
         pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"completionMode": "Indexed", "completions": completions, "parallelism": 1,
-                 "backoffLimitPerIndex": retries, "template": {
-                     "metadata": {"annotations": {"mlgen.io/expected-duration": f"{seconds}s",
-                                                  **(annotations or {})}},
-                     "spec": pod}}}
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": completions,
+            "parallelism": 1,
+            "backoffLimitPerIndex": retries,
+            "template": {
+                "metadata": {
+                    "annotations": {
+                        "mlgen.io/expected-duration": f"{seconds}s",
+                        **(annotations or {}),
+                    }
+                },
+                "spec": pod,
+            },
+        },
+    }
 
 
 def wait_job(client: kube.Kube, namespace: str, name: str, timeout: float) -> Any:
@@ -55,19 +83,25 @@ def pods_of(client: kube.Kube, namespace: str, job: str) -> list[Any]:
 
 
 def test_indexed_job_runs_in_index_order_within_bound(
-        mlgen_cluster: Cluster, mlgen_namespace: str, mlgen_epsilon: Epsilon) -> None:
+    mlgen_cluster: Cluster, mlgen_namespace: str, mlgen_epsilon: Epsilon
+) -> None:
     client = mlgen_cluster.client
-    client.batch.create_namespaced_job(mlgen_namespace, indexed_job("order", completions=3,
-                                                                   seconds=2))
+    client.batch.create_namespaced_job(
+        mlgen_namespace, indexed_job("order", completions=3, seconds=2)
+    )
     status = wait_job(client, mlgen_namespace, "order", 60)
     assert status.succeeded == 3 and status.completed_indexes == "0-2"
-    pods = sorted(pods_of(client, mlgen_namespace, "order"),
-                  key=lambda p: p.status.container_statuses[0].state.terminated.started_at)
+    pods = sorted(
+        pods_of(client, mlgen_namespace, "order"),
+        key=lambda p: p.status.container_statuses[0].state.terminated.started_at,
+    )
     indexes = [p.metadata.labels["batch.kubernetes.io/job-completion-index"] for p in pods]
     assert indexes == ["0", "1", "2"]
     for before, after in itertools.pairwise(pods):
-        assert (after.status.container_statuses[0].state.terminated.started_at
-                >= before.status.container_statuses[0].state.terminated.finished_at)
+        assert (
+            after.status.container_statuses[0].state.terminated.started_at
+            >= before.status.container_statuses[0].state.terminated.finished_at
+        )
     for pod in pods:
         state = pod.status.container_statuses[0].state.terminated
         run = (state.finished_at - state.started_at).total_seconds()
@@ -78,30 +112,49 @@ def test_indexed_job_runs_in_index_order_within_bound(
 
 
 def test_pod_violating_restricted_pod_security_is_rejected(
-        mlgen_cluster: Cluster, mlgen_namespace: str) -> None:
+    mlgen_cluster: Cluster, mlgen_namespace: str
+) -> None:
     client = mlgen_cluster.client
-    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root-pod"},
-           "spec": {"containers": [{"name": "main", "image": PROBE_IMAGE,
-                                    "securityContext": {"privileged": True}}]}}
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "root-pod"},
+        "spec": {
+            "containers": [
+                {"name": "main", "image": PROBE_IMAGE, "securityContext": {"privileged": True}}
+            ]
+        },
+    }
     with pytest.raises(Exception) as caught:
         client.core.create_namespaced_pod(mlgen_namespace, bad)
     assert getattr(caught.value, "status", None) == 403
     message = json.loads(getattr(caught.value, "body", "{}"))["message"]
     assert 'violates PodSecurity "restricted:latest"' in message, message
-    good = {**bad, "spec": {"securityContext": RESTRICTED_CONTEXT, "containers": [
-        {"name": "main", "image": PROBE_IMAGE, "securityContext": CONTAINER_CONTEXT}]}}
+    good = {
+        **bad,
+        "spec": {
+            "securityContext": RESTRICTED_CONTEXT,
+            "containers": [
+                {"name": "main", "image": PROBE_IMAGE, "securityContext": CONTAINER_CONTEXT}
+            ],
+        },
+    }
     client.core.create_namespaced_pod(mlgen_namespace, good, dry_run="All")
 
 
-@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
-                    reason="fake GPU capacity exists only on the simulated cluster")
+@pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="fake GPU capacity exists only on the simulated cluster",
+)
 def test_job_asking_for_more_gpus_than_any_node_stays_pending(
-        mlgen_cluster: Cluster, mlgen_namespace: str) -> None:
+    mlgen_cluster: Cluster, mlgen_namespace: str
+) -> None:
     client = mlgen_cluster.client
     nodes = client.core.list_node().items
     most = max(int((n.status.allocatable or {}).get("nvidia.com/gpu", "0")) for n in nodes)
     client.batch.create_namespaced_job(
-        mlgen_namespace, indexed_job("greedy", completions=1, seconds=1, gpus=most + 1))
+        mlgen_namespace, indexed_job("greedy", completions=1, seconds=1, gpus=most + 1)
+    )
     fits = indexed_job("fits", completions=1, seconds=1, gpus=most)
     client.batch.create_namespaced_job(mlgen_namespace, fits)
     wait_job(client, mlgen_namespace, "fits", 60)  # the same scheduler placed a fitting job
@@ -112,19 +165,29 @@ def test_job_asking_for_more_gpus_than_any_node_stays_pending(
     assert "Insufficient nvidia.com/gpu" in scheduled.message
 
 
-@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
-                    reason="failures are simulated by KWOK annotations")
-def test_pod_marked_to_fail_twice_then_succeeds(mlgen_cluster: Cluster,
-                                                mlgen_namespace: str) -> None:
+@pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="failures are simulated by KWOK annotations",
+)
+def test_pod_marked_to_fail_twice_then_succeeds(
+    mlgen_cluster: Cluster, mlgen_namespace: str
+) -> None:
     client = mlgen_cluster.client
-    job = indexed_job("flaky", completions=1, seconds=1, retries=3,
-                      annotations={"mlgen.io/simulate-failure": "7/2"})
+    job = indexed_job(
+        "flaky",
+        completions=1,
+        seconds=1,
+        retries=3,
+        annotations={"mlgen.io/simulate-failure": "7/2"},
+    )
     client.batch.create_namespaced_job(mlgen_namespace, job)
     status = wait_job(client, mlgen_namespace, "flaky", 90)
     assert (status.failed, status.succeeded) == (2, 1)
     assert any(c.type == "Complete" and c.status == "True" for c in status.conditions)
-    codes = sorted(p.status.container_statuses[0].state.terminated.exit_code
-                   for p in pods_of(client, mlgen_namespace, "flaky"))
+    codes = sorted(
+        p.status.container_statuses[0].state.terminated.exit_code
+        for p in pods_of(client, mlgen_namespace, "flaky")
+    )
     assert codes == [0, 7, 7]
 
 
@@ -134,10 +197,13 @@ def test_nodes_stay_ready(mlgen_cluster: Cluster) -> None:
         assert ready.status == "True", node.metadata.name
 
 
-@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
-                    reason="starts a local cluster of its own")
+@pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="starts a local cluster of its own",
+)
 def test_second_cluster_starts_beside_the_first_and_down_leaves_no_process(
-        mlgen_cluster: Cluster, tmp_path: Any, mlgen_record: Callable[[str], None]) -> None:
+    mlgen_cluster: Cluster, tmp_path: Any, mlgen_record: Callable[[str], None]
+) -> None:
     from mlgen.cluster import local
 
     started = time.monotonic()
@@ -145,8 +211,13 @@ def test_second_cluster_starts_beside_the_first_and_down_leaves_no_process(
     startup = time.monotonic() - started
     try:
         pids = second.pids()
-        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager",
-                             "kube-scheduler", "kwok-controller"}
+        assert set(pids) == {
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kwok-controller",
+        }
         assert all(local.alive(pid) for pid in pids.values())
         client = kube.connect(kubeconfig=second.kubeconfig)
         assert client.core.list_namespace().items  # it answers, beside the session's cluster
@@ -160,10 +231,10 @@ def test_second_cluster_starts_beside_the_first_and_down_leaves_no_process(
     mlgen_cluster.client.core.list_namespace()  # the first cluster is unaffected
 
 
-
-
-@pytest.mark.skipif("config.getoption('--mlgen-cluster') not in (None, 'local')",
-                    reason="starts a local cluster of its own")
+@pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="starts a local cluster of its own",
+)
 def test_cluster_commands_up_list_down(tmp_path: Any) -> None:
     from typer.testing import CliRunner
 

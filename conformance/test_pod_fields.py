@@ -15,9 +15,11 @@ POD_FIELDS = Path(__file__).resolve().parents[1] / "tests" / "data" / "pod-field
 
 
 def test_every_pod_field_and_the_patch_pass_a_server_side_dry_run(
-        mlgen_cluster: Cluster, mlgen_namespace: str) -> None:
-    batches = [dataclasses.replace(b, namespace=mlgen_namespace)
-               for b in source.load_files([POD_FIELDS])]
+    mlgen_cluster: Cluster, mlgen_namespace: str
+) -> None:
+    batches = [
+        dataclasses.replace(b, namespace=mlgen_namespace) for b in source.load_files([POD_FIELDS])
+    ]
     files = render.render_all(batches).files  # strict offline validation first
     applied = []
     for path, text in sorted(files.items()):
@@ -29,7 +31,11 @@ def test_every_pod_field_and_the_patch_pass_a_server_side_dry_run(
                 applied.append((obj["kind"], stored["metadata"]["name"]))
     assert sum(kind == "Job" for kind, _ in applied) >= 5, applied
     template = next(
-        o for path, text in files.items() if path.startswith("pod-fields/parallel/job")
-        for o in yaml.safe_load_all(text) if o)["spec"]["template"]["spec"]
+        o
+        for path, text in files.items()
+        if path.startswith("pod-fields/parallel/job")
+        for o in yaml.safe_load_all(text)
+        if o
+    )["spec"]["template"]["spec"]
     assert template["priorityClassName"] == "batch-low"
     assert template["terminationGracePeriodSeconds"] == 60

@@ -72,9 +72,12 @@ class PlacingKube(kube.Kube):
         self.placement = placement
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        placed = probe.place(obj, image=self.placement.image,
-                             node_name=self.placement.node_name,
-                             pull_never=self.placement.pull_never)
+        placed = probe.place(
+            obj,
+            image=self.placement.image,
+            node_name=self.placement.node_name,
+            pull_never=self.placement.pull_never,
+        )
         if placed.get("kind") == "Job" and not dry_run:
             wanted = placed["spec"]["template"]["spec"].get("nodeSelector") or {}
             labels = {k: v for k, v in wanted.items() if k != HOSTNAME}
@@ -90,12 +93,12 @@ def _say(config: pytest.Config) -> Callable[[str], None]:
     def say(line: str) -> None:
         if terminal is not None and config.getoption("capture") == "no":
             terminal.write_line(f"mlgen: {line}")
+
     return say
 
 
 @pytest.fixture(scope="session")
-def real_placement(mlgen_cluster: Cluster, request: pytest.FixtureRequest
-                   ) -> Iterator[Placement]:
+def real_placement(mlgen_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Placement]:
     """The real node of the local cluster (started now, stopped at the end), or kind's."""
     say = _say(request.config)
     client = mlgen_cluster.client
@@ -104,12 +107,22 @@ def real_placement(mlgen_cluster: Cluster, request: pytest.FixtureRequest
         kubelet = build.ensure_group("node", progress=say) / "kubelet"
         started = time.monotonic()
         # Packages missing here is an error, never a skip: CI must run these tests.
-        name = node.start(home, cluster=home.name, kubeconfig=mlgen_cluster.kubeconfig,
-                          kubelet=kubelet, progress=say)
+        name = node.start(
+            home,
+            cluster=home.name,
+            kubeconfig=mlgen_cluster.kubeconfig,
+            kubelet=kubelet,
+            progress=say,
+        )
         ready = time.monotonic() - started
         try:
-            yield Placement(image=image.PROBE, node_name=name, pull_never=True, nodes=(name,),
-                            ready_seconds=ready)
+            yield Placement(
+                image=image.PROBE,
+                node_name=name,
+                pull_never=True,
+                nodes=(name,),
+                ready_seconds=ready,
+            )
         finally:
             node.stop(home, progress=say)
     elif mlgen_cluster.kind == "kind":
@@ -117,11 +130,12 @@ def real_placement(mlgen_cluster: Cluster, request: pytest.FixtureRequest
             names = tuple(n.metadata.name for n in client.core.list_node().items)
         for name in names:
             node.advertise(client, name, node.EXTENDED)
-        yield Placement(image=runner.PROBE_IMAGE, node_name=None, pull_never=False,
-                        nodes=names)
+        yield Placement(image=runner.PROBE_IMAGE, node_name=None, pull_never=False, nodes=names)
     else:
-        pytest.skip("executing tests run on the local cluster's real node or on kind; a "
-                    "kubeconfig cluster's nodes are not the suite's to label")
+        pytest.skip(
+            "executing tests run on the local cluster's real node or on kind; a "
+            "kubeconfig cluster's nodes are not the suite's to label"
+        )
 
 
 @pytest.fixture
@@ -131,8 +145,12 @@ def real_run(mlgen_run: Runner, real_placement: Placement) -> Runner:
 
 
 @pytest.fixture(scope="session")
-def real_epsilon(mlgen_cluster: Cluster, real_placement: Placement, mlgen_artifacts: Path,
-                 request: pytest.FixtureRequest) -> Epsilon:
+def real_epsilon(
+    mlgen_cluster: Cluster,
+    real_placement: Placement,
+    mlgen_artifacts: Path,
+    request: pytest.FixtureRequest,
+) -> Epsilon:
     """ε measured on the real node: container start-up is part of every real step. On
     kind every pod is real already, so the session's ε is the one."""
     if mlgen_cluster.kind != "local":
@@ -144,32 +162,42 @@ def real_epsilon(mlgen_cluster: Cluster, real_placement: Placement, mlgen_artifa
         client.core.create_namespace({"metadata": {"name": namespace, "labels": RESTRICTED}})
     try:
         deadline = time.monotonic() + 30
-        while not any(sa.metadata.name == "default" for sa in
-                      client.core.list_namespaced_service_account(namespace).items):
+        while not any(
+            sa.metadata.name == "default"
+            for sa in client.core.list_namespaced_service_account(namespace).items
+        ):
             assert time.monotonic() < deadline, f"{namespace}: no default ServiceAccount"
             time.sleep(0.1)
-        run = Runner(client=PlacingKube(client, real_placement), namespace=namespace,
-                     artifacts=mlgen_artifacts / "real-calibration", time_scale=1.0,
-                     say=_say(request.config))
+        run = Runner(
+            client=PlacingKube(client, real_placement),
+            namespace=namespace,
+            artifacts=mlgen_artifacts / "real-calibration",
+            time_scale=1.0,
+            say=_say(request.config),
+        )
         # The calibration's default slack ceiling fits KWOK, where a pod's times are set
         # exactly. A real kubelet reports a pod running and ended through its PLEG relist
         # (1 s) and a status sync, so a watch sees real pods run up to ~2 s beyond `sleep`.
-        epsilon, measured = calibration.calibrate(run, ceiling=REAL_CEILING,
-                                                  slack_ceiling=REAL_SLACK_CEILING)
+        epsilon, measured = calibration.calibrate(
+            run, ceiling=REAL_CEILING, slack_ceiling=REAL_SLACK_CEILING
+        )
     finally:
         with kube.errors(f"deleting namespace {namespace}"):
             client.core.delete_namespace(namespace, propagation_policy="Background")
     for each in measured:
         _say(request.config)(f"real node calibration, {each.describe()}")
-    _say(request.config)(f"real node ε: waves {epsilon.waves:.2f}s, indexed "
-                         f"{epsilon.indexed:.2f}s, slack {epsilon.slack:.2f}s")
+    _say(request.config)(
+        f"real node ε: waves {epsilon.waves:.2f}s, indexed "
+        f"{epsilon.indexed:.2f}s, slack {epsilon.slack:.2f}s"
+    )
     return epsilon
 
 
 def with_probe(batch: spec.Batch) -> spec.Batch:
     """The batch with every job's command swapped for the probe; nothing else changes."""
-    return dataclasses.replace(batch, jobs=tuple(
-        dataclasses.replace(j, command=probe.COMMAND) for j in batch.jobs))
+    return dataclasses.replace(
+        batch, jobs=tuple(dataclasses.replace(j, command=probe.COMMAND) for j in batch.jobs)
+    )
 
 
 def verify(result: RunResult, client: kube.Kube) -> None:
@@ -184,9 +212,13 @@ def verify(result: RunResult, client: kube.Kube) -> None:
     for position, job_object in enumerate(jobs):
         name = job_object["metadata"]["name"]
         with kube.errors(f"listing the pods of Job {namespace}/{name}"):
-            pods = [p for p in client.core.list_namespaced_pod(
-                namespace, label_selector=f"{JOB_NAME}={name}").items
-                if p.status.phase == "Succeeded"]
+            pods = [
+                p
+                for p in client.core.list_namespaced_pod(
+                    namespace, label_selector=f"{JOB_NAME}={name}"
+                ).items
+                if p.status.phase == "Succeeded"
+            ]
         for pod in pods:
             index = pod.metadata.labels.get(INDEX)
             job = batch.jobs[int(index) if index is not None else position]
@@ -197,10 +229,17 @@ def verify(result: RunResult, client: kube.Kube) -> None:
             want_env.update(job.env)
             want_env.update(dict.fromkeys(job.secret_env, SECRET_VALUE))
             want_env[contract.JOB_NAME_ENV] = job.name  # every variant tells the process
-            found = probe.mismatches(probe.read(log), args=job.args, env=want_env,
-                                     uid=job.run_as_user, shm_bytes=_shm(client, pod, job))
-            problems += [f"{batch.name}/{result.variant}: job {job.name!r} (pod "
-                         f"{pod.metadata.name}): {f}" for f in found]
+            found = probe.mismatches(
+                probe.read(log),
+                args=job.args,
+                env=want_env,
+                uid=job.run_as_user,
+                shm_bytes=_shm(client, pod, job),
+            )
+            problems += [
+                f"{batch.name}/{result.variant}: job {job.name!r} (pod {pod.metadata.name}): {f}"
+                for f in found
+            ]
     assert not problems, "\n".join(problems)
     assert seen == len(batch.jobs), f"{seen} probe pods succeeded for {len(batch.jobs)} jobs"
 
@@ -211,12 +250,14 @@ def _shm(client: kube.Kube, pod: Any, job: spec.Job) -> int | None:
     with kube.errors(f"reading node {pod.spec.node_name}"):
         allocatable = client.core.read_node(pod.spec.node_name).status.allocatable
     limits = pod.spec.containers[0].resources.limits or {}
-    return probe.shm_size(job.shm_size, pod_memory_limit=limits.get("memory"),
-                          node_memory=allocatable["memory"])
+    return probe.shm_size(
+        job.shm_size, pod_memory_limit=limits.get("memory"), node_memory=allocatable["memory"]
+    )
 
 
 def test_examples_execute_with_exactly_their_args_env_user_and_shm(
-        mlgen_batch_case: runner.Case, real_run: Runner, mlgen_cluster: Cluster) -> None:
+    mlgen_batch_case: runner.Case, real_run: Runner, mlgen_cluster: Cluster
+) -> None:
     batch = with_probe(real_run.load(mlgen_batch_case.path, mlgen_batch_case.batch))
     result = real_run.run(batch, mlgen_batch_case.variant, timeout=180)
     assert result.failure is None, str(result.failure)
@@ -233,24 +274,38 @@ def _delivery_values(root: Path) -> tuple[list[str], dict[str, str]]:
 
 
 @pytest.mark.parametrize("strategy", ["waves", "indexed", "parallel"])
-def test_hostile_values_arrive_byte_for_byte(real_run: Runner, mlgen_cluster: Cluster,
-                                             strategy: str,
-                                             request: pytest.FixtureRequest) -> None:
+def test_hostile_values_arrive_byte_for_byte(
+    real_run: Runner, mlgen_cluster: Cluster, strategy: str, request: pytest.FixtureRequest
+) -> None:
     hostile, env = _delivery_values(Path(request.config.rootpath))
     chunks = [hostile[i::3] for i in range(3)]
     doc: dict[str, Any] = {
-        "apiVersion": spec.API_VERSION, "kind": "Batch", "metadata": {"name": "hostile"},
+        "apiVersion": spec.API_VERSION,
+        "kind": "Batch",
+        "metadata": {"name": "hostile"},
         "spec": {
             "sequential": {"strategy": "indexed" if strategy == "indexed" else "waves"},
-            "defaults": {"image": "busybox", "command": list(probe.COMMAND),
-                         "env": {"SHARED": "$(SPACE) shared"},
-                         "secretEnv": {"COMMON": "common/key"}, "runAsUser": 4242,
-                         "shmSize": "96Mi"},
+            "defaults": {
+                "image": "busybox",
+                "command": list(probe.COMMAND),
+                "env": {"SHARED": "$(SPACE) shared"},
+                "secretEnv": {"COMMON": "common/key"},
+                "runAsUser": 4242,
+                "shmSize": "96Mi",
+            },
             "jobs": [
-                {"name": "a", "args": chunks[0], "env": dict(env),
-                 "secretEnv": {"TOKEN": "tok-a/key"}},
-                {"name": "b", "args": chunks[1], "env": {"SPACE": "other one"},
-                 "secretEnv": {"TOKEN": "tok-b/key"}},
+                {
+                    "name": "a",
+                    "args": chunks[0],
+                    "env": dict(env),
+                    "secretEnv": {"TOKEN": "tok-a/key"},
+                },
+                {
+                    "name": "b",
+                    "args": chunks[1],
+                    "env": {"SPACE": "other one"},
+                    "secretEnv": {"TOKEN": "tok-b/key"},
+                },
                 {"name": "c", "args": chunks[2], "env": {}},
             ],
         },
@@ -267,9 +322,9 @@ def test_hostile_values_arrive_byte_for_byte(real_run: Runner, mlgen_cluster: Cl
 # One strategy keeps the module within its time budget: the calibration has just run both
 # strategies' real chains (checked complete, in order, Σd ≤ makespan) to measure ε.
 @pytest.mark.parametrize("strategy", ["waves"])
-def test_real_sleep_chain_within_the_kwok_bounds(real_run: Runner, real_epsilon: Epsilon,
-                                                 strategy: str,
-                                                 mlgen_record: Callable[[str], None]) -> None:
+def test_real_sleep_chain_within_the_kwok_bounds(
+    real_run: Runner, real_epsilon: Epsilon, strategy: str, mlgen_record: Callable[[str], None]
+) -> None:
     doc = sleeper_batch(f"real-{strategy}", durations=[2, 3, 2], strategy=strategy)
     result = real_run.run(real_run.from_dict(doc), "sequential", timeout=120)
     assert result.failure is None, str(result.failure)
@@ -278,13 +333,16 @@ def test_real_sleep_chain_within_the_kwok_bounds(real_run: Runner, real_epsilon:
     placement = real_run.client.placement
     assert {p.node for p in result.timeline.pods} <= set(placement.nodes)
     ready = f"; node Ready in {placement.ready_seconds:.1f}s" if placement.ready_seconds else ""
-    mlgen_record(f"real node, {strategy}: makespan {result.timeline.makespan:.0f}s for "
-                 f"Σd = 7s (ε {real_epsilon.for_strategy(strategy):.2f}s){ready}")
+    mlgen_record(
+        f"real node, {strategy}: makespan {result.timeline.makespan:.0f}s for "
+        f"Σd = 7s (ε {real_epsilon.for_strategy(strategy):.2f}s){ready}"
+    )
 
 
 @pytest.mark.parametrize("strategy", ["waves", "indexed"])
-def test_failing_command_exit_code_reaches_job_and_timeline(real_run: Runner,
-                                                            strategy: str) -> None:
+def test_failing_command_exit_code_reaches_job_and_timeline(
+    real_run: Runner, strategy: str
+) -> None:
     doc = sleeper_batch(f"real-fail-{strategy}", durations=[1, 1, 1], strategy=strategy)
     doc["spec"]["jobs"][1]["args"] = ["exit 3"]
     result = real_run.run(real_run.from_dict(doc), "sequential", timeout=120)

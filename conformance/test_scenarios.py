@@ -20,8 +20,8 @@ simulated_only = pytest.mark.simulated_only
 
 @pytest.mark.parametrize("strategy", ["waves", "indexed"])
 def test_sequential_steps_complete_in_order_within_bounds(
-        mlgen_run: Runner, mlgen_epsilon: Epsilon, strategy: str,
-        mlgen_record: Callable[[str], None]) -> None:
+    mlgen_run: Runner, mlgen_epsilon: Epsilon, strategy: str, mlgen_record: Callable[[str], None]
+) -> None:
     doc = sleeper_batch(f"seq-{strategy}", durations=[3, 2, 3, 2], strategy=strategy)
     result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
     assert result.failure is None
@@ -30,7 +30,8 @@ def test_sequential_steps_complete_in_order_within_bounds(
 
 
 def test_parallel_runs_p_at_a_time_and_beats_sequential_by_about_p(
-        mlgen_run: Runner, mlgen_epsilon: Epsilon, mlgen_record: Callable[[str], None]) -> None:
+    mlgen_run: Runner, mlgen_epsilon: Epsilon, mlgen_record: Callable[[str], None]
+) -> None:
     """p < n, so both p - 1 and p + 1 would show; the ratio's bounds follow from each run's
     own bounds: Σd / T_par,max ≤ T_seq / T_par ≤ T_seq,max / T_par,min."""
     p, n, d = 3, 6, 4.0
@@ -47,22 +48,26 @@ def test_parallel_runs_p_at_a_time_and_beats_sequential_by_about_p(
     seq_max = n * d + n * mlgen_epsilon.waves + checks.COMPLETION_LAG + res
     ratio = seq.timeline.makespan / par.timeline.makespan
     low, high = n * d / par_max, seq_max / par_min
-    mlgen_record(f"speed-up: T_seq {seq.timeline.makespan:.2f}s / T_par "
-                 f"{par.timeline.makespan:.2f}s = {ratio:.2f} (p = {p}, n = {n}; bounds "
-                 f"[{low:.2f}, {high:.2f}])")
+    mlgen_record(
+        f"speed-up: T_seq {seq.timeline.makespan:.2f}s / T_par "
+        f"{par.timeline.makespan:.2f}s = {ratio:.2f} (p = {p}, n = {n}; bounds "
+        f"[{low:.2f}, {high:.2f}])"
+    )
     assert low <= ratio <= high, f"T_seq/T_par = {ratio:.2f} outside [{low:.2f}, {high:.2f}]"
 
 
 def test_parallel_with_fewer_slots_than_jobs_follows_the_schedule(
-        mlgen_run: Runner, mlgen_epsilon: Epsilon) -> None:
+    mlgen_run: Runner, mlgen_epsilon: Epsilon
+) -> None:
     doc = sleeper_batch("waves-of-two", durations=[2, 3, 2, 3, 2], parallelism=2)
     result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel")
     assert result.failure is None
     check_result(result, mlgen_epsilon)
 
 
-def test_sequential_makespan_grows_linearly(mlgen_run: Runner, mlgen_epsilon: Epsilon,
-                                            mlgen_record: Callable[[str], None]) -> None:
+def test_sequential_makespan_grows_linearly(
+    mlgen_run: Runner, mlgen_epsilon: Epsilon, mlgen_record: Callable[[str], None]
+) -> None:
     spans = []
     for n in (4, 8):
         doc = sleeper_batch(f"linear-{n}", durations=[4] * n, strategy="indexed")
@@ -80,46 +85,77 @@ def test_sequential_makespan_grows_linearly(mlgen_run: Runner, mlgen_epsilon: Ep
 def test_heterogeneous_chain_runs_in_order(mlgen_run: Runner, mlgen_epsilon: Epsilon) -> None:
     doc = sleeper_batch("hetero", durations=[2, 3, 2])
     doc["spec"]["variants"] = ["sequential"]
-    doc["spec"]["jobs"][0].update(image="busybox:1.36.1-musl",
-                                  resources={"requests": {"cpu": "500m", "memory": "64Mi"}})
-    doc["spec"]["jobs"][1].update(image="busybox:1.36.1-glibc",
-                                  resources={"requests": {"cpu": "1", "memory": "128Mi"}},
-                                  shmSize="64Mi")
+    doc["spec"]["jobs"][0].update(
+        image="busybox:1.36.1-musl", resources={"requests": {"cpu": "500m", "memory": "64Mi"}}
+    )
+    doc["spec"]["jobs"][1].update(
+        image="busybox:1.36.1-glibc",
+        resources={"requests": {"cpu": "1", "memory": "128Mi"}},
+        shmSize="64Mi",
+    )
     result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
     assert result.failure is None
     check_result(result, mlgen_epsilon)
-    images = [o["spec"]["template"]["spec"]["containers"][0]["image"]
-              for o in result.objects if o["kind"] == "Job"]
+    images = [
+        o["spec"]["template"]["spec"]["containers"][0]["image"]
+        for o in result.objects
+        if o["kind"] == "Job"
+    ]
     assert len(set(images)) == 3
 
 
 @simulated_only
 def test_gpu_capacity_bounds_concurrency_and_makespan(
-        mlgen_cluster: Cluster, mlgen_run: Runner, mlgen_epsilon: Epsilon,
-        mlgen_record: Callable[[str], None]) -> None:
+    mlgen_cluster: Cluster,
+    mlgen_run: Runner,
+    mlgen_epsilon: Epsilon,
+    mlgen_record: Callable[[str], None],
+) -> None:
     from mlgen.cluster import nodes
 
     pool = f"cap-{mlgen_run.namespace[-4:]}"
-    created = nodes.create(mlgen_cluster.client, [nodes.Pool(
-        pool=pool, count=1, capacity={"cpu": "16", "memory": "64Gi", "pods": "110",
-                                      "nvidia.com/gpu": "2"},
-        labels={"mlgen.io/pool": pool},
-        taints=({"key": "mlgen.io/pool", "value": pool, "effect": "NoSchedule"},))])
+    created = nodes.create(
+        mlgen_cluster.client,
+        [
+            nodes.Pool(
+                pool=pool,
+                count=1,
+                capacity={"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "2"},
+                labels={"mlgen.io/pool": pool},
+                taints=({"key": "mlgen.io/pool", "value": pool, "effect": "NoSchedule"},),
+            )
+        ],
+    )
     try:
-        doc = sleeper_batch("gpu-cap", durations=[2] * 8, parallelism=8, extra_defaults={
-            "resources": {"requests": {"cpu": "1"}, "limits": {"nvidia.com/gpu": 1}},
-            "nodeSelector": {"mlgen.io/pool": pool},
-            "tolerations": [{"key": "mlgen.io/pool", "operator": "Equal", "value": pool,
-                             "effect": "NoSchedule"}]})
+        doc = sleeper_batch(
+            "gpu-cap",
+            durations=[2] * 8,
+            parallelism=8,
+            extra_defaults={
+                "resources": {"requests": {"cpu": "1"}, "limits": {"nvidia.com/gpu": 1}},
+                "nodeSelector": {"mlgen.io/pool": pool},
+                "tolerations": [
+                    {
+                        "key": "mlgen.io/pool",
+                        "operator": "Equal",
+                        "value": pool,
+                        "effect": "NoSchedule",
+                    }
+                ],
+            },
+        )
         result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel")
         assert result.failure is None
         checks.all_complete(result.timeline)
         checks.max_running(result.timeline, 2)
         # With room for 2 the batch behaves as p = 2: four rounds of two.
-        checks.parallel_bounds(result.timeline, result.durations, parallelism=2,
-                               epsilon=mlgen_epsilon.indexed)
-        mlgen_record(f"capacity: peak {result.timeline.max_concurrency()} pods, makespan "
-              f"{result.timeline.makespan:.0f}s")
+        checks.parallel_bounds(
+            result.timeline, result.durations, parallelism=2, epsilon=mlgen_epsilon.indexed
+        )
+        mlgen_record(
+            f"capacity: peak {result.timeline.max_concurrency()} pods, makespan "
+            f"{result.timeline.makespan:.0f}s"
+        )
     finally:
         for name in created:
             mlgen_cluster.client.core.delete_node(name)
@@ -140,27 +176,28 @@ def test_waves_retry_a_failing_step_then_stop(mlgen_run: Runner) -> None:
     result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
     assert result.failure is not None
     timeline = result.timeline
-    checks.statuses(timeline, {"step-0": "Complete", "step-1": "Failed",
-                               "step-2": "NotStarted"})
-    attempts = [p.phase for p in sorted(timeline.pods, key=lambda p: p.start or 0.0)
-                if p.step == "step-1"]
-    assert attempts == ["Failed", "Failed"], f"step-1 should be tried 1 + retries = 2 " \
-                                             f"times; its attempts: {attempts}"
+    checks.statuses(timeline, {"step-0": "Complete", "step-1": "Failed", "step-2": "NotStarted"})
+    attempts = [
+        p.phase for p in sorted(timeline.pods, key=lambda p: p.start or 0.0) if p.step == "step-1"
+    ]
+    assert attempts == ["Failed", "Failed"], (
+        f"step-1 should be tried 1 + retries = 2 times; its attempts: {attempts}"
+    )
     assert timeline.max_concurrency() == 1
 
 
 @simulated_only
 @pytest.mark.parametrize("strategy", ["waves", "indexed"])
 def test_on_failure_continue_runs_the_later_steps(mlgen_run: Runner, strategy: str) -> None:
-    doc = sleeper_batch(f"go-on-{strategy}", durations=[2, 2, 2], strategy=strategy,
-                        on_failure="continue")
+    doc = sleeper_batch(
+        f"go-on-{strategy}", durations=[2, 2, 2], strategy=strategy, on_failure="continue"
+    )
     _failing_step(doc, 1)
     result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
     assert result.failure is not None, "the batch should still be reported Failed"
     timeline = result.timeline
     if strategy == "waves":
-        checks.statuses(timeline, {"step-0": "Complete", "step-1": "Failed",
-                                   "step-2": "Complete"})
+        checks.statuses(timeline, {"step-0": "Complete", "step-1": "Failed", "step-2": "Complete"})
     else:
         (job,) = timeline.jobs
         assert job.status == "Failed" and job.failed_indexes == "1"
@@ -179,7 +216,10 @@ def test_failing_step_stops_a_stop_chain(mlgen_run: Runner, strategy: str) -> No
     timeline = result.timeline
     if strategy == "waves":
         assert {j.step: j.status for j in timeline.jobs} == {
-            "step-0": "Complete", "step-1": "Failed", "step-2": "NotStarted"}
+            "step-0": "Complete",
+            "step-1": "Failed",
+            "step-2": "NotStarted",
+        }
         assert "1 later step(s) not started" in str(result.failure)
     else:
         (job,) = timeline.jobs
@@ -191,8 +231,9 @@ def test_failing_step_stops_a_stop_chain(mlgen_run: Runner, strategy: str) -> No
 
 @simulated_only
 def test_failing_index_is_retried_while_the_others_complete(mlgen_run: Runner) -> None:
-    doc = sleeper_batch("retry", durations=[1, 1, 1, 1], parallelism=2,
-                        extra_defaults={"retries": 2})
+    doc = sleeper_batch(
+        "retry", durations=[1, 1, 1, 1], parallelism=2, extra_defaults={"retries": 2}
+    )
     _failing_step(doc, 2)
     result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel")
     assert result.failure is not None

@@ -27,8 +27,16 @@ from mlgen.variants.base import Variant
 
 Progress = Callable[[str], None]
 
-_KIND_ORDER = {"Namespace": 0, "ResourceQuota": 1, "LimitRange": 1, "ServiceAccount": 2,
-               "Secret": 2, "ConfigMap": 2, "Role": 3, "RoleBinding": 3}
+_KIND_ORDER = {
+    "Namespace": 0,
+    "ResourceQuota": 1,
+    "LimitRange": 1,
+    "ServiceAccount": 2,
+    "Secret": 2,
+    "ConfigMap": 2,
+    "Role": 3,
+    "RoleBinding": 3,
+}
 _WORKLOAD = 4
 
 
@@ -54,8 +62,10 @@ class Outcome:
 def load_dir(directory: Path) -> list[dict[str, Any]]:
     """The objects of a rendered variant directory, in kustomization.yaml's order."""
     if not directory.is_dir():
-        raise UsageError(f"{directory}: not a directory; pass a rendered variant directory "
-                         "such as manifests/<batch>/sequential")
+        raise UsageError(
+            f"{directory}: not a directory; pass a rendered variant directory "
+            "such as manifests/<batch>/sequential"
+        )
     objects: list[dict[str, Any]] = []
     for path in _resource_files(directory):
         try:
@@ -63,18 +73,25 @@ def load_dir(directory: Path) -> list[dict[str, Any]]:
         except (OSError, UnicodeDecodeError) as e:
             raise UsageError(f"{path}: cannot be read ({e})") from e
         if not manifest.is_generated(text):
-            raise UsageError(f"{path}: was not rendered by mlgen (no generated-file header); "
-                             "mlgen apply reads only rendered files. Apply it with kubectl, "
-                             "or move it out of the directory")
+            raise UsageError(
+                f"{path}: was not rendered by mlgen (no generated-file header); "
+                "mlgen apply reads only rendered files. Apply it with kubectl, "
+                "or move it out of the directory"
+            )
         try:
             docs = list(yaml.safe_load_all(text))
         except yaml.YAMLError as e:
             raise UsageError(f"{path}: cannot be read as YAML ({e}); render it again") from e
-        objects.extend(d for d in docs if isinstance(d, dict) and d.get("kind")
-                       and d.get("kind") != "Kustomization")
+        objects.extend(
+            d
+            for d in docs
+            if isinstance(d, dict) and d.get("kind") and d.get("kind") != "Kustomization"
+        )
     if not objects:
-        raise UsageError(f"{directory}: holds no Kubernetes objects; render a batch into it "
-                         "first (mlgen render batch.yaml -o manifests/)")
+        raise UsageError(
+            f"{directory}: holds no Kubernetes objects; render a batch into it "
+            "first (mlgen render batch.yaml -o manifests/)"
+        )
     _one_variant_per_batch(directory, objects)
     return objects
 
@@ -88,9 +105,11 @@ def _one_variant_per_batch(directory: Path, objects: list[dict[str, Any]]) -> No
     for batch, found in sorted(seen.items()):
         if len(found) > 1:
             choices = " or ".join(f"{directory}/{batch}/{v}" for v in sorted(found))
-            raise UsageError(f"{directory}: holds {' and '.join(sorted(found))} variants of "
-                             f"batch {batch!r}, which would run the same jobs twice; pass one "
-                             f"variant directory: {choices}")
+            raise UsageError(
+                f"{directory}: holds {' and '.join(sorted(found))} variants of "
+                f"batch {batch!r}, which would run the same jobs twice; pass one "
+                f"variant directory: {choices}"
+            )
 
 
 def _resource_files(directory: Path) -> list[Path]:
@@ -112,15 +131,19 @@ def wave_of(obj: dict[str, Any]) -> int:
     try:
         return int(raw)
     except (TypeError, ValueError):
-        raise UsageError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}: "
-                         f"{contract.SYNC_WAVE} is {raw!r}, not a whole number; render the "
-                         "batch again") from None
+        raise UsageError(
+            f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}: "
+            f"{contract.SYNC_WAVE} is {raw!r}, not a whole number; render the "
+            "batch again"
+        ) from None
 
 
 def plan(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
     """Configuration objects in apply order, and the Jobs grouped into waves."""
-    config = sorted((o for o in objects if o["kind"] != "Job"),
-                    key=lambda o: (_KIND_ORDER.get(o["kind"], _WORKLOAD), wave_of(o)))
+    config = sorted(
+        (o for o in objects if o["kind"] != "Job"),
+        key=lambda o: (_KIND_ORDER.get(o["kind"], _WORKLOAD), wave_of(o)),
+    )
     waves: dict[int, list[dict[str, Any]]] = {}
     for job in (o for o in objects if o["kind"] == "Job"):
         waves.setdefault(wave_of(job), []).append(job)
@@ -133,22 +156,28 @@ def variant_of(job: dict[str, Any]) -> Variant:
     try:
         return variants.get(strategy)
     except KeyError:
-        raise UsageError(f"job/{job['metadata']['name']}: unknown {contract.STRATEGY} "
-                         f"{strategy!r}; render the batch again with this mlgen") from None
+        raise UsageError(
+            f"job/{job['metadata']['name']}: unknown {contract.STRATEGY} "
+            f"{strategy!r}; render the batch again with this mlgen"
+        ) from None
 
 
-def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
-        progress: Progress = print) -> Outcome:
+def run(
+    client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float, progress: Progress = print
+) -> Outcome:
     """Apply and await; raise JobFailedError naming the failed Jobs and their indexes."""
     config, waves = plan(objects)
     by_name = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Job"}
-    namespaces = sorted({o["metadata"]["namespace"] for o in objects
-                         if o["metadata"].get("namespace")})
+    namespaces = sorted(
+        {o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")}
+    )
     declared = {o["metadata"]["name"] for o in config if o["kind"] == "Namespace"}
     for namespace in namespaces:
         if namespace not in declared and not client.namespace_exists(namespace):
-            raise UsageError(f"namespace {namespace!r} does not exist in the cluster; create it "
-                             f"first (kubectl create namespace {namespace})")
+            raise UsageError(
+                f"namespace {namespace!r} does not exist in the cluster; create it "
+                f"first (kubectl create namespace {namespace})"
+            )
     _check_references(client, config, waves)
     for obj in config:
         client.apply(obj)
@@ -167,24 +196,35 @@ def run(client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float,
         for job in wave:
             result = _await(client, job, deadline=deadline, started=started)
             outcome.jobs.append(result)
-            detail = (f" (failed indexes {result.failed_indexes}: {_named(result, by_name)})"
-                      if result.failed_indexes else "")
+            detail = (
+                f" (failed indexes {result.failed_indexes}: {_named(result, by_name)})"
+                if result.failed_indexes
+                else ""
+            )
             said = "Succeeded" if result.status == _SUCCEEDED else result.status
-            progress(f"[{number}/{len(waves)}] {_label(job)}: {said} after "
-                     f"{result.seconds:.1f}s{detail}")
+            progress(
+                f"[{number}/{len(waves)}] {_label(job)}: {said} after {result.seconds:.1f}s{detail}"
+            )
             annotations = job["metadata"].get("annotations") or {}
             if result.status == "Failed" and annotations.get(contract.ON_FAILURE) != "continue":
                 stopped = True
     outcome.jobs[:] = _confirm(client, outcome.jobs, deadline=deadline)
     if outcome.failed:
-        names = "; ".join(f"job/{j.name}" + (f" failed indexes {j.failed_indexes}"
-                                             f" ({_named(j, by_name)})"
-                                             if j.failed_indexes else "")
-                          for j in outcome.failed)
+        names = "; ".join(
+            f"job/{j.name}"
+            + (
+                f" failed indexes {j.failed_indexes} ({_named(j, by_name)})"
+                if j.failed_indexes
+                else ""
+            )
+            for j in outcome.failed
+        )
         skipped = sum(1 for j in outcome.jobs if j.status == "NotStarted")
-        raise JobFailedError(f"{names} failed; {skipped} later step(s) not started. Inspect "
-                             f"with kubectl describe job/{outcome.failed[0].name} -n "
-                             f"{outcome.failed[0].namespace}")
+        raise JobFailedError(
+            f"{names} failed; {skipped} later step(s) not started. Inspect "
+            f"with kubectl describe job/{outcome.failed[0].name} -n "
+            f"{outcome.failed[0].namespace}"
+        )
     return outcome
 
 
@@ -212,71 +252,95 @@ def references(job: dict[str, Any]) -> set[tuple[str, str]]:
     return found
 
 
-def _check_references(client: kube.Kube, config: list[dict[str, Any]],
-                      waves: list[list[dict[str, Any]]]) -> None:
-    declared = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
-                for o in config}
+def _check_references(
+    client: kube.Kube, config: list[dict[str, Any]], waves: list[list[dict[str, Any]]]
+) -> None:
+    declared = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in config}
     missing: list[str] = []
     for job in (j for wave in waves for j in wave):
         namespace = job["metadata"]["namespace"]
         for kind, name in sorted(references(job)):
-            if (kind, namespace, name) not in declared and \
-                    not client.exists(kind, namespace, name):
-                command = ("create serviceaccount " + name if kind == "ServiceAccount"
-                           else f"create secret generic {name} --from-literal=...")
-                missing.append(f"job/{job['metadata']['name']} needs {kind} {name!r}, which "
-                               f"namespace {namespace} does not have, so its pods cannot "
-                               f"start; create it first (kubectl -n {namespace} {command})")
+            if (kind, namespace, name) not in declared and not client.exists(kind, namespace, name):
+                command = (
+                    "create serviceaccount " + name
+                    if kind == "ServiceAccount"
+                    else f"create secret generic {name} --from-literal=..."
+                )
+                missing.append(
+                    f"job/{job['metadata']['name']} needs {kind} {name!r}, which "
+                    f"namespace {namespace} does not have, so its pods cannot "
+                    f"start; create it first (kubectl -n {namespace} {command})"
+                )
     if missing:
         raise UsageError("\n".join(dict.fromkeys(missing)))
 
 
-def _await(client: kube.Kube, job: dict[str, Any], *, deadline: float,
-           started: float) -> JobOutcome:
+def _await(
+    client: kube.Kube, job: dict[str, Any], *, deadline: float, started: float
+) -> JobOutcome:
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     unit = variant_of(job)
     if unit.done_when_pod_succeeds:
-        phase = client.wait_pod_ended(namespace, f"job-name={name}",
-                                      timeout=max(0.0, deadline - time.monotonic()))
+        phase = client.wait_pod_ended(
+            namespace, f"job-name={name}", timeout=max(0.0, deadline - time.monotonic())
+        )
         if phase == "Succeeded":  # its Job says Complete up to a second later: _confirm
             return _outcome(job, _SUCCEEDED, time.monotonic() - started)
-    found = client.wait_jobs(namespace, [name], until=unit.ends,
-                             timeout=max(0.0, deadline - time.monotonic()))
+    found = client.wait_jobs(
+        namespace, [name], until=unit.ends, timeout=max(0.0, deadline - time.monotonic())
+    )
     if name not in found:
-        raise JobFailedError(f"job/{name} in {namespace} did not finish before the "
-                             "--timeout; it keeps running in the cluster. Raise --timeout "
-                             f"or inspect it with kubectl describe job/{name} -n {namespace}")
+        raise JobFailedError(
+            f"job/{name} in {namespace} did not finish before the "
+            "--timeout; it keeps running in the cluster. Raise --timeout "
+            f"or inspect it with kubectl describe job/{name} -n {namespace}"
+        )
     status = found[name].status
-    ended = next(c.type for c in status.conditions
-                 if c.status == "True" and c.type in unit.ends)
-    return _outcome(job, ended, time.monotonic() - started,
-                    failed_indexes=status.failed_indexes or "")
+    ended = next(c.type for c in status.conditions if c.status == "True" and c.type in unit.ends)
+    return _outcome(
+        job, ended, time.monotonic() - started, failed_indexes=status.failed_indexes or ""
+    )
 
 
 _SUCCEEDED = "PodSucceeded"  # a step whose pod succeeded; its Job's condition still to come
 
 
-def _confirm(client: kube.Kube, jobs: list[JobOutcome], *,
-             deadline: float) -> list[JobOutcome]:
+def _confirm(client: kube.Kube, jobs: list[JobOutcome], *, deadline: float) -> list[JobOutcome]:
     """Wait for the final condition of the Jobs that were left when their pod succeeded."""
     early = [j for j in jobs if j.status == _SUCCEEDED]
     found: dict[str, Any] = {}
     for namespace in sorted({j.namespace for j in early}):
         names = [j.name for j in early if j.namespace == namespace]
-        found.update(client.wait_jobs(namespace, names, until=("Complete", "Failed"),
-                                      timeout=max(1.0, deadline - time.monotonic())))
+        found.update(
+            client.wait_jobs(
+                namespace,
+                names,
+                until=("Complete", "Failed"),
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+        )
     out = []
     for job in jobs:
         if job.status == _SUCCEEDED:
             if job.name not in found:
-                raise JobFailedError(f"job/{job.name} in {job.namespace}: its pod succeeded "
-                                     "but the Job never said Complete before the --timeout")
+                raise JobFailedError(
+                    f"job/{job.name} in {job.namespace}: its pod succeeded "
+                    "but the Job never said Complete before the --timeout"
+                )
             status = found[job.name].status
-            ended = next(c.type for c in status.conditions
-                         if c.status == "True" and c.type in ("Complete", "Failed"))
-            job = JobOutcome(name=job.name, namespace=job.namespace, step=job.step,
-                             status=ended, seconds=job.seconds,
-                             failed_indexes=status.failed_indexes or "")
+            ended = next(
+                c.type
+                for c in status.conditions
+                if c.status == "True" and c.type in ("Complete", "Failed")
+            )
+            job = JobOutcome(
+                name=job.name,
+                namespace=job.namespace,
+                step=job.step,
+                status=ended,
+                seconds=job.seconds,
+                failed_indexes=status.failed_indexes or "",
+            )
         out.append(job)
     return out
 
@@ -291,20 +355,29 @@ def _named(result: JobOutcome, jobs: dict[str, dict[str, Any]]) -> str:
         if not low.isdigit() or (high and not high.isdigit()):
             continue
         for index in range(int(low), int(high or low) + 1):
-            found.append(names[index] if index < len(names) and names[index]
-                         else f"index {index}")
+            found.append(names[index] if index < len(names) and names[index] else f"index {index}")
     return ", ".join(found)
 
 
-def _outcome(job: dict[str, Any], status: str, seconds: float, *,
-             failed_indexes: str = "") -> JobOutcome:
+def _outcome(
+    job: dict[str, Any], status: str, seconds: float, *, failed_indexes: str = ""
+) -> JobOutcome:
     meta = job["metadata"]
     step = (meta.get("annotations") or {}).get(contract.STEP_NAME, meta["name"])
-    return JobOutcome(name=meta["name"], namespace=meta["namespace"], step=step, status=status,
-                      seconds=seconds, failed_indexes=failed_indexes)
+    return JobOutcome(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        step=step,
+        status=status,
+        seconds=seconds,
+        failed_indexes=failed_indexes,
+    )
 
 
 def _label(job: dict[str, Any]) -> str:
     step = (job["metadata"].get("annotations") or {}).get(contract.STEP_NAME)
-    return f"step {step!r} (job/{job['metadata']['name']})" if step else \
-        f"job/{job['metadata']['name']}"
+    return (
+        f"step {step!r} (job/{job['metadata']['name']})"
+        if step
+        else f"job/{job['metadata']['name']}"
+    )

@@ -26,15 +26,19 @@ def check(batch: spec.Batch, *, fix: str) -> None:
                 f"{first.name!r} have different secretEnv ({names[0][0]}), but every pod of an "
                 "Indexed Job shares one pod template, so each would be handed every job's "
                 "secret; give all jobs the same secretEnv (spec.defaults.secretEnv), or "
-                f"keep per-job secrets and {fix}")
+                f"keep per-job secrets and {fix}"
+            )
     command = first.command or ("",)
     if "=" in command[0]:
-        raise RenderError(f"{batch.source}: spec.defaults.command[0]: {command[0]!r} contains "
-                          "'=', which env(1) in the Indexed Job's entrypoint would take for a "
-                          "variable; name the program without '='")
+        raise RenderError(
+            f"{batch.source}: spec.defaults.command[0]: {command[0]!r} contains "
+            "'=', which env(1) in the Indexed Job's entrypoint would take for a "
+            "variable; name the program without '='"
+        )
 
 
 def script(batch: spec.Batch) -> str:
     """The entrypoint for this batch: it maps each `MLGEN_SECRET_<slot>` to its name."""
-    return templating.render("entrypoint.sh.j2", batch=batch.name,
-                             secrets=list(enumerate(batch.jobs[0].secret_env)))
+    return templating.render(
+        "entrypoint.sh.j2", batch=batch.name, secrets=list(enumerate(batch.jobs[0].secret_env))
+    )

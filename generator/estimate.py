@@ -47,13 +47,18 @@ class Estimate:
         return self.sequential_seconds / self.parallel_seconds if self.parallel_seconds else 1.0
 
     def as_dict(self) -> dict[str, object]:
-        return {"batch": self.batch, "jobs": self.jobs, "parallelism": self.parallelism,
-                "sequentialSeconds": self.sequential_seconds,
-                "variants": list(self.variants),
-                "parallelSeconds": self.parallel_seconds,
-                "lowerBoundSeconds": self.lower_bound_seconds,
-                "waves": self.waves, "speedup": round(self.speedup, 3),
-                "overheadSeconds": dict(self.overhead)}
+        return {
+            "batch": self.batch,
+            "jobs": self.jobs,
+            "parallelism": self.parallelism,
+            "sequentialSeconds": self.sequential_seconds,
+            "variants": list(self.variants),
+            "parallelSeconds": self.parallel_seconds,
+            "lowerBoundSeconds": self.lower_bound_seconds,
+            "waves": self.waves,
+            "speedup": round(self.speedup, 3),
+            "overheadSeconds": dict(self.overhead),
+        }
 
 
 def schedule(durations: Sequence[float], parallelism: int) -> tuple[float, list[float]]:
@@ -71,21 +76,20 @@ def schedule(durations: Sequence[float], parallelism: int) -> tuple[float, list[
     return end, starts
 
 
-def sequential(durations: Sequence[float], *, overhead: float = 0.0,
-               lag: float = 0.0) -> float:
+def sequential(durations: Sequence[float], *, overhead: float = 0.0, lag: float = 0.0) -> float:
     """One step after another: Σd, plus the per-step overhead, plus the final lag."""
     return sum(durations) + overhead * len(durations) + (lag if durations else 0.0)
 
 
-def parallel(durations: Sequence[float], *, parallelism: int, overhead: float = 0.0,
-             lag: float = 0.0) -> float:
+def parallel(
+    durations: Sequence[float], *, parallelism: int, overhead: float = 0.0, lag: float = 0.0
+) -> float:
     """Lowest pending index first onto p slots, each job `overhead` longer."""
     makespan, _ = schedule([d + overhead for d in durations], parallelism)
     return makespan + (lag if durations else 0.0)
 
 
-def overheads(*, seconds: float | None = None, calibration: Path | None = None
-              ) -> dict[str, float]:
+def overheads(*, seconds: float | None = None, calibration: Path | None = None) -> dict[str, float]:
     """The overhead per strategy: the defaults, one value for all, or a calibration file
     (`{"waves": s, "indexed": s}`, as the conformance suite writes it)."""
     if seconds is not None:
@@ -98,13 +102,16 @@ def overheads(*, seconds: float | None = None, calibration: Path | None = None
         data = json.loads(calibration.read_text(encoding="utf-8"))
         waves, indexed = float(data["waves"]), float(data["indexed"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{calibration}: not a calibration file ({e}); pass the "
-                         "epsilon.json a conformance run wrote") from e
+        raise UsageError(
+            f"{calibration}: not a calibration file ({e}); pass the "
+            "epsilon.json a conformance run wrote"
+        ) from e
     return {"waves": waves, "indexed": indexed, "parallel": indexed}
 
 
-def of(batch: spec.Batch, *, parallelism: int | None = None,
-       overhead: dict[str, float] | None = None) -> Estimate:
+def of(
+    batch: spec.Batch, *, parallelism: int | None = None, overhead: dict[str, float] | None = None
+) -> Estimate:
     """The predicted makespans of a batch's variants."""
     from mlgen import variants
 
@@ -117,9 +124,14 @@ def of(batch: spec.Batch, *, parallelism: int | None = None,
     _, starts = schedule([d + per["parallel"] for d in durations], p)
     total = sum(durations)
     return Estimate(
-        batch=batch.name, jobs=len(durations), parallelism=p,
+        batch=batch.name,
+        jobs=len(durations),
+        parallelism=p,
         sequential_seconds=sequential(durations, overhead=per[serial.name], lag=lag),
         parallel_seconds=makespan,
         lower_bound_seconds=max(total / p, max(durations, default=0.0)),
-        waves=-(-len(durations) // p), starts=tuple(starts), variants=batch.variants,
-        overhead=tuple(sorted(per.items())))
+        waves=-(-len(durations) // p),
+        starts=tuple(starts),
+        variants=batch.variants,
+        overhead=tuple(sorted(per.items())),
+    )

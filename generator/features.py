@@ -11,13 +11,21 @@ from mlgen.errors import SpecError
 
 # feature -> (first minor where it is on by default, what mlgen uses it for)
 FEATURES: dict[str, tuple[str, str]] = {
-    "backoffLimitPerIndex": ("1.29", "per-index retries of Indexed Jobs (one bad index never "
-                                     "fails the sweep); beta and on by default from 1.29"),
-    "podReplacementPolicy": ("1.29", "replacing a failed pod only once it has terminated "
-                                     "(never two attempts of one step at once); beta from 1.29"),
+    "backoffLimitPerIndex": (
+        "1.29",
+        "per-index retries of Indexed Jobs (one bad index never "
+        "fails the sweep); beta and on by default from 1.29",
+    ),
+    "podReplacementPolicy": (
+        "1.29",
+        "replacing a failed pod only once it has terminated "
+        "(never two attempts of one step at once); beta from 1.29",
+    ),
     "podFailurePolicy": ("1.26", "not counting evictions and preemptions as retries"),
-    "maxFailedIndexes": ("1.29", "stopping a sequential Indexed Job at its first failed "
-                                 "index (onFailure: stop)"),
+    "maxFailedIndexes": (
+        "1.29",
+        "stopping a sequential Indexed Job at its first failed index (onFailure: stop)",
+    ),
 }
 
 OLDEST = "1.29"  # the newest of the floors above
@@ -38,15 +46,20 @@ def supported() -> list[str]:
 def check(version: str) -> None:
     """Raise ValueError naming the missing feature when `version` is outside the range."""
     if minor(version) > minor(NEWEST):
-        raise ValueError(f"Kubernetes {version} is newer than mlgen knows (up to {NEWEST}); "
-                         f"use {NEWEST}, or upgrade mlgen")
-    missing = [(name, need, why) for name, (need, why) in FEATURES.items()
-               if minor(version) < minor(need)]
+        raise ValueError(
+            f"Kubernetes {version} is newer than mlgen knows (up to {NEWEST}); "
+            f"use {NEWEST}, or upgrade mlgen"
+        )
+    missing = [
+        (name, need, why) for name, (need, why) in FEATURES.items() if minor(version) < minor(need)
+    ]
     if missing:
         name, need, why = max(missing, key=lambda m: minor(m[1]))
-        raise ValueError(f"Kubernetes {version} lacks {name} ({why}), which needs {need} or "
-                         f"newer; mlgen supports {OLDEST} to {NEWEST}. Upgrade the cluster, or "
-                         "run the batch with an older mlgen")
+        raise ValueError(
+            f"Kubernetes {version} lacks {name} ({why}), which needs {need} or "
+            f"newer; mlgen supports {OLDEST} to {NEWEST}. Upgrade the cluster, or "
+            "run the batch with an older mlgen"
+        )
 
 
 def require(version: str, *, source: str) -> None:

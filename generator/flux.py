@@ -21,8 +21,9 @@ _MIN_TIMEOUT = 600
 def whole(batch: spec.Batch) -> dict[str, Any]:
     """One Kustomization for the `indexed` strategy, waiting for the whole Indexed Job."""
     total = sum(j.timeout_seconds or 2 * (j.expected_seconds or 0) for j in batch.jobs)
-    return _kustomization(f"{batch.name}-sequential", f"{batch.name}/sequential", total,
-                          batch=batch)
+    return _kustomization(
+        f"{batch.name}-sequential", f"{batch.name}/sequential", total, batch=batch
+    )
 
 
 def chain(batch: spec.Batch, steps: Sequence[Step]) -> list[dict[str, Any]]:
@@ -33,8 +34,9 @@ def chain(batch: spec.Batch, steps: Sequence[Step]) -> list[dict[str, Any]]:
         # `wait` holds the chain until the Job completes, so the timeout must cover the
         # run: the job's own timeout, else twice its expected duration, at least 10m.
         seconds = step.job.timeout_seconds or 2 * (step.job.expected_seconds or 0)
-        kustomization = _kustomization(name, f"{batch.name}/sequential/{step.directory}",
-                                       seconds, batch=batch)
+        kustomization = _kustomization(
+            name, f"{batch.name}/sequential/{step.directory}", seconds, batch=batch
+        )
         if previous is not None:
             kustomization["spec"]["dependsOn"] = [{"name": previous}]
         out.append(kustomization)
@@ -48,9 +50,11 @@ def _kustomization(name: str, path: str, seconds: int, *, batch: spec.Batch) -> 
     return {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": options.namespace,
-                     "labels": {contract.MANAGED_BY: contract.MANAGER,
-                                contract.PART_OF: batch.name}},
+        "metadata": {
+            "name": name,
+            "namespace": options.namespace,
+            "labels": {contract.MANAGED_BY: contract.MANAGER, contract.PART_OF: batch.name},
+        },
         "spec": {
             "interval": "10m",
             "retryInterval": "30s",

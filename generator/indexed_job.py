@@ -51,22 +51,30 @@ def check_shared(batch: spec.Batch, *, fix: str) -> None:
                 raise RenderError(
                     f"{batch.source}: spec.jobs[{job.index}].{field}: job {job.name!r} differs "
                     f"from job {first.name!r} in {field}, so they cannot share the one pod "
-                    f"template of an Indexed Job; {fix}")
+                    f"template of an Indexed Job; {fix}"
+                )
     if first.command is None:
-        raise RenderError(f"{batch.source}: spec.defaults.command: an Indexed Job needs the "
-                          "command to exec after picking its index's args; set command "
-                          "(e.g. [python, -m, train])")
+        raise RenderError(
+            f"{batch.source}: spec.defaults.command: an Indexed Job needs the "
+            "command to exec after picking its index's args; set command "
+            "(e.g. [python, -m, train])"
+        )
     entrypoint.check(batch, fix=fix)
 
 
-def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
-           max_failed_indexes: int | None) -> Rendered:
+def render(
+    batch: spec.Batch,
+    *,
+    variant: str,
+    strategy: str,
+    parallelism: int,
+    max_failed_indexes: int | None,
+) -> Rendered:
     """The ConfigMap and the Indexed Job; `variant` is the output directory, `strategy`
     the variant unit (recorded on the Job for `mlgen apply` and the timeline)."""
     jobs = batch.jobs
     first = jobs[0]
-    common_env = {k: v for k, v in first.env.items()
-                  if all(j.env.get(k) == v for j in jobs[1:])}
+    common_env = {k: v for k, v in first.env.items() if all(j.env.get(k) == v for j in jobs[1:])}
     data: dict[str, str] = {contract.shared_env_key(k): v for k, v in common_env.items()}
     for job in jobs:
         i = job.index
@@ -83,14 +91,16 @@ def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
             f"{batch.source}: spec.jobs: the per-index args and env of batch {batch.name!r} "
             f"take {size:,} bytes, more than one ConfigMap holds (1 MiB); split the batch "
             f"into batches of about {max(1, len(jobs) * (CONFIGMAP_LIMIT - _HEADROOM) // size)} "
-            "jobs, or move shared values into spec.defaults")
+            "jobs, or move shared values into spec.defaults"
+        )
     data = dict(sorted(data.items(), key=lambda kv: _key_order(kv[0])))
     config_labels = pod.labels(batch, variant=variant)
+    config_name = naming.config_name(batch.name, variant, naming.content_hash(data))
     config: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": naming.config_name(batch.name, variant, naming.content_hash(data)),
+            "name": config_name,
             "namespace": batch.namespace,
             "labels": config_labels,
             # Argo CD: the data must exist before the Job's pods start.
@@ -100,20 +110,21 @@ def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
     }
     # Only reserved names in the pod's env (entrypoint.check: every job's secretEnv is the
     # same); the entrypoint hands them to the command under their own names.
-    env = [pod.secret_ref(f"{contract.SECRET_ENV_PREFIX}{slot}", ref)
-           for slot, ref in enumerate(first.secret_env.values())]
+    env = [
+        pod.secret_ref(f"{contract.SECRET_ENV_PREFIX}{slot}", ref)
+        for slot, ref in enumerate(first.secret_env.values())
+    ]
     assert first.command is not None
     template = pod.template(
-        batch, first,
+        batch,
+        first,
         labels=pod.labels(batch, variant=variant, job=first),
         annotations=pod.hints(batch, jobs),
         command=["/bin/sh", f"{pod.PARAMS_MOUNT}/{contract.ENTRYPOINT_KEY}"],
         args=pod.literals(first.command),
         env=env,
-        extra_volumes=[{"name": pod.PARAMS_VOLUME,
-                        "configMap": {"name": config["metadata"]["name"]}}],  # type: ignore[index]
-        extra_mounts=[{"name": pod.PARAMS_VOLUME, "mountPath": pod.PARAMS_MOUNT,
-                       "readOnly": True}],
+        extra_volumes=[{"name": pod.PARAMS_VOLUME, "configMap": {"name": config_name}}],
+        extra_mounts=[{"name": pod.PARAMS_VOLUME, "mountPath": pod.PARAMS_MOUNT, "readOnly": True}],
     )
     job_spec: dict[str, object] = {
         "completionMode": "Indexed",
@@ -126,21 +137,32 @@ def render(batch: spec.Batch, *, variant: str, strategy: str, parallelism: int,
     job_spec["podReplacementPolicy"] = "Failed"
     job_spec["podFailurePolicy"] = pod.failure_policy()
     job_spec["template"] = template
-    name = naming.job_name(batch.name, "seq" if variant == "sequential" else "par",
-                           digest=naming.content_hash(job_spec), completions=len(jobs),
-                           source=batch.source)
+    name = naming.job_name(
+        batch.name,
+        "seq" if variant == "sequential" else "par",
+        digest=naming.content_hash(job_spec),
+        completions=len(jobs),
+        source=batch.source,
+    )
     job_labels = pod.labels(batch, variant=variant)
     if batch.queue:
         job_labels[contract.QUEUE] = batch.queue
     # Mutable metadata, outside the hash: which job each index runs, and the plan.
-    notes = {contract.SYNC_WAVE: "0", contract.STRATEGY: strategy,
-             contract.JOB_NAMES: ",".join(j.name for j in jobs),
-             contract.PLANNED_DURATIONS: pod.planned(jobs)}
+    notes = {
+        contract.SYNC_WAVE: "0",
+        contract.STRATEGY: strategy,
+        contract.JOB_NAMES: ",".join(j.name for j in jobs),
+        contract.PLANNED_DURATIONS: pod.planned(jobs),
+    }
     manifest: dict[str, object] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": batch.namespace, "labels": job_labels,
-                     "annotations": notes},
+        "metadata": {
+            "name": name,
+            "namespace": batch.namespace,
+            "labels": job_labels,
+            "annotations": notes,
+        },
         "spec": job_spec,
     }
     return Rendered(job=manifest, config=config)

@@ -45,11 +45,15 @@ class Kube:
         """Server-side apply with field manager `mlgen`; returns the object as stored."""
         meta = obj["metadata"]
         what = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
+
         def send() -> Any:
-            resource = self.dynamic.resources.get(api_version=obj["apiVersion"],
-                                                  kind=obj["kind"])
-            kwargs: dict[str, Any] = {"body": apply_body(obj), "name": meta["name"],
-                                      "field_manager": FIELD_MANAGER, "force_conflicts": True}
+            resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            kwargs: dict[str, Any] = {
+                "body": apply_body(obj),
+                "name": meta["name"],
+                "field_manager": FIELD_MANAGER,
+                "force_conflicts": True,
+            }
             if meta.get("namespace"):
                 kwargs["namespace"] = meta["namespace"]
             if dry_run:
@@ -68,8 +72,9 @@ class Kube:
         self._reached = True
         return result
 
-    def wait_jobs(self, namespace: str, names: Collection[str], *, until: tuple[str, ...],
-                  timeout: float) -> dict[str, Any]:
+    def wait_jobs(
+        self, namespace: str, names: Collection[str], *, until: tuple[str, ...], timeout: float
+    ) -> dict[str, Any]:
         """Watch until each named Job has one of the `until` conditions True.
 
         Returns {name: the Job as last seen} for those that got there; on timeout the
@@ -81,14 +86,18 @@ class Kube:
 
         def settle(job: Any) -> None:
             name = job.metadata.name
-            if name in pending and any(c.status == "True" and c.type in until
-                                       for c in (job.status and job.status.conditions) or []):
+            if name in pending and any(
+                c.status == "True" and c.type in until
+                for c in (job.status and job.status.conditions) or []
+            ):
                 pending.discard(name)
                 done[name] = job
 
         while pending:
-            listing = self.retrying(f"reading the Jobs in namespace {namespace}",
-                               lambda: self.batch.list_namespaced_job(namespace))
+            listing = self.retrying(
+                f"reading the Jobs in namespace {namespace}",
+                lambda: self.batch.list_namespaced_job(namespace),
+            )
             for job in listing.items:
                 settle(job)
             remaining = deadline - time.monotonic()
@@ -97,18 +106,22 @@ class Kube:
             stream = watch.Watch()
             try:
                 for event in stream.stream(
-                        self.batch.list_namespaced_job, namespace,
-                        resource_version=listing.metadata.resource_version,
-                        timeout_seconds=max(1, int(min(remaining, 300))),
-                        _request_timeout=min(remaining, 300) + 10):
+                    self.batch.list_namespaced_job,
+                    namespace,
+                    resource_version=listing.metadata.resource_version,
+                    timeout_seconds=max(1, int(min(remaining, 300))),
+                    _request_timeout=min(remaining, 300) + 10,
+                ):
                     if event["type"] in ("ADDED", "MODIFIED"):
                         settle(event["object"])
                     if not pending or time.monotonic() > deadline:
                         break
             except ApiException as e:
                 if e.status != 410:  # 410 Gone: the resourceVersion expired; list again
-                    raise ClusterError(f"watching the Jobs in namespace {namespace}: the API "
-                                       f"server said {e.status} {e.reason}") from e
+                    raise ClusterError(
+                        f"watching the Jobs in namespace {namespace}: the API "
+                        f"server said {e.status} {e.reason}"
+                    ) from e
             except (urllib3.exceptions.HTTPError, OSError):
                 if time.monotonic() > deadline:
                     break
@@ -128,9 +141,10 @@ class Kube:
             return phase if phase in ("Succeeded", "Failed") else None
 
         while time.monotonic() < deadline:
-            listing = self.retrying(f"reading the pods {selector} in namespace {namespace}",
-                               lambda: self.core.list_namespaced_pod(
-                                   namespace, label_selector=selector))
+            listing = self.retrying(
+                f"reading the pods {selector} in namespace {namespace}",
+                lambda: self.core.list_namespaced_pod(namespace, label_selector=selector),
+            )
             for pod in listing.items:
                 if found := ended(pod):
                     return found
@@ -138,18 +152,22 @@ class Kube:
             stream = watch.Watch()
             try:
                 for event in stream.stream(
-                        self.core.list_namespaced_pod, namespace, label_selector=selector,
-                        resource_version=listing.metadata.resource_version,
-                        timeout_seconds=max(1, int(min(remaining, 300))),
-                        _request_timeout=min(remaining, 300) + 10):
-                    if event["type"] in ("ADDED", "MODIFIED") and (
-                            found := ended(event["object"])):
+                    self.core.list_namespaced_pod,
+                    namespace,
+                    label_selector=selector,
+                    resource_version=listing.metadata.resource_version,
+                    timeout_seconds=max(1, int(min(remaining, 300))),
+                    _request_timeout=min(remaining, 300) + 10,
+                ):
+                    if event["type"] in ("ADDED", "MODIFIED") and (found := ended(event["object"])):
                         return found
             except ApiException as e:
                 if e.status != 410:
-                    raise ClusterError(f"watching the pods {selector} in namespace "
-                                       f"{namespace}: the API server said {e.status} "
-                                       f"{e.reason}") from e
+                    raise ClusterError(
+                        f"watching the pods {selector} in namespace "
+                        f"{namespace}: the API server said {e.status} "
+                        f"{e.reason}"
+                    ) from e
             except (urllib3.exceptions.HTTPError, OSError):
                 time.sleep(0.5)  # the watch broke (API server restart?): list again
             finally:
@@ -158,8 +176,10 @@ class Kube:
 
     def exists(self, kind: str, namespace: str, name: str) -> bool:
         """Whether a ServiceAccount or Secret of that name is in the namespace."""
-        read = {"ServiceAccount": self.core.read_namespaced_service_account,
-                "Secret": self.core.read_namespaced_secret}[kind]
+        read = {
+            "ServiceAccount": self.core.read_namespaced_service_account,
+            "Secret": self.core.read_namespaced_secret,
+        }[kind]
         with errors(f"reading {kind} {namespace}/{name}"):
             try:
                 read(name, namespace)
@@ -201,6 +221,7 @@ def apply_body(obj: dict[str, Any]) -> bytes:
     The body is JSON read as YAML 1.1: raw NEL or U+2028 would fold like line breaks, so
     everything stays ASCII-escaped; but the surrogate pairs json.dumps writes for 🚀 are
     refused (400), so those become YAML's 8-digit escape, \\U0001f680."""
+
     def astral(match: re.Match[str]) -> str:
         high, low = int(match[2], 16), int(match[3], 16)
         return f"{match[1]}\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
@@ -214,11 +235,15 @@ def connect(*, kubeconfig: Path | None = None, context: str | None = None) -> Ku
     where = f"kubeconfig {kubeconfig}" if kubeconfig else "the default kubeconfig"
     try:
         api = config.new_client_from_config(
-            config_file=str(kubeconfig) if kubeconfig else None, context=context,
-            persist_config=False)
+            config_file=str(kubeconfig) if kubeconfig else None,
+            context=context,
+            persist_config=False,
+        )
     except (config.ConfigException, FileNotFoundError, OSError) as e:
-        raise ClusterError(f"cannot load {where}{f' (context {context})' if context else ''}: "
-                           f"{e}; pass --kubeconfig/--context or set KUBECONFIG") from e
+        raise ClusterError(
+            f"cannot load {where}{f' (context {context})' if context else ''}: "
+            f"{e}; pass --kubeconfig/--context or set KUBECONFIG"
+        ) from e
     return Kube(api, where=where)
 
 
@@ -236,11 +261,13 @@ def retrying(doing: str, call: Callable[[], Any], *, patience: float) -> Any:
         except ClusterError as e:
             cause = e.__cause__
             transient = isinstance(cause, urllib3.exceptions.HTTPError | OSError) or (
-                isinstance(cause, ApiException) and cause.status in (500, 502, 503, 504))
+                isinstance(cause, ApiException) and cause.status in (500, 502, 503, 504)
+            )
             if not transient or time.monotonic() > deadline:
                 if transient:
-                    raise ClusterError(f"{e} (for {patience:.0f}s; the API server did not "
-                                       "come back)") from cause
+                    raise ClusterError(
+                        f"{e} (for {patience:.0f}s; the API server did not come back)"
+                    ) from cause
                 raise
             time.sleep(0.5)
 
@@ -251,16 +278,21 @@ def errors(doing: str) -> Iterator[None]:
     try:
         yield
     except ApiException as e:
-        raise ClusterError(f"{doing}: the API server said {e.status} {e.reason}: "
-                           f"{_message(e.body)}") from e
+        raise ClusterError(
+            f"{doing}: the API server said {e.status} {e.reason}: {_message(e.body)}"
+        ) from e
     except DynamicApiError as e:
         raise ClusterError(f"{doing}: the API server said {e.status}: {_message(e.body)}") from e
     except ResourceNotFoundError as e:
-        raise ClusterError(f"{doing}: the cluster does not serve this kind ({e}); is the CRD "
-                           "installed, or the Kubernetes version too old?") from e
+        raise ClusterError(
+            f"{doing}: the cluster does not serve this kind ({e}); is the CRD "
+            "installed, or the Kubernetes version too old?"
+        ) from e
     except (urllib3.exceptions.HTTPError, OSError) as e:
-        raise ClusterError(f"{doing}: cannot connect to the API server ({e}); is the cluster "
-                           "running and the kubeconfig right?") from e
+        raise ClusterError(
+            f"{doing}: cannot connect to the API server ({e}); is the cluster "
+            "running and the kubeconfig right?"
+        ) from e
 
 
 def _message(body: object) -> str:

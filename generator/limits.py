@@ -29,8 +29,10 @@ MAX_ERROR_LINE = 400
 
 def check_file_size(size: int, *, source: str) -> None:
     if size > MAX_FILE_BYTES:
-        raise SpecError(f"{source}: {size:,} bytes, more than a batch file may hold "
-                        f"({MAX_FILE_BYTES // 2**20} MiB); split it into several files")
+        raise SpecError(
+            f"{source}: {size:,} bytes, more than a batch file may hold "
+            f"({MAX_FILE_BYTES // 2**20} MiB); split it into several files"
+        )
 
 
 def check_document(node: yaml.Node, *, source: str) -> None:
@@ -58,17 +60,22 @@ def check_document(node: yaml.Node, *, source: str) -> None:
                     f"{source}:{current.start_mark.line + 1}: expands to {_amount(nodes, size)} "
                     f"through YAML aliases (*name), more than a batch may ({MAX_EXPANDED_NODES:,}"
                     f" values, {MAX_EXPANDED_BYTES // 2**20} MiB); write the values out or "
-                    "split the batch")
+                    "split the batch"
+                )
             continue
         if key in sizes:
             continue
         if key in on_path:
-            raise SpecError(f"{source}:{current.start_mark.line + 1}: a YAML alias refers to "
-                            "a node that contains it, so the value would be infinite; "
-                            "remove the alias")
+            raise SpecError(
+                f"{source}:{current.start_mark.line + 1}: a YAML alias refers to "
+                "a node that contains it, so the value would be infinite; "
+                "remove the alias"
+            )
         if depth > MAX_DEPTH:
-            raise SpecError(f"{source}:{current.start_mark.line + 1}: nested more than "
-                            f"{MAX_DEPTH} levels deep; no batch field is, so fix the structure")
+            raise SpecError(
+                f"{source}:{current.start_mark.line + 1}: nested more than "
+                f"{MAX_DEPTH} levels deep; no batch field is, so fix the structure"
+            )
         on_path.add(key)
         stack.append((current, depth, True))
         stack.extend((child, depth + 1, False) for child in _children(current))
@@ -93,24 +100,32 @@ def check_object(obj: dict[str, Any], *, source: str, path: str) -> None:
     what = f"{source}: {path}: {obj.get('kind')} {metadata.get('name')!r}"
     size = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_OBJECT_BYTES:
-        raise RenderError(f"{what} would be {size:,} bytes, more than the API server accepts "
-                          f"in one object ({MAX_OBJECT_BYTES // 1024} KiB); shorten its args "
-                          "and env or split the batch")
+        raise RenderError(
+            f"{what} would be {size:,} bytes, more than the API server accepts "
+            f"in one object ({MAX_OBJECT_BYTES // 1024} KiB); shorten its args "
+            "and env or split the batch"
+        )
     places = [("metadata.annotations", metadata.get("annotations"))]
     template = (obj.get("spec") or {}).get("template")
     if isinstance(template, dict):
-        places.append(("spec.template.metadata.annotations",
-                       (template.get("metadata") or {}).get("annotations")))
+        places.append(
+            (
+                "spec.template.metadata.annotations",
+                (template.get("metadata") or {}).get("annotations"),
+            )
+        )
     for where, found in places:
         total = sum(len(k.encode()) + len(v.encode()) for k, v in (found or {}).items())
         if total > MAX_ANNOTATION_BYTES:
-            raise RenderError(f"{what}: {where} would take {total:,} bytes, more than the "
-                              f"API server allows ({MAX_ANNOTATION_BYTES // 1024} KiB; they "
-                              "list every job of the batch); split the batch")
+            raise RenderError(
+                f"{what}: {where} would take {total:,} bytes, more than the "
+                f"API server allows ({MAX_ANNOTATION_BYTES // 1024} KiB; they "
+                "list every job of the batch); split the batch"
+            )
 
 
 def clip(line: str) -> str:
     """One error line at most MAX_ERROR_LINE characters: the start names file and field."""
     if len(line) <= MAX_ERROR_LINE:
         return line
-    return f"{line[:MAX_ERROR_LINE - 40]}… ({len(line) - MAX_ERROR_LINE + 40:,} more characters)"
+    return f"{line[: MAX_ERROR_LINE - 40]}… ({len(line) - MAX_ERROR_LINE + 40:,} more characters)"

@@ -67,8 +67,14 @@ def header(*, batch: str, source: str) -> str:
 
 
 def dump(obj: object) -> str:
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=1_000_000)
+    return yaml.dump(
+        obj,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=1_000_000,
+    )
 
 
 def document(objects: Iterable[object], *, head: str) -> str:

@@ -69,7 +69,7 @@ class Expansion:
         found = re.match(r"^spec\.jobs\[(\d+)\]", path)
         if not found or int(found[1]) >= len(self.origins):
             return path
-        return f"spec.jobs[{self.origins[int(found[1])][0]}]{path[found.end():]}"
+        return f"spec.jobs[{self.origins[int(found[1])][0]}]{path[found.end() :]}"
 
     def fold(self, errors: Iterable[Any]) -> list[Any]:
         """Pydantic errors with job positions mapped back to entries, repeats dropped."""
@@ -79,8 +79,12 @@ class Expansion:
         out = []
         for error in errors:
             loc = tuple(error["loc"])
-            if len(loc) > 2 and loc[:2] == ("spec", "jobs") and isinstance(loc[2], int) \
-                    and loc[2] < len(self.origins):
+            if (
+                len(loc) > 2
+                and loc[:2] == ("spec", "jobs")
+                and isinstance(loc[2], int)
+                and loc[2] < len(self.origins)
+            ):
                 loc = (*loc[:2], self.origins[loc[2]][0], *loc[3:])
             key = (loc, error["type"], str(error.get("msg")))
             if key not in seen:
@@ -92,8 +96,7 @@ class Expansion:
 def expand(document: object) -> Expansion:
     """Expand every `matrix` of `spec.jobs`; untouched documents come back as they are."""
     jobs = document.get("spec", {}).get("jobs") if isinstance(document, dict) else None
-    if not isinstance(jobs, list) or not any(
-            isinstance(j, dict) and "matrix" in j for j in jobs):
+    if not isinstance(jobs, list) or not any(isinstance(j, dict) and "matrix" in j for j in jobs):
         return Expansion(document=document)
     result = Expansion(document=document, expanded=True)
     out: list[object] = []
@@ -102,8 +105,7 @@ def expand(document: object) -> Expansion:
             out.append(entry)
             result.origins.append((position, {}))
             continue
-        combos = _combinations(entry["matrix"], f"spec.jobs[{position}].matrix",
-                               result.problems)
+        combos = _combinations(entry["matrix"], f"spec.jobs[{position}].matrix", result.problems)
         if combos is None:
             continue
         for combo in combos:
@@ -113,9 +115,13 @@ def expand(document: object) -> Expansion:
             out.append(job)
             result.origins.append((position, combo))
         if len(out) > MAX_RUNS:
-            result.problems.append((f"spec.jobs[{position}].matrix",
-                                    f"expands the batch to more than {MAX_RUNS:,} jobs; split "
-                                    "the sweep into several batches"))
+            result.problems.append(
+                (
+                    f"spec.jobs[{position}].matrix",
+                    f"expands the batch to more than {MAX_RUNS:,} jobs; split "
+                    "the sweep into several batches",
+                )
+            )
             return result
     if not result.problems:
         _check_names(out, result)
@@ -128,11 +134,13 @@ def describe(combo: dict[str, AxisValue]) -> str:
     return ", ".join(f"{k}={v}" for k, v in combo.items()) or "no axes"
 
 
-def _combinations(raw: object, path: str, problems: list[tuple[str, str]]
-                  ) -> list[dict[str, AxisValue]] | None:
+def _combinations(
+    raw: object, path: str, problems: list[tuple[str, str]]
+) -> list[dict[str, AxisValue]] | None:
     if not isinstance(raw, dict):
-        problems.append((path, "must be a mapping of axis: [values], with optional include "
-                               "and exclude lists"))
+        problems.append(
+            (path, "must be a mapping of axis: [values], with optional include and exclude lists")
+        )
         return None
     axes: dict[str, list[AxisValue]] = {}
     ok = True
@@ -140,13 +148,17 @@ def _combinations(raw: object, path: str, problems: list[tuple[str, str]]
         if name in _RESERVED:
             continue
         if not isinstance(name, str) or not _AXIS.match(name):
-            problems.append((f"{path}.{name}", f"{name!r} is not an axis name; use letters, "
-                             "digits and '_', not starting with a digit (it is a template "
-                             "variable)"))
+            problems.append(
+                (
+                    f"{path}.{name}",
+                    f"{name!r} is not an axis name; use letters, "
+                    "digits and '_', not starting with a digit (it is a template "
+                    "variable)",
+                )
+            )
             ok = False
         elif not isinstance(values, list) or not values:
-            problems.append((f"{path}.{name}", "must be a non-empty list of values, like "
-                             "[a, b]"))
+            problems.append((f"{path}.{name}", "must be a non-empty list of values, like [a, b]"))
             ok = False
         elif bad := [i for i, v in enumerate(values) if not _is_value(v)]:
             problems.append((f"{path}.{name}[{bad[0]}]", _value_problem(values[bad[0]])))
@@ -157,10 +169,18 @@ def _combinations(raw: object, path: str, problems: list[tuple[str, str]]
     for key in _RESERVED:
         entries = raw.get(key, [])
         if not isinstance(entries, list) or not all(
-                isinstance(e, dict) and e and all(isinstance(k, str) and _is_value(v)
-                                                  for k, v in e.items()) for e in entries):
-            problems.append((f"{path}.{key}", "must be a list of mappings of axis: value "
-                             "(strings or whole numbers), like [{lr: '1e-3', seed: 1}]"))
+            isinstance(e, dict)
+            and e
+            and all(isinstance(k, str) and _is_value(v) for k, v in e.items())
+            for e in entries
+        ):
+            problems.append(
+                (
+                    f"{path}.{key}",
+                    "must be a list of mappings of axis: value "
+                    "(strings or whole numbers), like [{lr: '1e-3', seed: 1}]",
+                )
+            )
             ok = False
         else:
             lists[key] = entries
@@ -169,33 +189,53 @@ def _combinations(raw: object, path: str, problems: list[tuple[str, str]]
     for number, entry in enumerate(lists["exclude"]):
         unknown = [k for k in entry if k not in axes]
         if unknown:
-            problems.append((f"{path}.exclude[{number}].{unknown[0]}",
-                             f"{unknown[0]!r} is not an axis of this matrix; exclude names "
-                             f"only axes ({', '.join(axes) or 'none'})"))
+            problems.append(
+                (
+                    f"{path}.exclude[{number}].{unknown[0]}",
+                    f"{unknown[0]!r} is not an axis of this matrix; exclude names "
+                    f"only axes ({', '.join(axes) or 'none'})",
+                )
+            )
             return None
     total = 1
     for values in axes.values():
         total *= len(values)
     if total > MAX_RUNS:
-        problems.append((path, f"{' x '.join(str(len(v)) for v in axes.values())} = {total:,} "
-                               f"combinations, more than {MAX_RUNS:,}; split the sweep"))
+        problems.append(
+            (
+                path,
+                f"{' x '.join(str(len(v)) for v in axes.values())} = {total:,} "
+                f"combinations, more than {MAX_RUNS:,}; split the sweep",
+            )
+        )
         return None
-    combos = [dict(zip(axes, values, strict=True))
-              for values in itertools.product(*axes.values())] if axes else []
-    combos = [c for c in combos
-              if not any(all(c.get(k) == v for k, v in e.items()) for e in lists["exclude"])]
+    combos = (
+        [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+        if axes
+        else []
+    )
+    combos = [
+        c
+        for c in combos
+        if not any(all(c.get(k) == v for k, v in e.items()) for e in lists["exclude"])
+    ]
     originals = [dict(c) for c in combos]  # include never overwrites these, only additions
     for entry in lists["include"]:
         matched = False
-        for combo, original in zip(combos[:len(originals)], originals, strict=True):
+        for combo, original in zip(combos[: len(originals)], originals, strict=True):
             if all(original.get(k, v) == v for k, v in entry.items() if k in axes):
                 combo.update(entry)
                 matched = True
         if not matched:
             combos.append(dict(entry))
     if not combos:
-        problems.append((path, "expands to no jobs (every combination is excluded, or there "
-                               "are no axes); add values or remove an exclude entry"))
+        problems.append(
+            (
+                path,
+                "expands to no jobs (every combination is excluded, or there "
+                "are no axes); add values or remove an exclude entry",
+            )
+        )
         return None
     return combos
 
@@ -206,26 +246,34 @@ def _is_value(value: object) -> bool:
 
 def _value_problem(value: object) -> str:
     if isinstance(value, bool):
-        return ("is true/false, which YAML read from an unquoted word (yes, no, on, off…); "
-                "put it in quotes")
+        return (
+            "is true/false, which YAML read from an unquoted word (yes, no, on, off…); "
+            "put it in quotes"
+        )
     if isinstance(value, float):
-        return ("is a decimal number, which YAML may not keep as written (1.0 -> 1.0, "
-                "1e-3 -> 0.001); put it in quotes")
+        return (
+            "is a decimal number, which YAML may not keep as written (1.0 -> 1.0, "
+            "1e-3 -> 0.001); put it in quotes"
+        )
     return "must be a string or a whole number"
 
 
 @dataclass
 class _Templates:
-    environment: jinja2.Environment = field(default_factory=lambda: sandbox.SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True))
+    environment: jinja2.Environment = field(
+        default_factory=lambda: sandbox.SandboxedEnvironment(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+        )
+    )
     cache: dict[str, jinja2.Template] = field(default_factory=dict)
 
 
 _TEMPLATES = _Templates()
 
 
-def _fill(text: str, combo: dict[str, AxisValue], path: str,
-          problems: list[tuple[str, str]]) -> str | None:
+def _fill(
+    text: str, combo: dict[str, AxisValue], path: str, problems: list[tuple[str, str]]
+) -> str | None:
     if "{" not in text:
         return text
     try:
@@ -234,27 +282,45 @@ def _fill(text: str, combo: dict[str, AxisValue], path: str,
             template = _TEMPLATES.cache[text] = _TEMPLATES.environment.from_string(text)
         return template.render(**combo)
     except jinja2.UndefinedError as e:
-        problems.append((path, f"template {text!r}: {e.message}; the variables are the "
-                               f"matrix axes ({', '.join(combo) or 'none'})"))
+        problems.append(
+            (
+                path,
+                f"template {text!r}: {e.message}; the variables are the "
+                f"matrix axes ({', '.join(combo) or 'none'})",
+            )
+        )
     except jinja2.TemplateError as e:  # syntax errors and sandbox violations
-        problems.append((path, f"template {text!r} cannot be rendered: {e}; write "
-                               "{{ axis }} with an axis name"))
+        problems.append(
+            (
+                path,
+                f"template {text!r} cannot be rendered: {e}; write "
+                "{{ axis }} with an axis name",
+            )
+        )
     return None
 
 
-def _render(entry: dict[str, Any], combo: dict[str, AxisValue], position: int,
-            problems: list[tuple[str, str]]) -> dict[str, Any] | None:
+def _render(
+    entry: dict[str, Any],
+    combo: dict[str, AxisValue],
+    position: int,
+    problems: list[tuple[str, str]],
+) -> dict[str, Any] | None:
     at = f"spec.jobs[{position}]"
     job = {k: v for k, v in entry.items() if k != "matrix"}
     before = len(problems)
     if isinstance(job.get("name"), str):
         job["name"] = _fill(job["name"], combo, f"{at}.name", problems)
     if isinstance(job.get("args"), list):
-        job["args"] = [_fill(a, combo, f"{at}.args[{i}]", problems) if isinstance(a, str)
-                       else a for i, a in enumerate(job["args"])]
+        job["args"] = [
+            _fill(a, combo, f"{at}.args[{i}]", problems) if isinstance(a, str) else a
+            for i, a in enumerate(job["args"])
+        ]
     if isinstance(job.get("env"), dict):
-        job["env"] = {k: _fill(v, combo, f"{at}.env.{k}", problems) if isinstance(v, str)
-                      else v for k, v in job["env"].items()}
+        job["env"] = {
+            k: _fill(v, combo, f"{at}.env.{k}", problems) if isinstance(v, str) else v
+            for k, v in job["env"].items()
+        }
     return job if len(problems) == before else None
 
 
@@ -267,18 +333,31 @@ def _check_names(jobs: list[object], result: Expansion) -> None:
         position, combo = result.origins[number]
         at = f"spec.jobs[{position}].name"
         if combo and (len(name) > 63 or not _DNS_LABEL.fullmatch(name)):
-            why = (f"{len(name)} characters, more than 63" if len(name) > 63
-                   else "not a DNS-1123 label (lowercase letters, digits and '-', starting "
-                        "and ending with a letter or digit)")
-            result.problems.append((at, f"renders {name!r} for {describe(combo)}: {why}; "
-                                        "shorten the template or map values, e.g. "
-                                        "{{ lr | replace('.', '-') | lower }}"))
+            why = (
+                f"{len(name)} characters, more than 63"
+                if len(name) > 63
+                else "not a DNS-1123 label (lowercase letters, digits and '-', starting "
+                "and ending with a letter or digit)"
+            )
+            result.problems.append(
+                (
+                    at,
+                    f"renders {name!r} for {describe(combo)}: {why}; "
+                    "shorten the template or map values, e.g. "
+                    "{{ lr | replace('.', '-') | lower }}",
+                )
+            )
             return
         if name in seen:
             other_position, other = result.origins[seen[name]]
-            result.problems.append((at, f"renders {name!r} for {describe(combo)}, the same "
-                                        f"name as spec.jobs[{other_position}] "
-                                        f"({describe(other)}); put every axis that varies "
-                                        "into the name template"))
+            result.problems.append(
+                (
+                    at,
+                    f"renders {name!r} for {describe(combo)}, the same "
+                    f"name as spec.jobs[{other_position}] "
+                    f"({describe(other)}); put every axis that varies "
+                    "into the name template",
+                )
+            )
             return
         seen[name] = number

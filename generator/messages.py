@@ -69,8 +69,9 @@ def unknown_key(loc: Sequence[Any], *, root: type[BaseModel]) -> str:
     """`unknown key` with the closest allowed key of that mapping, when one is close."""
     allowed = _allowed_keys(root, list(loc[:-1]))
     key = str(loc[-1])
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or \
-        [k for k in allowed if k.lower() == key.lower()]
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or [
+        k for k in allowed if k.lower() == key.lower()
+    ]
     if close:
         return f"unknown key; did you mean {close[0]}?"
     if allowed:
@@ -87,6 +88,7 @@ def by_file_and_line(problems: list[str], *, files: Sequence[str]) -> list[str]:
         if not found:
             return (len(order), 0)
         return (order.get(found["file"], len(order)), int(found["line"] or 0))
+
     return sorted(problems, key=key)
 
 

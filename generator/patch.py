@@ -20,11 +20,21 @@ from mlgen import validation
 from mlgen.errors import RenderError
 
 # Merge keys of the pod-template lists (Kubernetes' patchMergeKey).
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name",
-              "volumes": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
-              "env": "name", "imagePullSecrets": "name", "ports": "containerPort",
-              "hostAliases": "ip", "resourceClaims": "name", "topologySpreadConstraints":
-              "topologyKey", "readinessGates": "conditionType"}
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "env": "name",
+    "imagePullSecrets": "name",
+    "ports": "containerPort",
+    "hostAliases": "ip",
+    "resourceClaims": "name",
+    "topologySpreadConstraints": "topologyKey",
+    "readinessGates": "conditionType",
+}
 
 
 class Operation(BaseModel):
@@ -56,16 +66,18 @@ class PodPatch(BaseModel):
     @model_validator(mode="after")
     def _one(self) -> PodPatch:
         if (self.strategic is None) == (self.json_ is None):
-            raise ValueError("podPatch needs exactly one of strategic (a merge patch) or json "
-                             "(a list of operations)")
+            raise ValueError(
+                "podPatch needs exactly one of strategic (a merge patch) or json "
+                "(a list of operations)"
+            )
         if self.strategic is not None and set(self.strategic) - {"metadata", "spec"}:
-            raise ValueError("a strategic podPatch patches the pod template: only metadata "
-                             "and spec at its top")
+            raise ValueError(
+                "a strategic podPatch patches the pod template: only metadata and spec at its top"
+            )
         return self
 
 
-def apply(patch: PodPatch, template: dict[str, Any], *, where: str,
-          version: str) -> dict[str, Any]:
+def apply(patch: PodPatch, template: dict[str, Any], *, where: str, version: str) -> dict[str, Any]:
     """The patched template, schema-checked; RenderError naming `where` otherwise."""
     try:
         if patch.strategic is not None:
@@ -76,20 +88,24 @@ def apply(patch: PodPatch, template: dict[str, Any], *, where: str,
                 try:
                     out = _operate(out, operation)
                 except (KeyError, IndexError, ValueError) as e:
-                    raise RenderError(f"{where}: json[{number}] ({operation.op} "
-                                      f"{operation.path}): {e}; fix the operation") from e
+                    raise RenderError(
+                        f"{where}: json[{number}] ({operation.op} "
+                        f"{operation.path}): {e}; fix the operation"
+                    ) from e
     except RenderError:
         raise
     except (TypeError, ValueError) as e:
         raise RenderError(f"{where}: cannot be applied: {e}") from e
     if not isinstance(out, dict):
-        raise RenderError(f"{where}: the patched pod template is not a mapping; patch fields "
-                          "inside it")
-    why = validation.definition_error(out, "io.k8s.api.core.v1.PodTemplateSpec",
-                                      version=version)
+        raise RenderError(
+            f"{where}: the patched pod template is not a mapping; patch fields inside it"
+        )
+    why = validation.definition_error(out, "io.k8s.api.core.v1.PodTemplateSpec", version=version)
     if why:
-        raise RenderError(f"{where}: the patched pod template is not valid for Kubernetes "
-                          f"{version} ({why}); fix the patch")
+        raise RenderError(
+            f"{where}: the patched pod template is not valid for Kubernetes "
+            f"{version} ({why}); fix the patch"
+        )
     return out
 
 
@@ -118,9 +134,14 @@ def _merge_list(items: list[Any], change: list[Any], merge_key: str) -> list[Any
     for item in change:
         if not isinstance(item, dict) or merge_key not in item:
             raise ValueError(f"every item of a list merged by {merge_key} needs {merge_key}")
-        position = next((i for i, old in enumerate(out)
-                         if isinstance(old, dict) and old.get(merge_key) == item[merge_key]),
-                        None)
+        position = next(
+            (
+                i
+                for i, old in enumerate(out)
+                if isinstance(old, dict) and old.get(merge_key) == item[merge_key]
+            ),
+            None,
+        )
         if item.get("$patch") == "delete":
             if position is not None:
                 del out[position]

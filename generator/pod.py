@@ -17,7 +17,6 @@ SHM_VOLUME = "dshm"
 PARAMS_VOLUME = "mlgen-params"
 
 
-
 def literal(value: str) -> str:
     """Escape `$` so Kubernetes' `$(VAR)` expansion leaves the value as written."""
     return value.replace("$", "$$")
@@ -52,8 +51,10 @@ def failure_code(job: spec.Job) -> str:
 def planned(jobs: Sequence[spec.Job]) -> str:
     """expectedDuration of each job, by index (`1800s,1200s`; empty when unset): on the Job,
     which is mutable, so editing an estimate renames nothing."""
-    return ",".join(units.go_duration(j.expected_seconds) if j.expected_seconds is not None
-                    else "" for j in jobs)
+    return ",".join(
+        units.go_duration(j.expected_seconds) if j.expected_seconds is not None else ""
+        for j in jobs
+    )
 
 
 def hints(batch: spec.Batch, jobs: Sequence[spec.Job]) -> dict[str, str]:
@@ -63,8 +64,10 @@ def hints(batch: spec.Batch, jobs: Sequence[spec.Job]) -> dict[str, str]:
     out: dict[str, str] = {}
     if not batch.simulated:
         return out
-    durations = [units.go_duration(j.expected_seconds) if j.expected_seconds is not None
-                 else "" for j in jobs]
+    durations = [
+        units.go_duration(j.expected_seconds) if j.expected_seconds is not None else ""
+        for j in jobs
+    ]
     if len(set(durations)) == 1:
         if durations[0]:
             out[contract.EXPECTED_DURATION] = durations[0]
@@ -72,15 +75,24 @@ def hints(batch: spec.Batch, jobs: Sequence[spec.Job]) -> dict[str, str]:
         out[contract.EXPECTED_DURATIONS] = ",".join(durations)
     failures = [failure_code(j) for j in jobs]
     if any(failures):
-        out[contract.SIMULATE_FAILURE] = (failures[0] if len(set(failures)) == 1
-                                          else ",".join(failures))
+        out[contract.SIMULATE_FAILURE] = (
+            failures[0] if len(set(failures)) == 1 else ",".join(failures)
+        )
     return out
 
 
-def template(batch: spec.Batch, job: spec.Job, *, labels: dict[str, str],
-             annotations: dict[str, str], command: list[str] | None, args: list[str],
-             env: list[dict[str, object]], extra_volumes: Sequence[dict[str, object]] = (),
-             extra_mounts: Sequence[dict[str, object]] = ()) -> dict[str, object]:
+def template(
+    batch: spec.Batch,
+    job: spec.Job,
+    *,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    command: list[str] | None,
+    args: list[str],
+    env: list[dict[str, object]],
+    extra_volumes: Sequence[dict[str, object]] = (),
+    extra_mounts: Sequence[dict[str, object]] = (),
+) -> dict[str, object]:
     """The pod template of one Job; `job` supplies everything but argv and env."""
     container: dict[str, object] = {"name": CONTAINER, "image": job.image}
     if command is not None:
@@ -109,8 +121,9 @@ def template(batch: spec.Batch, job: spec.Job, *, labels: dict[str, str],
     mounts = list(extra_mounts)
     if job.shm_size:
         # PyTorch's DataLoader workers share tensors through /dev/shm, 64 MiB by default.
-        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory",
-                                                         "sizeLimit": job.shm_size}})
+        volumes.append(
+            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": job.shm_size}}
+        )
         mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
     if mounts:
         container["volumeMounts"] = mounts
@@ -140,11 +153,15 @@ def template(batch: spec.Batch, job: spec.Job, *, labels: dict[str, str],
     return podfields.apply(batch, job, {"metadata": metadata, "spec": pod}, container=CONTAINER)
 
 
-def labels(batch: spec.Batch, *, variant: str, job: spec.Job | None = None,
-           step: int | None = None) -> dict[str, str]:
+def labels(
+    batch: spec.Batch, *, variant: str, job: spec.Job | None = None, step: int | None = None
+) -> dict[str, str]:
     """Labels every object carries; a job's own labels only where one job is meant."""
-    own = {contract.MANAGED_BY: contract.MANAGER, contract.PART_OF: batch.name,
-           contract.VARIANT: variant}
+    own = {
+        contract.MANAGED_BY: contract.MANAGER,
+        contract.PART_OF: batch.name,
+        contract.VARIANT: variant,
+    }
     out = {**own, **batch.labels, **(job.labels if job is not None else {})}
     out.update(own)  # mlgen's keys always win (validation also refuses them in batches)
     if step is not None:
@@ -155,5 +172,11 @@ def labels(batch: spec.Batch, *, variant: str, job: spec.Job | None = None,
 def failure_policy() -> dict[str, object]:
     """Evictions and preemptions are not the job's fault: never count them as retries."""
     # `status` is optional from 1.35 and required before: always written.
-    return {"rules": [{"action": "Ignore",
-                       "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+    return {
+        "rules": [
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            }
+        ]
+    }

@@ -35,8 +35,10 @@ def _volume_name(value: str) -> str:
     if not rules.strict():  # conformance/test_bad_values.py: the API's verdict instead
         return value
     if len(value) > 63 or not _DNS_LABEL.fullmatch(value):  # `$` takes a trailing \n
-        raise ValueError(f"{value!r} is not a volume name; use at most 63 lowercase letters, "
-                         "digits and '-', starting and ending with a letter or digit")
+        raise ValueError(
+            f"{value!r} is not a volume name; use at most 63 lowercase letters, "
+            "digits and '-', starting and ending with a letter or digit"
+        )
     if value in RESERVED_VOLUMES:
         raise ValueError(f"{value!r} is a volume mlgen adds itself; use another name")
     return value
@@ -46,15 +48,18 @@ def _object_name(value: str) -> str:
     if not rules.strict():
         return value
     if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Kubernetes object name; use lowercase letters, "
-                         "digits, '-' and '.', starting and ending with a letter or digit")
+        raise ValueError(
+            f"{value!r} is not a Kubernetes object name; use lowercase letters, "
+            "digits, '-' and '.', starting and ending with a letter or digit"
+        )
     return value
 
 
 def _mount_path(value: str) -> str:
     if not value.startswith("/") or ":" in value or "\x00" in value:
-        raise ValueError(f"{value!r} is not a mount path; write an absolute path like /data "
-                         "(no ':')")
+        raise ValueError(
+            f"{value!r} is not a mount path; write an absolute path like /data (no ':')"
+        )
     if value.rstrip("/") in RESERVED_PATHS:
         raise ValueError(f"{value!r} is where mlgen mounts its own volume; mount elsewhere")
     return value
@@ -62,8 +67,9 @@ def _mount_path(value: str) -> str:
 
 def _sub_path(value: str) -> str:
     if value.startswith("/") or ".." in value.split("/"):
-        raise ValueError(f"{value!r} is not a relative path inside the volume; drop the "
-                         "leading '/' and any '..'")
+        raise ValueError(
+            f"{value!r} is not a relative path inside the volume; drop the leading '/' and any '..'"
+        )
     return value
 
 
@@ -71,8 +77,10 @@ def _env_prefix(value: str) -> str:
     if not rules.strict():
         return value
     if not _ENV_PREFIX.fullmatch(value):
-        raise ValueError(f"{value!r} is not an environment variable prefix; use letters, "
-                         "digits and '_', not starting with a digit")
+        raise ValueError(
+            f"{value!r} is not an environment variable prefix; use letters, "
+            "digits and '_', not starting with a digit"
+        )
     return value
 
 
@@ -80,10 +88,16 @@ def _annotation_key(key: str) -> str:
     if not rules.strict():
         return key
     prefix, _, name = key.rpartition("/")
-    if (not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name)
-            or (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)))):
-        raise ValueError(f"{key!r} is not an annotation key; use [prefix/]name with letters, "
-                         "digits, '-', '_', '.' (name at most 63 characters)")
+    if (
+        not name
+        or len(name) > 63
+        or not _QUALIFIED_NAME.fullmatch(name)
+        or (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)))
+    ):
+        raise ValueError(
+            f"{key!r} is not an annotation key; use [prefix/]name with letters, "
+            "digits, '-', '_', '.' (name at most 63 characters)"
+        )
     if contract.is_reserved_label(key):
         raise ValueError(f"{key!r} is an annotation mlgen sets itself; use another key")
     return key
@@ -147,13 +161,18 @@ class Volume(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
-        sources = [k for k in ("persistentVolumeClaim", "configMap", "secret", "emptyDir")
-                   if getattr(self, k) is not None]
+        sources = [
+            k
+            for k in ("persistentVolumeClaim", "configMap", "secret", "emptyDir")
+            if getattr(self, k) is not None
+        ]
         if len(sources) != 1:
-            raise ValueError(f"volume {self.name!r} needs exactly one of persistentVolumeClaim, "
-                             f"configMap, secret or emptyDir (it has "
-                             f"{', '.join(sources) or 'none'}); other volume types go in "
-                             "podPatch")
+            raise ValueError(
+                f"volume {self.name!r} needs exactly one of persistentVolumeClaim, "
+                f"configMap, secret or emptyDir (it has "
+                f"{', '.join(sources) or 'none'}); other volume types go in "
+                "podPatch"
+            )
         return self
 
 
@@ -226,9 +245,11 @@ def _dump(items: list[_Model] | None) -> tuple[dict[str, Any], ...]:
     return tuple(i.model_dump(exclude_none=True) for i in items or ())
 
 
-def resolve(defaults: Any, entry: Any, *, at: str, version: str
-            ) -> tuple[PodFields, list[tuple[str, str]]]:
+def resolve(
+    defaults: Any, entry: Any, *, at: str, version: str
+) -> tuple[PodFields, list[tuple[str, str]]]:
     """Merge one job entry's pod fields over the defaults; check what spans fields."""
+
     def pick(name: str) -> Any:
         own = getattr(entry, name)
         return own if own is not None else getattr(defaults, name)
@@ -238,38 +259,62 @@ def resolve(defaults: Any, entry: Any, *, at: str, version: str
     names = [v.name for v in volumes or ()]
     for number, name in enumerate(names):
         if name in names[:number]:
-            problems.append((f"{at}.volumes[{number}].name", f"volume {name!r} is listed "
-                             "twice; give each volume its own name"))
+            problems.append(
+                (
+                    f"{at}.volumes[{number}].name",
+                    f"volume {name!r} is listed twice; give each volume its own name",
+                )
+            )
     paths: list[str] = []
     for number, mount in enumerate(mounts or ()):
         if mount.name not in names:
-            problems.append((f"{at}.volumeMounts[{number}].name", f"no volume named "
-                             f"{mount.name!r}; add it to volumes (declared: "
-                             f"{', '.join(names) or 'none'})"))
+            problems.append(
+                (
+                    f"{at}.volumeMounts[{number}].name",
+                    f"no volume named "
+                    f"{mount.name!r}; add it to volumes (declared: "
+                    f"{', '.join(names) or 'none'})",
+                )
+            )
         if mount.mountPath in paths:
-            problems.append((f"{at}.volumeMounts[{number}].mountPath", f"{mount.mountPath!r} "
-                             "is mounted twice; use one mount per path"))
+            problems.append(
+                (
+                    f"{at}.volumeMounts[{number}].mountPath",
+                    f"{mount.mountPath!r} is mounted twice; use one mount per path",
+                )
+            )
         paths.append(mount.mountPath)
     affinity = pick("affinity")
     raw_affinity = affinity.model_dump(exclude_none=True) if affinity else None
     if raw_affinity:
-        why = validation.definition_error(raw_affinity, "io.k8s.api.core.v1.Affinity",
-                                          version=version)
+        why = validation.definition_error(
+            raw_affinity, "io.k8s.api.core.v1.Affinity", version=version
+        )
         if why:
-            problems.append((f"{at}.affinity", f"is not a Kubernetes {version} affinity "
-                             f"({why}); see `kubectl explain pod.spec.affinity`"))
+            problems.append(
+                (
+                    f"{at}.affinity",
+                    f"is not a Kubernetes {version} affinity "
+                    f"({why}); see `kubectl explain pod.spec.affinity`",
+                )
+            )
     resolved = PodFields(
-        volumes=_dump(volumes), mounts=_dump(mounts), env_from=_dump(pick("envFrom")),
+        volumes=_dump(volumes),
+        mounts=_dump(mounts),
+        env_from=_dump(pick("envFrom")),
         pull_secrets=tuple(pick("imagePullSecrets") or ()),
         labels={**(defaults.podLabels or {}), **(entry.podLabels or {})},
         annotations={**(defaults.podAnnotations or {}), **(entry.podAnnotations or {})},
-        affinity=raw_affinity or None, priority_class=pick("priorityClassName"),
-        patch=pick("podPatch"))
+        affinity=raw_affinity or None,
+        priority_class=pick("priorityClassName"),
+        patch=pick("podPatch"),
+    )
     return resolved, problems
 
 
-def apply(batch: spec.Batch, job: spec.Job, template: dict[str, Any], *,
-          container: str) -> dict[str, Any]:
+def apply(
+    batch: spec.Batch, job: spec.Job, template: dict[str, Any], *, container: str
+) -> dict[str, Any]:
     """The pod template with this job's pod fields, its patch, and its Pod Security level
     checked; raises RenderError naming the job when the patch or the level fails."""
     fields = job.pod
@@ -297,8 +342,11 @@ def apply(batch: spec.Batch, job: spec.Job, template: dict[str, Any], *,
             context.pop("runAsNonRoot", None)
     at = f"{batch.source}: spec.jobs[{job.index}]"
     if fields.patch is not None:
-        template = patch.apply(fields.patch, template, where=f"{at}.podPatch (job {job.name!r})",
-                               version=batch.kubernetes_version)
-    podsecurity.check(template["spec"], level=batch.pod_security,
-                      where=f"{at} (job {job.name!r})")
+        template = patch.apply(
+            fields.patch,
+            template,
+            where=f"{at}.podPatch (job {job.name!r})",
+            version=batch.kubernetes_version,
+        )
+    podsecurity.check(template["spec"], level=batch.pod_security, where=f"{at} (job {job.name!r})")
     return template

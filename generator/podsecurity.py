@@ -15,11 +15,31 @@ from typing import Any
 from mlgen.errors import RenderError
 
 LEVELS = ("restricted", "baseline", "privileged")
-_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-                       "persistentVolumeClaim", "projected", "secret"}
-_BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL",
-                          "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP",
-                          "SETUID", "SYS_CHROOT"}
+_RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+_BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
 
 
 def check(pod: dict[str, Any], *, level: str, where: str) -> None:
@@ -27,9 +47,11 @@ def check(pod: dict[str, Any], *, level: str, where: str) -> None:
     problems = violations(pod, level=level)
     if problems:
         lower = "privileged" if level == "baseline" else "baseline"
-        raise RenderError(f"{where}: breaks Pod Security {level!r}: {'; '.join(problems)}. "
-                          f"Change the job, or set spec.podSecurity: {lower} if its namespace "
-                          "allows that")
+        raise RenderError(
+            f"{where}: breaks Pod Security {level!r}: {'; '.join(problems)}. "
+            f"Change the job, or set spec.podSecurity: {lower} if its namespace "
+            "allows that"
+        )
 
 
 def violations(pod: dict[str, Any], *, level: str) -> list[str]:
@@ -42,14 +64,20 @@ def violations(pod: dict[str, Any], *, level: str) -> list[str]:
 
 
 def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for kind in ("initContainers", "containers", "ephemeralContainers")
-            for c in pod.get(kind) or []]
+    return [
+        c
+        for kind in ("initContainers", "containers", "ephemeralContainers")
+        for c in pod.get(kind) or []
+    ]
 
 
 def _baseline(pod: dict[str, Any]) -> list[str]:
     out = [f"{k}: true" for k in ("hostNetwork", "hostPID", "hostIPC") if pod.get(k)]
-    out += [f"volume {v.get('name')!r} is a hostPath" for v in pod.get("volumes") or []
-            if "hostPath" in v]
+    out += [
+        f"volume {v.get('name')!r} is a hostPath"
+        for v in pod.get("volumes") or []
+        if "hostPath" in v
+    ]
     contexts = [pod.get("securityContext") or {}]
     for container in _containers(pod):
         name = container.get("name")
@@ -68,10 +96,12 @@ def _baseline(pod: dict[str, Any]) -> list[str]:
 
 
 def _restricted(pod: dict[str, Any]) -> list[str]:
-    out = [f"volume {v.get('name')!r} is of a type other than configMap, csi, downwardAPI, "
-           "emptyDir, ephemeral, persistentVolumeClaim, projected or secret"
-           for v in pod.get("volumes") or []
-           if "hostPath" not in v and not set(v) - {"name"} <= _RESTRICTED_VOLUMES]
+    out = [
+        f"volume {v.get('name')!r} is of a type other than configMap, csi, downwardAPI, "
+        "emptyDir, ephemeral, persistentVolumeClaim, projected or secret"
+        for v in pod.get("volumes") or []
+        if "hostPath" not in v and not set(v) - {"name"} <= _RESTRICTED_VOLUMES
+    ]
     context = pod.get("securityContext") or {}
     pod_seccomp = (context.get("seccompProfile") or {}).get("type")
     if context.get("runAsUser") == 0:

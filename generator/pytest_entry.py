@@ -22,8 +22,9 @@ if _HAVE_CLIENT:
     # pytest finds hooks and fixtures among a plugin module's attributes: take them all.
     globals().update({k: v for k, v in vars(_plugin).items() if not k.startswith("__")})
 else:
-    _MISSING = ("mlgen's conformance plugin needs the Kubernetes client: "
-                "pip install 'mlgen[cluster]'")
+    _MISSING = (
+        "mlgen's conformance plugin needs the Kubernetes client: pip install 'mlgen[cluster]'"
+    )
 
     @pytest.fixture(scope="session")
     def mlgen_cluster() -> None:

@@ -55,8 +55,10 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         self.origin, self.wall_origin = time.monotonic(), time.time()
-        for lister, note in ((self.client.batch.list_namespaced_job, self._job),
-                             (self.client.core.list_namespaced_pod, self._pod)):
+        for lister, note in (
+            (self.client.batch.list_namespaced_job, self._job),
+            (self.client.core.list_namespaced_pod, self._pod),
+        ):
             thread = threading.Thread(target=self._follow, args=(lister, note), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -82,10 +84,14 @@ class Recorder:
                         note(item, moment)
                     version = listing.metadata.resource_version
                 stream = watch.Watch()
-                for event in stream.stream(lister, self.namespace,
-                                           label_selector=self.selector,
-                                           resource_version=version, timeout_seconds=2,
-                                           _request_timeout=10):
+                for event in stream.stream(
+                    lister,
+                    self.namespace,
+                    label_selector=self.selector,
+                    resource_version=version,
+                    timeout_seconds=2,
+                    _request_timeout=10,
+                ):
                     moment = self.now()
                     if event["type"] == "ERROR":
                         version = ""
@@ -109,16 +115,18 @@ class Recorder:
             if status and status.start_time and seen.running is None:
                 seen.running = moment
             for condition in (status.conditions if status else None) or []:
-                if condition.status == "True" and condition.type in ("Complete", "Failed") \
-                        and seen.ended is None:
+                if (
+                    condition.status == "True"
+                    and condition.type in ("Complete", "Failed")
+                    and seen.ended is None
+                ):
                     seen.ended, seen.outcome = moment, condition.type
 
     def _pod(self, pod: Any, moment: float) -> None:
         with self._lock:
             seen = self.pods.setdefault(pod.metadata.name, Seen(created=moment))
             phase = pod.status.phase if pod.status else None
-            states = [s.state for s in (pod.status.container_statuses or [])] \
-                if pod.status else []
+            states = [s.state for s in (pod.status.container_statuses or [])] if pod.status else []
             running = any(s.running or s.terminated for s in states if s)
             if (running or phase in ("Running", "Succeeded", "Failed")) and seen.running is None:
                 seen.running = moment

@@ -31,13 +31,15 @@ class Output:
     batches: list[str] = field(default_factory=list)
 
 
-def render_all(batches: Sequence[spec.Batch], *, only: Sequence[str] = (),
-               validate: bool = True) -> Output:
+def render_all(
+    batches: Sequence[spec.Batch], *, only: Sequence[str] = (), validate: bool = True
+) -> Output:
     """Render every batch; `only` limits the variant directories (never deleting others)."""
     unknown = [v for v in only if v not in variants.directories()]
     if unknown:
-        raise UsageError(f"unknown variant {unknown[0]!r}; choose one of "
-                         f"{', '.join(variants.directories())}")
+        raise UsageError(
+            f"unknown variant {unknown[0]!r}; choose one of {', '.join(variants.directories())}"
+        )
     out = Output()
     for batch in batches:
         files = render_batch(batch, only=only, validate=validate)
@@ -53,8 +55,9 @@ def render_all(batches: Sequence[spec.Batch], *, only: Sequence[str] = (),
     return out
 
 
-def render_batch(batch: spec.Batch, *, only: Sequence[str] = (),
-                 validate: bool = True) -> dict[str, str]:
+def render_batch(
+    batch: spec.Batch, *, only: Sequence[str] = (), validate: bool = True
+) -> dict[str, str]:
     """`{relative posix path: file text}` for one batch."""
     features.require(batch.kubernetes_version, source=batch.source)
     head = manifest.header(batch=batch.name, source=batch.source_name)
@@ -69,11 +72,14 @@ def render_batch(batch: spec.Batch, *, only: Sequence[str] = (),
                 limits.check_object(item, source=batch.source, path=f"{batch.name}/{path}")
             files[f"{batch.name}/{path}"] = manifest.document(items, head=head)
             objects.extend(i for i in items if validation.has_schema(i))
-        body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                "resources": rendered.resources}
+        body = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": rendered.resources,
+        }
         files[f"{batch.name}/{unit.directory}/kustomization.yaml"] = manifest.document(
-            [body], head=head)
+            [body], head=head
+        )
     if validate:
-        validation.check_objects(objects, version=batch.kubernetes_version,
-                                 source=batch.source)
+        validation.check_objects(objects, version=batch.kubernetes_version, source=batch.source)
     return dict(sorted(files.items()))

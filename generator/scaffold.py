@@ -63,8 +63,10 @@ def create(root: Path, options: Options = Options()) -> list[str]:
         taken.append(f"manifests/{options.batch}/")
     if taken:
         shown = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
-        raise UsageError(f"mlgen init never overwrites files, and {root} has {shown}; move "
-                         "them away or init another directory")
+        raise UsageError(
+            f"mlgen init never overwrites files, and {root} has {shown}; move "
+            "them away or init another directory"
+        )
     example = "batches/example.yaml"
     # Render before writing anything: a broken template must not leave half a scaffold.
     batches, problems = source.load_text(texts[example], source=example)
@@ -76,7 +78,12 @@ def create(root: Path, options: Options = Options()) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     (root / "manifests").mkdir(exist_ok=True)
-    plan = tree.plan(root / "manifests", rendered.files, scopes=rendered.scopes,
-                     batches=rendered.batches, prune=False)
+    plan = tree.plan(
+        root / "manifests",
+        rendered.files,
+        scopes=rendered.scopes,
+        batches=rendered.batches,
+        prune=False,
+    )
     tree.apply(plan)
     return [*texts, *(f"manifests/{p}" for p in sorted(rendered.files))]

@@ -25,8 +25,12 @@ def json_schema() -> dict[str, object]:
     definitions["MatrixEntry"] = entry
     jobs = definitions["Spec"]["properties"]["jobs"]
     jobs["items"] = {"anyOf": [jobs["items"], {"$ref": "#/$defs/MatrixEntry"}]}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            "title": "mlgen Batch", **body}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "mlgen Batch",
+        **body,
+    }
 
 
 def text() -> str:

@@ -35,8 +35,11 @@ _TYPE_FIXES = {
 def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
     """Every batch in every file (a directory stands for its *.yaml and *.yml files), or a
     `SpecError` listing every problem found."""
-    paths = [f for p in paths for f in (sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
-                                        if p.is_dir() else [p])]
+    paths = [
+        f
+        for p in paths
+        for f in (sorted([*p.glob("*.yaml"), *p.glob("*.yml")]) if p.is_dir() else [p])
+    ]
     batches: list[spec.Batch] = []
     problems: list[str] = []
     for path in paths:
@@ -53,9 +56,11 @@ def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
     seen: dict[str, str] = {}
     for batch in batches:
         if batch.name in seen:
-            problems.append(f"{batch.source}: metadata.name: batch {batch.name!r} is also "
-                            f"defined in {seen[batch.name]}; batch names must be unique "
-                            "(each renders to manifests/<name>/)")
+            problems.append(
+                f"{batch.source}: metadata.name: batch {batch.name!r} is also "
+                f"defined in {seen[batch.name]}; batch names must be unique "
+                "(each renders to manifests/<name>/)"
+            )
         seen.setdefault(batch.name, batch.source)
     if problems:
         files = [display_name(p) for p in paths]
@@ -85,8 +90,10 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
     except SpecError as e:
         return [], [str(e)]
     except RecursionError:
-        return [], [f"{source}: nested more than {limits.MAX_DEPTH} levels deep; no batch "
-                    "field is, so fix the structure"]
+        return [], [
+            f"{source}: nested more than {limits.MAX_DEPTH} levels deep; no batch "
+            "field is, so fix the structure"
+        ]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -104,11 +111,12 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
         duplicates: list[tuple[str, int]] = []
         _index_lines(node, "", lines, duplicates)
         for path, line in duplicates:
-            problems.append(f"{source}:{line}: {path}: key appears twice in one mapping; "
-                            "keep one")
+            problems.append(f"{source}:{line}: {path}: key appears twice in one mapping; keep one")
         if not isinstance(data, dict):
-            problems.append(f"{where}:{node.start_mark.line + 1}: a batch must be a mapping "
-                            "with apiVersion, kind, metadata and spec")
+            problems.append(
+                f"{where}:{node.start_mark.line + 1}: a batch must be a mapping "
+                "with apiVersion, kind, metadata and spec"
+            )
             continue
         expansion = matrix.expand(data)  # `matrix:` entries -> one job per combination
         if expansion.problems:
@@ -120,8 +128,9 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
             problems.extend(_describe(expansion.fold(e.errors()), source=source, lines=lines))
             continue
         batch, unresolved = spec.resolve(model, source=source)
-        problems.extend(_at(source, lines, expansion.origin(path), text)
-                        for path, text in unresolved)
+        problems.extend(
+            _at(source, lines, expansion.origin(path), text) for path, text in unresolved
+        )
         if not unresolved:
             batches.append(batch)
     return batches, problems
@@ -167,8 +176,9 @@ def _path(loc: Sequence[object]) -> str:
     return path
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int],
-                 duplicates: list[tuple[str, int]]) -> None:
+def _index_lines(
+    node: yaml.Node, path: str, lines: dict[str, int], duplicates: list[tuple[str, int]]
+) -> None:
     """Record the line of every path; note keys that repeat within a mapping."""
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):

@@ -42,8 +42,10 @@ def _dns_label(value: str) -> str:
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
-        raise ValueError("contains a NUL character, which no process argument or "
-                         "environment value can carry; remove it")
+        raise ValueError(
+            "contains a NUL character, which no process argument or "
+            "environment value can carry; remove it"
+        )
     return value
 
 
@@ -77,7 +79,7 @@ def _secret_ref(value: str) -> str:
 
 def _k8s_version(value: str) -> str:
     if not _K8S_VERSION.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Kubernetes minor version; write it like \"1.33\"")
+        raise ValueError(f'{value!r} is not a Kubernetes minor version; write it like "1.33"')
     features.check(value)
     return value
 
@@ -88,27 +90,40 @@ def _own_label(key: str) -> str:
 
 def _variant(value: str) -> str:
     if value not in variants.directories():
-        raise ValueError(f"{value!r} is not a variant; use one of "
-                         f"{', '.join(variants.directories())}")
+        raise ValueError(
+            f"{value!r} is not a variant; use one of {', '.join(variants.directories())}"
+        )
     return value
 
 
 def _strategy(value: str) -> str:
     if value not in variants.strategies("sequential"):
-        raise ValueError(f"{value!r} is not a sequential strategy; use one of "
-                         f"{', '.join(variants.strategies('sequential'))}")
+        raise ValueError(
+            f"{value!r} is not a sequential strategy; use one of "
+            f"{', '.join(variants.strategies('sequential'))}"
+        )
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label), WithJsonSchema(
-    {"type": "string", "maxLength": 63, "pattern": _DNS_LABEL.pattern})]
+DnsLabel = Annotated[
+    str,
+    AfterValidator(_dns_label),
+    WithJsonSchema({"type": "string", "maxLength": 63, "pattern": _DNS_LABEL.pattern}),
+]
 Text = Annotated[str, AfterValidator(_no_nul)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 OwnLabelKey = Annotated[LabelKey, AfterValidator(_own_label)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
-Duration = Annotated[str, AfterValidator(_duration), WithJsonSchema(
-    {"type": "string", "pattern": units.DURATION_PATTERN, "examples": ["30s", "20m", "2h"]})]
+Duration = Annotated[
+    str,
+    AfterValidator(_duration),
+    WithJsonSchema(
+        {"type": "string", "pattern": units.DURATION_PATTERN, "examples": ["30s", "20m", "2h"]}
+    ),
+]
+
+
 def _number_as_text(value: object) -> object:
     # Kubernetes itself accepts `nvidia.com/gpu: 1` and `cpu: 0.5` unquoted.
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -117,14 +132,23 @@ def _number_as_text(value: object) -> object:
 
 
 PositiveDuration = Annotated[Duration, AfterValidator(_positive_duration)]
-Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(rules.quantity),
-                     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
-                                     "examples": ["2", "500m", "8Gi"]})]
+Quantity = Annotated[
+    str,
+    BeforeValidator(_number_as_text),
+    AfterValidator(rules.quantity),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["2", "500m", "8Gi"]}
+    ),
+]
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
-Variant = Annotated[str, AfterValidator(_variant), WithJsonSchema(
-    {"enum": list(variants.directories())})]
-Strategy = Annotated[str, AfterValidator(_strategy), WithJsonSchema(
-    {"enum": list(variants.strategies("sequential"))})]
+Variant = Annotated[
+    str, AfterValidator(_variant), WithJsonSchema({"enum": list(variants.directories())})
+]
+Strategy = Annotated[
+    str,
+    AfterValidator(_strategy),
+    WithJsonSchema({"enum": list(variants.strategies("sequential"))}),
+]
 
 
 class _Model(BaseModel):
@@ -134,8 +158,11 @@ class _Model(BaseModel):
 ResourceName = Annotated[str, AfterValidator(rules.resource_name)]
 Image = Annotated[str, AfterValidator(_no_nul), AfterValidator(rules.image)]
 Command = Annotated[list[Text], AfterValidator(rules.command)]
-UserId = Annotated[int, AfterValidator(rules.user_id), WithJsonSchema(
-    {"type": "integer", "minimum": 0, "maximum": rules.INT32_MAX})]
+UserId = Annotated[
+    int,
+    AfterValidator(rules.user_id),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": rules.INT32_MAX}),
+]
 
 
 class Resources(_Model):
@@ -152,8 +179,7 @@ class Toleration(_Model):
 
     @model_validator(mode="after")
     def _api_rules(self) -> Toleration:
-        rules.toleration(self.key, self.operator, self.value, self.effect,
-                         self.tolerationSeconds)
+        rules.toleration(self.key, self.operator, self.value, self.effect, self.tolerationSeconds)
         return self
 
 
@@ -214,8 +240,9 @@ class Flux(_Model):
 
 class Spec(_Model):
     kubernetesVersion: Annotated[str, AfterValidator(_k8s_version)] = DEFAULT_KUBERNETES_VERSION
-    variants: list[Variant] = Field(default_factory=lambda: list(variants.directories()),
-                                    min_length=1)
+    variants: list[Variant] = Field(
+        default_factory=lambda: list(variants.directories()), min_length=1
+    )
     flux: Flux | None = None
     simulated: bool = False
     parallelism: int | None = Field(default=None, ge=1, le=100_000)
@@ -233,8 +260,10 @@ class Spec(_Model):
         seen: dict[str, int] = {}
         for position, job in enumerate(self.jobs):
             if job.name in seen:
-                raise ValueError(f"jobs[{position}].name {job.name!r} repeats "
-                                 f"jobs[{seen[job.name]}].name; job names must be unique")
+                raise ValueError(
+                    f"jobs[{position}].name {job.name!r} repeats "
+                    f"jobs[{seen[job.name]}].name; job names must be unique"
+                )
             seen[job.name] = position
         return self
 
@@ -315,38 +344,50 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
     jobs: list[Job] = []
     for position, entry in enumerate(spec.jobs):
         own = {name: getattr(entry, name) for name in JobFields.model_fields}
-        job = JobEntry.model_construct(name=entry.name, **{
-            name: value if value is not None else getattr(defaults, name)
-            for name, value in own.items()})
+        job = JobEntry.model_construct(
+            name=entry.name,
+            **{
+                name: value if value is not None else getattr(defaults, name)
+                for name, value in own.items()
+            },
+        )
         if not job.image:
-            problems.append((f"spec.jobs[{position}].image",
-                             "no image; set spec.defaults.image or the job's own image"))
+            problems.append(
+                (
+                    f"spec.jobs[{position}].image",
+                    "no image; set spec.defaults.image or the job's own image",
+                )
+            )
         pod_fields, pod_problems = podfields.resolve(
-            defaults, entry, at=f"spec.jobs[{position}]", version=spec.kubernetesVersion)
+            defaults, entry, at=f"spec.jobs[{position}]", version=spec.kubernetesVersion
+        )
         problems.extend(p for p in pod_problems if p not in problems)
-        jobs.append(Job(
-            name=job.name,
-            index=position,
-            image=job.image or "",
-            command=tuple(job.command) if job.command is not None else None,
-            args=tuple(job.args or ()),
-            env={**(defaults.env or {}), **(entry.env or {})},
-            secret_env={**(defaults.secretEnv or {}), **(entry.secretEnv or {})},
-            requests=dict(job.resources.requests) if job.resources else {},
-            limits=dict(job.resources.limits) if job.resources else {},
-            retries=job.retries or 0,
-            timeout_seconds=units.parse_duration(job.timeout) if job.timeout else None,
-            expected_seconds=(units.parse_duration(job.expectedDuration)
-                              if job.expectedDuration else None),
-            node_selector=dict(job.nodeSelector or {}),
-            tolerations=tuple(t.model_dump(exclude_none=True) for t in job.tolerations or ()),
-            service_account=job.serviceAccountName,
-            shm_size=job.shmSize,
-            run_as_user=job.runAsUser if job.runAsUser is not None else DEFAULT_RUN_AS_USER,
-            labels={**(defaults.labels or {}), **(entry.labels or {})},
-            simulate=job.simulate,
-            pod=pod_fields,
-        ))
+        jobs.append(
+            Job(
+                name=job.name,
+                index=position,
+                image=job.image or "",
+                command=tuple(job.command) if job.command is not None else None,
+                args=tuple(job.args or ()),
+                env={**(defaults.env or {}), **(entry.env or {})},
+                secret_env={**(defaults.secretEnv or {}), **(entry.secretEnv or {})},
+                requests=dict(job.resources.requests) if job.resources else {},
+                limits=dict(job.resources.limits) if job.resources else {},
+                retries=job.retries or 0,
+                timeout_seconds=units.parse_duration(job.timeout) if job.timeout else None,
+                expected_seconds=(
+                    units.parse_duration(job.expectedDuration) if job.expectedDuration else None
+                ),
+                node_selector=dict(job.nodeSelector or {}),
+                tolerations=tuple(t.model_dump(exclude_none=True) for t in job.tolerations or ()),
+                service_account=job.serviceAccountName,
+                shm_size=job.shmSize,
+                run_as_user=job.runAsUser if job.runAsUser is not None else DEFAULT_RUN_AS_USER,
+                labels={**(defaults.labels or {}), **(entry.labels or {})},
+                simulate=job.simulate,
+                pod=pod_fields,
+            )
+        )
         owner = f"spec.jobs[{position}]" if entry.resources is not None else "spec.defaults"
         for found in rules.resources(jobs[-1].requests, jobs[-1].limits):
             field, _, text = found.partition(": ")

@@ -72,8 +72,9 @@ class Timeline:
         """First Job start to last end; a Failed Job has no completionTime, so its pods'
         last finish counts instead."""
         starts = [j.start for j in self.jobs if j.start is not None]
-        ends = [t for t in [*(j.end for j in self.jobs), *(p.end for p in self.pods)]
-                if t is not None]
+        ends = [
+            t for t in [*(j.end for j in self.jobs), *(p.end for p in self.pods)] if t is not None
+        ]
         return (max(ends) - min(starts)) if starts and ends else 0.0
 
     def max_concurrency(self) -> int:
@@ -102,8 +103,10 @@ class Timeline:
             name = pods[-1].step or job
             where = f"job {name!r}" + (f" (index {index} of {job})" if index is not None else "")
             code = pods[-1].exit_code
-            out.append(f"{where} failed {len(pods)} time(s)"
-                       + (f", last exit code {code}" if code is not None else ""))
+            out.append(
+                f"{where} failed {len(pods)} time(s)"
+                + (f", last exit code {code}" if code is not None else "")
+            )
         return out
 
     def to_json(self) -> str:
@@ -117,14 +120,20 @@ class Timeline:
     def load(cls, path: Path) -> Timeline:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(batch=data["batch"], variant=data["variant"],
-                       namespace=data["namespace"], origin=data["origin"],
-                       jobs=[JobRecord(**j) for j in data["jobs"]],
-                       pods=[PodRecord(**p) for p in data["pods"]],
-                       resolution=float(data.get("resolution", API_RESOLUTION)))
+            return cls(
+                batch=data["batch"],
+                variant=data["variant"],
+                namespace=data["namespace"],
+                origin=data["origin"],
+                jobs=[JobRecord(**j) for j in data["jobs"]],
+                pods=[PodRecord(**p) for p in data["pods"]],
+                resolution=float(data.get("resolution", API_RESOLUTION)),
+            )
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UsageError(f"{path}: not a timeline written by mlgen ({e}); pass the JSON "
-                             "that `mlgen apply --timeline` or the conformance suite wrote") from e
+            raise UsageError(
+                f"{path}: not a timeline written by mlgen ({e}); pass the JSON "
+                "that `mlgen apply --timeline` or the conformance suite wrote"
+            ) from e
 
 
 def selector(batch: str, variant: str) -> str:
@@ -135,9 +144,11 @@ def recorder_for(client: kube.Kube, manifests: list[dict[str, Any]]) -> recorder
     """A recorder for the batch and variant these rendered objects belong to."""
     job = _first_job(manifests)
     labels = job["metadata"].get("labels") or {}
-    return recorder.Recorder(client, namespace=job["metadata"]["namespace"],
-                             selector=selector(labels.get(contract.PART_OF, ""),
-                                               labels.get(contract.VARIANT, "")))
+    return recorder.Recorder(
+        client,
+        namespace=job["metadata"]["namespace"],
+        selector=selector(labels.get(contract.PART_OF, ""), labels.get(contract.VARIANT, "")),
+    )
 
 
 def _first_job(manifests: list[dict[str, Any]]) -> dict[str, Any]:
@@ -147,20 +158,31 @@ def _first_job(manifests: list[dict[str, Any]]) -> dict[str, Any]:
     return job
 
 
-def collect_for(client: kube.Kube, manifests: list[dict[str, Any]], *,
-                recorded: recorder.Recorder | None = None) -> Timeline:
+def collect_for(
+    client: kube.Kube, manifests: list[dict[str, Any]], *, recorded: recorder.Recorder | None = None
+) -> Timeline:
     """The timeline of the batch and variant that these rendered objects belong to."""
     job = _first_job(manifests)
     labels = job["metadata"].get("labels") or {}
-    return collect(client, batch=labels.get(contract.PART_OF, ""),
-                   variant=labels.get(contract.VARIANT, ""),
-                   namespace=job["metadata"]["namespace"], manifests=manifests,
-                   recorded=recorded)
+    return collect(
+        client,
+        batch=labels.get(contract.PART_OF, ""),
+        variant=labels.get(contract.VARIANT, ""),
+        namespace=job["metadata"]["namespace"],
+        manifests=manifests,
+        recorded=recorded,
+    )
 
 
-def collect(client: kube.Kube, *, batch: str, variant: str, namespace: str,
-            manifests: list[dict[str, Any]] | None = None,
-            recorded: recorder.Recorder | None = None) -> Timeline:
+def collect(
+    client: kube.Kube,
+    *,
+    batch: str,
+    variant: str,
+    namespace: str,
+    manifests: list[dict[str, Any]] | None = None,
+    recorded: recorder.Recorder | None = None,
+) -> Timeline:
     """Read every Job of `batch`/`variant` in `namespace` and its pods from the cluster;
     with `recorded`, take every start and end from what the recorder's watches saw."""
     wanted = selector(batch, variant)
@@ -171,8 +193,9 @@ def collect(client: kube.Kube, *, batch: str, variant: str, namespace: str,
     present = {name for name, _, _ in raw_jobs}
     for obj in manifests or []:  # steps that never started are part of the story too
         if obj["kind"] == "Job" and obj["metadata"]["name"] not in present:
-            raw_jobs.append((obj["metadata"]["name"], obj["metadata"].get("annotations") or {},
-                             None))
+            raw_jobs.append(
+                (obj["metadata"]["name"], obj["metadata"].get("annotations") or {}, None)
+            )
     times = [j.status.start_time for j in jobs if j.status and j.status.start_time]
     times += [p.status.start_time for p in pods if p.status and p.status.start_time]
     origin = min(times) if times else None
@@ -186,20 +209,33 @@ def collect(client: kube.Kube, *, batch: str, variant: str, namespace: str,
         for condition in (status.conditions or []) if status else []:
             if condition.status == "True" and condition.type in ("Complete", "Failed"):
                 state = condition.type
-        records.append(JobRecord(
-            name=name, step=notes.get(contract.STEP_NAME, name),
-            wave=_wave(notes), status=state,
-            start=offset(status.start_time) if status else None,
-            end=offset(status.completion_time) if status else None,
-            failed_indexes=(status.failed_indexes or "") if status else ""))
+        records.append(
+            JobRecord(
+                name=name,
+                step=notes.get(contract.STEP_NAME, name),
+                wave=_wave(notes),
+                status=state,
+                start=offset(status.start_time) if status else None,
+                end=offset(status.completion_time) if status else None,
+                failed_indexes=(status.failed_indexes or "") if status else "",
+            )
+        )
     records.sort(key=lambda r: (r.wave, r.start if r.start is not None else float("inf")))
     steps = {name: notes.get(contract.STEP_NAME, "") for name, notes, _ in raw_jobs}
-    indexed = {name: notes[contract.JOB_NAMES].split(",") for name, notes, _ in raw_jobs
-               if notes.get(contract.JOB_NAMES)}
+    indexed = {
+        name: notes[contract.JOB_NAMES].split(",")
+        for name, notes, _ in raw_jobs
+        if notes.get(contract.JOB_NAMES)
+    }
     pod_records = [_pod(p, offset, steps=steps, indexed=indexed) for p in pods]
-    found = Timeline(batch=batch, variant=variant, namespace=namespace,
-                     origin=origin.isoformat() if origin else "", jobs=records,
-                     pods=pod_records)
+    found = Timeline(
+        batch=batch,
+        variant=variant,
+        namespace=namespace,
+        origin=origin.isoformat() if origin else "",
+        jobs=records,
+        pods=pod_records,
+    )
     if recorded is not None:
         found = _as_recorded(found, recorded)
     found.pods.sort(key=lambda p: (p.start if p.start is not None else float("inf"), p.name))
@@ -210,8 +246,11 @@ def collect(client: kube.Kube, *, batch: str, variant: str, namespace: str,
 def _as_recorded(found: Timeline, recorded: recorder.Recorder) -> Timeline:
     """The same records with the watch's times, re-based on the first recorded start; the
     API's times move to api_start/api_end."""
-    starts = [s.running for s in [*recorded.jobs.values(), *recorded.pods.values()]
-              if s.running is not None]
+    starts = [
+        s.running
+        for s in [*recorded.jobs.values(), *recorded.pods.values()]
+        if s.running is not None
+    ]
     base = min(starts) if starts else 0.0
 
     def at(moment: float | None) -> float | None:
@@ -220,15 +259,40 @@ def _as_recorded(found: Timeline, recorded: recorder.Recorder) -> Timeline:
     def seen(table: dict[str, recorder.Seen], name: str) -> recorder.Seen:
         return table.get(name) or recorder.Seen(created=0.0)
 
-    jobs = [JobRecord(**{**asdict(j), "api_start": j.start, "api_end": j.end,
-                         "start": at(seen(recorded.jobs, j.name).running),
-                         "end": at(seen(recorded.jobs, j.name).ended)}) for j in found.jobs]
-    pods = [PodRecord(**{**asdict(p), "api_start": p.start, "api_end": p.end,
-                         "start": at(seen(recorded.pods, p.name).running),
-                         "end": at(seen(recorded.pods, p.name).ended)}) for p in found.pods]
+    jobs = [
+        JobRecord(
+            **{
+                **asdict(j),
+                "api_start": j.start,
+                "api_end": j.end,
+                "start": at(seen(recorded.jobs, j.name).running),
+                "end": at(seen(recorded.jobs, j.name).ended),
+            }
+        )
+        for j in found.jobs
+    ]
+    pods = [
+        PodRecord(
+            **{
+                **asdict(p),
+                "api_start": p.start,
+                "api_end": p.end,
+                "start": at(seen(recorded.pods, p.name).running),
+                "end": at(seen(recorded.pods, p.name).ended),
+            }
+        )
+        for p in found.pods
+    ]
     origin = datetime.fromtimestamp(recorded.wall_origin + base).astimezone().isoformat()
-    return Timeline(batch=found.batch, variant=found.variant, namespace=found.namespace,
-                    origin=origin, jobs=jobs, pods=pods, resolution=recorder.RESOLUTION)
+    return Timeline(
+        batch=found.batch,
+        variant=found.variant,
+        namespace=found.namespace,
+        origin=origin,
+        jobs=jobs,
+        pods=pods,
+        resolution=recorder.RESOLUTION,
+    )
 
 
 def _wave(notes: dict[str, str]) -> int:
@@ -238,8 +302,9 @@ def _wave(notes: dict[str, str]) -> int:
         return 0  # not one of mlgen's Jobs; its place in the record does not matter
 
 
-def _pod(pod: Any, offset: Any, *, steps: dict[str, str],
-         indexed: dict[str, list[str]]) -> PodRecord:
+def _pod(
+    pod: Any, offset: Any, *, steps: dict[str, str], indexed: dict[str, list[str]]
+) -> PodRecord:
     labels = pod.metadata.labels or {}
     annotations = pod.metadata.annotations or {}
     terminated = running = None
@@ -253,11 +318,17 @@ def _pod(pod: Any, offset: Any, *, steps: dict[str, str],
     names = indexed.get(owner, [])
     step = names[index] if index is not None and index < len(names) else steps.get(owner, "")
     return PodRecord(
-        name=pod.metadata.name, job=owner, index=index,
+        name=pod.metadata.name,
+        job=owner,
+        index=index,
         attempt=int(annotations.get(contract.INDEX_FAILURE_COUNT, "0")) + 1,
-        node=pod.spec.node_name or "", phase=pod.status.phase or "",
-        start=offset(start), end=offset(terminated.finished_at) if terminated else None,
-        exit_code=terminated.exit_code if terminated else None, step=step)
+        node=pod.spec.node_name or "",
+        phase=pod.status.phase or "",
+        start=offset(start),
+        end=offset(terminated.finished_at) if terminated else None,
+        exit_code=terminated.exit_code if terminated else None,
+        step=step,
+    )
 
 
 def _number_attempts(pods: list[PodRecord]) -> list[PodRecord]:

@@ -41,4 +41,3 @@ def check_quantity(text: str) -> str:
     if not _QUANTITY.fullmatch(text):
         raise ValueError(f"{text!r} is not a Kubernetes quantity; write it like 2, 500m, 8Gi")
     return text
-

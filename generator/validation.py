@@ -23,25 +23,29 @@ from mlgen.errors import RenderError, SpecError
 
 
 def supported_versions() -> list[str]:
-    return sorted({kv_utils.major_minor(v) for v in kv_utils.all_versions()},
-                  key=lambda v: tuple(int(p) for p in v.split(".")))
+    return sorted(
+        {kv_utils.major_minor(v) for v in kv_utils.all_versions()},
+        key=lambda v: tuple(int(p) for p in v.split(".")),
+    )
 
 
 def check_version(version: str, *, source: str) -> str:
     """The bundled schema version to use for `version`, or a SpecError naming the range."""
     known = supported_versions()
     if version not in known:
-        raise SpecError(f"{source}: spec.kubernetesVersion: no schemas for Kubernetes {version} "
-                        f"in kubernetes-validate {kubernetes_validate.__version__}; use one of "
-                        f"{known[0]} to {known[-1]}")
+        raise SpecError(
+            f"{source}: spec.kubernetesVersion: no schemas for Kubernetes {version} "
+            f"in kubernetes-validate {kubernetes_validate.__version__}; use one of "
+            f"{known[0]} to {known[-1]}"
+        )
     return str(next(v for v in kv_utils.all_versions() if kv_utils.major_minor(v) == version))
 
 
 @functools.cache
 def _definitions(schema_version: str) -> Registry:
     defs = kv_utils.schema_contents(
-        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json",
-        schema_version)
+        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json", schema_version
+    )
     return Resource.from_contents(defs) @ Registry()
 
 
@@ -50,7 +54,8 @@ def _validator(schema_version: str, api_version: str, kind: str) -> Any:
     group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     schema = kv_utils.schema_contents(
         f"kubernetes-json-schema/v{schema_version}-local-strict/{kind.lower()}-{group}.json",
-        schema_version)
+        schema_version,
+    )
     registry = Resource.from_contents(schema) @ _definitions(schema_version)
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
 
@@ -61,7 +66,8 @@ def definition_error(value: object, definition: str, *, version: str) -> str | N
     schema_version = check_version(version, source="spec.kubernetesVersion")
     schema = {"$ref": f"https://kubernetes.io/api/_definitions.json#/$defs/{definition}"}
     validator = jsonschema.validators.Draft202012Validator(
-        schema, registry=_definitions(schema_version))
+        schema, registry=_definitions(schema_version)
+    )
     error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if error is None:
         return None
@@ -80,8 +86,8 @@ def _enum_strings(schema_version: str) -> frozenset[str] | None:
     """Every string any enum of the schemas allows; None if the schemas constrain strings
     in another way (a pattern, a length) outside the CRD definitions."""
     defs = kv_utils.schema_contents(
-        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json",
-        schema_version)
+        f"kubernetes-json-schema/v{schema_version}-local-strict/_definitions.json", schema_version
+    )
     enums: set[str] = set()
     unsafe = False
 
@@ -91,9 +97,15 @@ def _enum_strings(schema_version: str) -> frozenset[str] | None:
             for key, value in node.items():
                 if key == "enum" and isinstance(value, list):
                     enums.update(v for v in value if isinstance(v, str))
-                elif key in _STRING_RULES and not crd and not (
-                        key == "format" and value in ("int32", "int64", "double", "byte",
-                                                      "date-time", "int-or-string")):
+                elif (
+                    key in _STRING_RULES
+                    and not crd
+                    and not (
+                        key == "format"
+                        and value
+                        in ("int32", "int64", "double", "byte", "date-time", "int-or-string")
+                    )
+                ):
                     unsafe = True
                 walk(value, crd)
         elif isinstance(node, list):
@@ -123,8 +135,9 @@ def _shape(value: object, enums: frozenset[str]) -> object:
 
 def has_schema(obj: dict[str, Any]) -> bool:
     """Built-in kinds have bundled schemas; custom resources (Flux's) do not."""
-    return "." not in str(obj.get("apiVersion", "")).split("/")[0] or \
-        str(obj.get("apiVersion", "")).startswith("batch/")
+    return "." not in str(obj.get("apiVersion", "")).split("/")[0] or str(
+        obj.get("apiVersion", "")
+    ).startswith("batch/")
 
 
 def check_objects(objects: Iterable[dict[str, Any]], *, version: str, source: str) -> None:
@@ -146,7 +159,8 @@ def check_objects(objects: Iterable[dict[str, Any]], *, version: str, source: st
                 f"{source}: rendered {obj['kind']} {obj['metadata']['name']!r} fails Kubernetes "
                 f"{version} schema validation at {where}: {error.message}; this is a bug in "
                 "mlgen (features.py says which Kubernetes minor each field needs): please "
-                "report it with the batch file")
+                "report it with the batch file"
+            )
 
 
 def warnings(batch: spec.Batch) -> list[str]:
@@ -155,34 +169,52 @@ def warnings(batch: spec.Batch) -> list[str]:
     for job in batch.jobs:
         at = f"{batch.source}: spec.jobs[{job.index}]"
         if not job.requests:
-            out.append(f"{at}.resources.requests: job {job.name!r} requests no CPU or memory; "
-                       "the scheduler may pack it onto a full node. Set resources.requests")
+            out.append(
+                f"{at}.resources.requests: job {job.name!r} requests no CPU or memory; "
+                "the scheduler may pack it onto a full node. Set resources.requests"
+            )
         last = job.image.rsplit("/", 1)[-1]
         if "@" not in job.image and ":" not in last:
-            out.append(f"{at}.image: {job.image!r} has neither tag nor digest, so it floats "
-                       "to :latest; pin a tag or a digest (@sha256:...)")
+            out.append(
+                f"{at}.image: {job.image!r} has neither tag nor digest, so it floats "
+                "to :latest; pin a tag or a digest (@sha256:...)"
+            )
         elif last.endswith(":latest"):
-            out.append(f"{at}.image: {job.image!r} uses :latest, which changes under you; "
-                       "pin a tag or a digest")
+            out.append(
+                f"{at}.image: {job.image!r} uses :latest, which changes under you; "
+                "pin a tag or a digest"
+            )
         if job.expected_seconds is None:
-            out.append(f"{at}.expectedDuration: job {job.name!r} has no expectedDuration; "
-                       "estimates and conformance bounds count it as 0s. Set one")
+            out.append(
+                f"{at}.expectedDuration: job {job.name!r} has no expectedDuration; "
+                "estimates and conformance bounds count it as 0s. Set one"
+            )
     indexed = "parallel" in batch.variants or (
-        "sequential" in batch.variants and batch.strategy == "indexed")
+        "sequential" in batch.variants and batch.strategy == "indexed"
+    )
     shell_less = sorted({j.image for j in batch.jobs if _SHELL_LESS.search(j.image)})
     if indexed and shell_less:
-        out.append(f"{batch.source}: spec.jobs: {', '.join(map(repr, shell_less))} may have no "
-                   "shell: an Indexed Job (parallel variant, indexed strategy) starts each pod "
-                   "with mlgen's /bin/sh entrypoint. Use an image with sh (distroless: a :debug "
-                   "tag), or variants: [sequential] with strategy: waves")
+        out.append(
+            f"{batch.source}: spec.jobs: {', '.join(map(repr, shell_less))} may have no "
+            "shell: an Indexed Job (parallel variant, indexed strategy) starts each pod "
+            "with mlgen's /bin/sh entrypoint. Use an image with sh (distroless: a :debug "
+            "tag), or variants: [sequential] with strategy: waves"
+        )
     if batch.pod_security != "restricted":
-        out.append(f"{batch.source}: spec.podSecurity: {batch.pod_security!r} opts out of Pod "
-                   "Security \"restricted\" (pods may run as root or with more privilege); "
-                   "the namespace must enforce this level or lower "
-                   f"(pod-security.kubernetes.io/enforce: {batch.pod_security})")
-    if "sequential" in batch.variants and batch.strategy == "waves" \
-            and batch.on_failure == "continue":
-        out.append(f"{batch.source}: spec.sequential.onFailure: Argo CD stops at a failed "
-                   "wave whatever onFailure says; `continue` holds for `mlgen apply` only. "
-                   "Use strategy: indexed to run every step after a failure under Argo CD")
+        out.append(
+            f"{batch.source}: spec.podSecurity: {batch.pod_security!r} opts out of Pod "
+            'Security "restricted" (pods may run as root or with more privilege); '
+            "the namespace must enforce this level or lower "
+            f"(pod-security.kubernetes.io/enforce: {batch.pod_security})"
+        )
+    if (
+        "sequential" in batch.variants
+        and batch.strategy == "waves"
+        and batch.on_failure == "continue"
+    ):
+        out.append(
+            f"{batch.source}: spec.sequential.onFailure: Argo CD stops at a failed "
+            "wave whatever onFailure says; `continue` holds for `mlgen apply` only. "
+            "Use strategy: indexed to run every step after a failure under Argo CD"
+        )
     return out

@@ -19,10 +19,17 @@ BASE: dict[str, Any] = {
     "metadata": {"name": "demo", "namespace": "ml"},
     "spec": {
         "parallelism": 2,
-        "defaults": {"image": "busybox:1.36", "command": ["sh", "-c"],
-                     "resources": {"requests": {"cpu": "100m"}}, "expectedDuration": "2s"},
-        "jobs": [{"name": "a", "args": ["echo a"]}, {"name": "b", "args": ["echo b"]},
-                 {"name": "c", "args": ["echo c"]}],
+        "defaults": {
+            "image": "busybox:1.36",
+            "command": ["sh", "-c"],
+            "resources": {"requests": {"cpu": "100m"}},
+            "expectedDuration": "2s",
+        },
+        "jobs": [
+            {"name": "a", "args": ["echo a"]},
+            {"name": "b", "args": ["echo b"]},
+            {"name": "c", "args": ["echo c"]},
+        ],
     },
 }
 
@@ -38,21 +45,21 @@ def batch_doc(**spec_overrides: Any) -> dict[str, Any]:
 def write_batch(tmp_path: Path) -> Callable[..., Path]:
     def write(doc: Any = None, *, name: str = "batch.yaml", text: str | None = None) -> Path:
         path = tmp_path / name
-        path.write_text(text if text is not None else yaml.safe_dump(doc or BASE,
-                                                                     sort_keys=False))
+        path.write_text(text if text is not None else yaml.safe_dump(doc or BASE, sort_keys=False))
         return path
+
     return write
 
 
 def load(doc: dict[str, Any], *, source_name: str = "batch.yaml") -> spec.Batch:
-    batches, problems = source.load_text(yaml.safe_dump(doc, sort_keys=False),
-                                         source=source_name)
+    batches, problems = source.load_text(yaml.safe_dump(doc, sort_keys=False), source=source_name)
     assert not problems, problems
     return batches[0]
 
 
-def render_doc(doc: dict[str, Any], *, variants: tuple[str, ...] = (),
-               validate: bool = True) -> dict[str, str]:
+def render_doc(
+    doc: dict[str, Any], *, variants: tuple[str, ...] = (), validate: bool = True
+) -> dict[str, str]:
     return render.render_batch(load(doc), only=variants, validate=validate)
 
 

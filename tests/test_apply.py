@@ -18,19 +18,32 @@ from mlgen.errors import JobFailedError, UsageError
 from .conftest import batch_doc, objects, render_doc
 
 
-def job(name: str, wave: int, *, strategy: str = "waves", on_failure: str = "stop",
-        namespace: str = "ns") -> dict[str, Any]:
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": name, "namespace": namespace,
-                         "annotations": {contract.SYNC_WAVE: str(wave),
-                                         contract.STRATEGY: strategy,
-                                         contract.ON_FAILURE: on_failure,
-                                         contract.STEP_NAME: name}}}
+def job(
+    name: str,
+    wave: int,
+    *,
+    strategy: str = "waves",
+    on_failure: str = "stop",
+    namespace: str = "ns",
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {
+                contract.SYNC_WAVE: str(wave),
+                contract.STRATEGY: strategy,
+                contract.ON_FAILURE: on_failure,
+                contract.STEP_NAME: name,
+            },
+        },
+    }
 
 
 def test_plan_puts_configuration_first_and_groups_jobs_by_wave() -> None:
-    config = {"apiVersion": "v1", "kind": "ConfigMap",
-              "metadata": {"name": "c", "namespace": "ns"}}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}}
     config_objects, waves = apply.plan([job("b", 1), job("a", 0), config, job("c", 1)])
     assert [o["metadata"]["name"] for o in config_objects] == ["c"]
     assert [[j["metadata"]["name"] for j in w] for w in waves] == [["a"], ["b", "c"]]
@@ -59,45 +72,84 @@ class FakeCluster:
         self.calls.append(f"pod {name}")
         return "Failed" if name in self.failing else "Succeeded"
 
-    def wait_jobs(self, namespace: str, names: list[str], *, until: tuple[str, ...],
-                  timeout: float) -> dict[str, Any]:
+    def wait_jobs(
+        self, namespace: str, names: list[str], *, until: tuple[str, ...], timeout: float
+    ) -> dict[str, Any]:
         self.calls.append(f"job {','.join(names)}")
-        return {n: SimpleNamespace(status=SimpleNamespace(
-            conditions=[SimpleNamespace(type="Failed" if n in self.failing else "Complete",
-                                        status="True")], failed_indexes=None)) for n in names}
+        return {
+            n: SimpleNamespace(
+                status=SimpleNamespace(
+                    conditions=[
+                        SimpleNamespace(
+                            type="Failed" if n in self.failing else "Complete", status="True"
+                        )
+                    ],
+                    failed_indexes=None,
+                )
+            )
+            for n in names
+        }
 
 
 def test_each_wave_is_applied_only_after_the_previous_one_ended(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def no_sleep(seconds: float) -> None:
         raise AssertionError(f"apply slept {seconds}s; it must wait on watches, not timers")
 
     monkeypatch.setattr("time.sleep", no_sleep)
     cluster = FakeCluster()
-    outcome = apply.run(cluster, [job("a", 0), job("b", 1), job("c", 2)],  # type: ignore[arg-type]
-                        timeout=60, progress=lambda _: None)
-    assert cluster.calls == ["apply a", "pod a", "apply b", "pod b", "apply c", "pod c",
-                             "job a,b,c"]
+    outcome = apply.run(
+        cluster,
+        [job("a", 0), job("b", 1), job("c", 2)],  # type: ignore[arg-type]
+        timeout=60,
+        progress=lambda _: None,
+    )
+    assert cluster.calls == [
+        "apply a",
+        "pod a",
+        "apply b",
+        "pod b",
+        "apply c",
+        "pod c",
+        "job a,b,c",
+    ]
     assert [j.status for j in outcome.jobs] == ["Complete"] * 3
 
 
 def test_a_failed_step_stops_a_stop_chain_and_not_a_continue_chain() -> None:
     cluster = FakeCluster(failing={"b"})
     with pytest.raises(JobFailedError, match=r"job/b failed; 1 later step\(s\) not started"):
-        apply.run(cluster, [job("a", 0), job("b", 1), job("c", 2)],  # type: ignore[arg-type]
-                  timeout=60, progress=lambda _: None)
+        apply.run(
+            cluster,
+            [job("a", 0), job("b", 1), job("c", 2)],  # type: ignore[arg-type]
+            timeout=60,
+            progress=lambda _: None,
+        )
     assert "apply c" not in cluster.calls
     cluster = FakeCluster(failing={"b"})
     with pytest.raises(JobFailedError, match=r"job/b failed; 0 later step"):
-        apply.run(cluster, [job("a", 0), job("b", 1, on_failure="continue"),  # type: ignore[arg-type]
-                            job("c", 2)], timeout=60, progress=lambda _: None)
+        apply.run(
+            cluster,
+            [
+                job("a", 0),
+                job("b", 1, on_failure="continue"),  # type: ignore[arg-type]
+                job("c", 2),
+            ],
+            timeout=60,
+            progress=lambda _: None,
+        )
     assert "apply c" in cluster.calls
 
 
 def test_indexed_jobs_are_awaited_by_their_condition() -> None:
     cluster = FakeCluster()
-    apply.run(cluster, [job("one", 0, strategy="parallel")],  # type: ignore[arg-type]
-              timeout=60, progress=lambda _: None)
+    apply.run(
+        cluster,
+        [job("one", 0, strategy="parallel")],  # type: ignore[arg-type]
+        timeout=60,
+        progress=lambda _: None,
+    )
     assert cluster.calls == ["apply one", "job one"]
 
 
@@ -113,13 +165,17 @@ def write_tree(tmp_path: Path) -> Path:
 def test_apply_refuses_both_variants_of_one_batch_and_foreign_files(tmp_path: Path) -> None:
     root = write_tree(tmp_path)
     assert apply.load_dir(root / "demo" / "parallel")
-    with pytest.raises(UsageError, match=r"holds parallel and sequential variants of batch "
-                                         r"'demo'.*pass one variant directory"):
+    with pytest.raises(
+        UsageError,
+        match=r"holds parallel and sequential variants of batch "
+        r"'demo'.*pass one variant directory",
+    ):
         apply.load_dir(root)
     (root / "demo" / "parallel" / "extra.yaml").write_text("kind: ConfigMap\n")
     kustomization = root / "demo" / "parallel" / "kustomization.yaml"
-    kustomization.write_text(kustomization.read_text().replace(
-        "- job.yaml", "- job.yaml\n- extra.yaml"))
+    kustomization.write_text(
+        kustomization.read_text().replace("- job.yaml", "- job.yaml\n- extra.yaml")
+    )
     with pytest.raises(UsageError, match=r"extra\.yaml: was not rendered by mlgen"):
         apply.load_dir(root / "demo" / "parallel")
 
@@ -127,17 +183,23 @@ def test_apply_refuses_both_variants_of_one_batch_and_foreign_files(tmp_path: Pa
 def test_rendered_jobs_name_their_variant_unit() -> None:
     for obj in objects(render_doc(batch_doc())):
         if obj["kind"] == "Job":
-            assert apply.variant_of(obj).directory == \
-                obj["metadata"]["labels"][contract.VARIANT]
+            assert apply.variant_of(obj).directory == obj["metadata"]["labels"][contract.VARIANT]
 
 
 def test_failures_of_an_indexed_job_name_the_batch_jobs() -> None:
     class Failing(FakeCluster):
-        def wait_jobs(self, namespace: str, names: list[str], *, until: tuple[str, ...],
-                      timeout: float) -> dict[str, Any]:
-            return {n: SimpleNamespace(status=SimpleNamespace(
-                conditions=[SimpleNamespace(type="Failed", status="True")],
-                failed_indexes="1,3-4")) for n in names}
+        def wait_jobs(
+            self, namespace: str, names: list[str], *, until: tuple[str, ...], timeout: float
+        ) -> dict[str, Any]:
+            return {
+                n: SimpleNamespace(
+                    status=SimpleNamespace(
+                        conditions=[SimpleNamespace(type="Failed", status="True")],
+                        failed_indexes="1,3-4",
+                    )
+                )
+                for n in names
+            }
 
     sweep = job("sweep", 0, strategy="parallel")
     sweep["metadata"]["annotations"][contract.JOB_NAMES] = "lr-1,lr-2,lr-3,lr-4,lr-5"
@@ -149,8 +211,7 @@ def test_failures_of_an_indexed_job_name_the_batch_jobs() -> None:
 
 def test_a_missing_service_account_or_secret_is_named_before_anything_is_applied() -> None:
     doc = batch_doc()
-    doc["spec"]["defaults"].update(serviceAccountName="trainer",
-                                   secretEnv={"TOKEN": "wandb/key"})
+    doc["spec"]["defaults"].update(serviceAccountName="trainer", secretEnv={"TOKEN": "wandb/key"})
     jobs = [o for o in objects(render_doc(doc, variants=("sequential",))) if o["kind"] == "Job"]
     assert apply.references(jobs[0]) == {("ServiceAccount", "trainer"), ("Secret", "wandb")}
 
@@ -159,7 +220,10 @@ def test_a_missing_service_account_or_secret_is_named_before_anything_is_applied
             return kind == "Secret"
 
     cluster = Missing()
-    with pytest.raises(UsageError, match=r"needs ServiceAccount 'trainer', which namespace ml "
-                                         r"does not have.*kubectl -n ml create serviceaccount"):
+    with pytest.raises(
+        UsageError,
+        match=r"needs ServiceAccount 'trainer', which namespace ml "
+        r"does not have.*kubectl -n ml create serviceaccount",
+    ):
         apply.run(cluster, jobs, timeout=60, progress=lambda _: None)  # type: ignore[arg-type]
     assert cluster.calls == [], "nothing applied"

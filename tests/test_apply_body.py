@@ -11,8 +11,10 @@ from .test_delivery import ENV, HOSTILE
 
 
 def test_apply_body_reads_back_exactly_as_yaml_and_is_ascii() -> None:
-    obj = {"data": {f"k{i}": v for i, v in enumerate([*HOSTILE, *ENV.values()])},
-           "tricky": ["🚀", "\\ud83d\\ude80", "\\🚀", "\\\\🚀", "\U0010ffff", "\x85\u2029"]}
+    obj = {
+        "data": {f"k{i}": v for i, v in enumerate([*HOSTILE, *ENV.values()])},
+        "tricky": ["🚀", "\\ud83d\\ude80", "\\🚀", "\\\\🚀", "\U0010ffff", "\x85\u2029"],
+    }
     body = kube.apply_body(obj)
     assert body.isascii()
     assert yaml.safe_load(body.decode()) == obj

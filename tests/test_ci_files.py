@@ -14,8 +14,13 @@ def test_github_workflow_matches_the_github_workflow_schema() -> None:
     from check_jsonschema.cli.main_command import main as check_jsonschema
 
     with pytest.raises(SystemExit) as done:
-        check_jsonschema(["--builtin-schema", "vendor.github-workflows",
-                          str(ROOT / ".github/workflows/conformance.yaml")])
+        check_jsonschema(
+            [
+                "--builtin-schema",
+                "vendor.github-workflows",
+                str(ROOT / ".github/workflows/conformance.yaml"),
+            ]
+        )
     assert done.value.code == 0
 
 
@@ -48,9 +53,18 @@ def test_kind_workflow_local_control_plane_and_default_version_agree() -> None:
     config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
     assert {node["image"] for node in config["nodes"]} == {f"kindest/node:{versions.KUBERNETES}"}
     workflow = yaml.safe_load((ROOT / ".github/workflows/conformance.yaml").read_text())
-    kind_step = next(s for s in workflow["jobs"]["kind"]["steps"]
-                     if str(s.get("uses", "")).startswith("helm/kind-action"))
+    kind_step = next(
+        s
+        for s in workflow["jobs"]["kind"]["steps"]
+        if str(s.get("uses", "")).startswith("helm/kind-action")
+    )
     assert kind_step["with"]["kubectl_version"] == versions.KUBERNETES
     minor = ".".join(versions.KUBERNETES.removeprefix("v").split(".")[:2])
     assert spec.DEFAULT_KUBERNETES_VERSION == features.DEFAULT == minor
     assert minor in features.supported()
+
+
+def test_ci_enforces_the_format_lint_and_types() -> None:
+    script = (ROOT / ".ci/run").read_text()
+    for command in ("ruff format --check", "ruff check", "mypy"):
+        assert f".venv/bin/{command}" in script, command

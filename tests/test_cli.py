@@ -17,8 +17,10 @@ from .conftest import batch_doc, load
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", ["render", "validate", "estimate", "apply", "report",
-                                     "schema", "cluster", "cluster up"])
+@pytest.mark.parametrize(
+    "command",
+    ["render", "validate", "estimate", "apply", "report", "schema", "cluster", "cluster up"],
+)
 def test_every_command_has_help(runner: CliRunner, command: str) -> None:
     result = runner.invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0
@@ -37,22 +39,25 @@ def test_usage_errors_exit_2(runner: CliRunner, tmp_path: Path) -> None:
 
 
 def test_invalid_batch_exits_1_with_one_line_per_problem(
-        runner: CliRunner, write_batch: Callable[..., Path]) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path]
+) -> None:
     doc = batch_doc(parallelism="4")
     result = runner.invoke(app, ["validate", str(write_batch(doc))])
     assert result.exit_code == 1
     line = _line_of(write_batch(doc), "parallelism")
     assert result.output.strip().splitlines() == [
         f"error: batch.yaml:{line}: spec.parallelism: '4' is a string; write a whole number, "
-        "without quotes"]
+        "without quotes"
+    ]
 
 
 def _line_of(path: Path, key: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if key in line)
 
 
-def test_validate_warns_and_strict_fails(runner: CliRunner,
-                                         write_batch: Callable[..., Path]) -> None:
+def test_validate_warns_and_strict_fails(
+    runner: CliRunner, write_batch: Callable[..., Path]
+) -> None:
     doc = batch_doc()
     doc["spec"]["defaults"]["image"] = "busybox"
     path = write_batch(doc)
@@ -75,8 +80,9 @@ def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., P
     assert table.exit_code == 0 and "demo" in table.output and "14s" in table.output
     calibrated = path.parent / "epsilon.json"
     calibrated.write_text(json.dumps({"waves": 0.5, "indexed": 2.0}))
-    result = runner.invoke(app, ["estimate", "--json", "--overhead-from", str(calibrated),
-                                 str(path)])
+    result = runner.invoke(
+        app, ["estimate", "--json", "--overhead-from", str(calibrated), str(path)]
+    )
     (row,) = json.loads(result.output)
     # 14 + 3·0.5 + 1 (lag); parallel: (2+2, 2+2, 10+2) onto 2 slots = 16, + 1
     assert (row["sequentialSeconds"], row["parallelSeconds"]) == (16.5, 17.0)
@@ -85,11 +91,19 @@ def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., P
     assert result.exit_code == 2 and "not a calibration file" in result.output
 
 
-@pytest.mark.parametrize(("durations", "p", "makespan"), [
-    ([1, 1, 1, 1], 2, 2), ([5, 1, 1, 1], 2, 5), ([1, 5, 1, 1, 1], 2, 5), ([3] * 7, 3, 9),
-    ([4, 3, 2, 1], 1, 10)])
-def test_schedule_is_lowest_index_first_onto_p_slots(durations: list[float], p: int,
-                                                     makespan: float) -> None:
+@pytest.mark.parametrize(
+    ("durations", "p", "makespan"),
+    [
+        ([1, 1, 1, 1], 2, 2),
+        ([5, 1, 1, 1], 2, 5),
+        ([1, 5, 1, 1, 1], 2, 5),
+        ([3] * 7, 3, 9),
+        ([4, 3, 2, 1], 1, 10),
+    ],
+)
+def test_schedule_is_lowest_index_first_onto_p_slots(
+    durations: list[float], p: int, makespan: float
+) -> None:
     assert estimate.schedule(durations, p)[0] == makespan
     total = sum(durations)
     assert makespan >= max(total / p, max(durations))
@@ -109,7 +123,8 @@ def test_estimate_of_a_batch() -> None:
 
 def test_committed_json_schema_matches_the_models() -> None:
     assert schema.committed() == schema.text(), (
-        "the batch JSON Schema is stale: run mlgen schema -o generator/schema/batch.schema.json")
+        "the batch JSON Schema is stale: run mlgen schema -o generator/schema/batch.schema.json"
+    )
 
 
 def test_examples_validate_against_the_json_schema() -> None:
@@ -117,8 +132,9 @@ def test_examples_validate_against_the_json_schema() -> None:
 
     examples = sorted(str(p) for p in (ROOT / "examples").glob("*.yaml"))
     with pytest.raises(SystemExit) as done:
-        check_jsonschema(["--schemafile", str(ROOT / "generator/schema/batch.schema.json"),
-                          *examples])
+        check_jsonschema(
+            ["--schemafile", str(ROOT / "generator/schema/batch.schema.json"), *examples]
+        )
     assert done.value.code == 0
 
 
@@ -134,13 +150,22 @@ def test_timeline_measures_makespan_and_concurrency(tmp_path: Path) -> None:
 
     pod = timeline.PodRecord
     found = timeline.Timeline(
-        batch="b", variant="parallel", namespace="ns", origin="2026-01-01T00:00:00+00:00",
-        jobs=[timeline.JobRecord(name="j", step="j", wave=0, status="Failed", start=0.0,
-                                 end=None, failed_indexes="2")],
-        pods=[pod("p0", "j", 0, 1, "n", "Succeeded", 0.0, 3.0, 0),
-              pod("p1", "j", 1, 1, "n", "Succeeded", 0.0, 3.0, 0),
-              pod("p2", "j", 2, 1, "n", "Failed", 3.0, 5.0, 3),
-              pod("p3", "j", 2, 2, "n", "Failed", 15.0, 17.0, 3)])
+        batch="b",
+        variant="parallel",
+        namespace="ns",
+        origin="2026-01-01T00:00:00+00:00",
+        jobs=[
+            timeline.JobRecord(
+                name="j", step="j", wave=0, status="Failed", start=0.0, end=None, failed_indexes="2"
+            )
+        ],
+        pods=[
+            pod("p0", "j", 0, 1, "n", "Succeeded", 0.0, 3.0, 0),
+            pod("p1", "j", 1, 1, "n", "Succeeded", 0.0, 3.0, 0),
+            pod("p2", "j", 2, 1, "n", "Failed", 3.0, 5.0, 3),
+            pod("p3", "j", 2, 2, "n", "Failed", 15.0, 17.0, 3),
+        ],
+    )
     assert found.makespan == 17.0  # the failed Job's last pod, not 0
     assert found.max_concurrency() == 2  # p2 starts as p0 and p1 end: half-open intervals
     path = tmp_path / "t.json"

@@ -20,8 +20,9 @@ def test_down_all_with_no_clusters_succeeds(runner: CliRunner, tmp_path: Path) -
     assert result.exit_code == 2 and "--name NAME, or pass --all" in result.output
 
 
-def test_workdir_help_names_the_real_default(runner: CliRunner,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workdir_help_names_the_real_default(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MLGEN_CLUSTER_WORKDIR", raising=False)
     monkeypatch.delenv("MLGEN_CACHE_DIR", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_versions_live_in_one_place_and_key_the_cache() -> None:
-    assert versions.cache_key() == (f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}"
-                                    f"_kwok-{versions.KWOK}")
+    assert versions.cache_key() == (
+        f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}_kwok-{versions.KWOK}"
+    )
     assert versions.KUBERNETES.startswith("v1.36.") and versions.ETCD.startswith("v3.6.")
     assert versions.KWOK == "v0.8.0" and "v0." + versions.KUBERNETES[3:] == versions.STAGING
     pinned = [versions.KUBERNETES, versions.ETCD, versions.KWOK]
@@ -27,8 +28,9 @@ def test_versions_live_in_one_place_and_key_the_cache() -> None:
         assert not any(v in text for v in pinned), f"{path} repeats a pinned version"
 
 
-def test_cache_location_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_cache_location_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MLGEN_CACHE_DIR", str(tmp_path))
     assert build.bin_dir() == tmp_path / "bin" / versions.cache_key()
     assert not build.is_built(build.bin_dir())
@@ -53,8 +55,9 @@ def test_old_go_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         build.ensure_binaries(root=tmp_path, progress=lambda _: None)
 
 
-def test_unreachable_module_proxy_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
-                                                   tmp_path: Path) -> None:
+def test_unreachable_module_proxy_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import shutil
 
     go = shutil.which("go")
@@ -76,11 +79,18 @@ def _stages() -> dict[str, dict[str, object]]:
 
 def test_stage_file_covers_the_whole_lifecycle_without_jitter() -> None:
     stages = _stages()
-    assert set(stages) == {"mlgen-node-initialize", "mlgen-node-heartbeat", "mlgen-pod-start",
-                           "mlgen-pod-succeed", "mlgen-pod-fail", "mlgen-pod-delete"}
+    assert set(stages) == {
+        "mlgen-node-initialize",
+        "mlgen-node-heartbeat",
+        "mlgen-pod-start",
+        "mlgen-pod-succeed",
+        "mlgen-pod-fail",
+        "mlgen-pod-delete",
+    }
     text = local.stages_file().read_text()
     assert "jitter" not in text.replace("No stage has a jitter", "").replace(
-        "a jitter not larger", "")
+        "a jitter not larger", ""
+    )
 
 
 def test_succeed_and_fail_stages_are_exact_complements() -> None:
@@ -99,8 +109,9 @@ def test_node_pools_become_kwok_nodes_with_capacity() -> None:
     manifests = nodes.manifests(pools)
     assert len(manifests) == sum(p.count for p in pools)
     gpu = [n for n in manifests if "nvidia.com/gpu" in n["status"]["capacity"]]
-    assert gpu and all(n["metadata"]["annotations"] == {"kwok.x-k8s.io/node": "fake"}
-                       for n in manifests)
+    assert gpu and all(
+        n["metadata"]["annotations"] == {"kwok.x-k8s.io/node": "fake"} for n in manifests
+    )
     assert gpu[0]["spec"]["taints"][0]["key"] == "nvidia.com/gpu"
 
 

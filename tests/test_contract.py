@@ -15,16 +15,22 @@ from mlgen.cluster import local
 from .conftest import batch_doc, jobs_and_configs
 
 PACKAGE = Path(__file__).resolve().parent.parent / "generator"
-KEYS = {name: value for name, value in vars(contract).items()
-        if name.isupper() and isinstance(value, str) and "/" in value}
+KEYS = {
+    name: value
+    for name, value in vars(contract).items()
+    if name.isupper() and isinstance(value, str) and "/" in value
+}
 
 
 def test_each_contract_key_is_spelled_once_in_the_package() -> None:
     stages = local.stages_file().resolve()
     for name, value in KEYS.items():
-        spelled = [p for p in PACKAGE.rglob("*.py")
-                   if p.name != "contract.py" and re.search(rf"[\"']{re.escape(value)}[\"']",
-                                                            p.read_text(encoding="utf-8"))]
+        spelled = [
+            p
+            for p in PACKAGE.rglob("*.py")
+            if p.name != "contract.py"
+            and re.search(rf"[\"']{re.escape(value)}[\"']", p.read_text(encoding="utf-8"))
+        ]
         assert not spelled, f"contract.{name} ({value}) is retyped in {spelled}"
     assert stages.is_file()
 
@@ -36,8 +42,11 @@ def test_the_kwok_stages_read_the_keys_the_renderers_write() -> None:
     assert read, "the stages read no annotation at all?"
     unknown = read - set(KEYS.values())
     assert not unknown, f"the stages read keys the contract lacks: {unknown}"
-    assert {contract.EXPECTED_DURATION, contract.EXPECTED_DURATIONS,
-            contract.SIMULATE_FAILURE} <= read
+    assert {
+        contract.EXPECTED_DURATION,
+        contract.EXPECTED_DURATIONS,
+        contract.SIMULATE_FAILURE,
+    } <= read
     for stage in yaml.safe_load_all(text):
         assert stage["apiVersion"].startswith("kwok.x-k8s.io/")
 

@@ -28,10 +28,47 @@ from .test_delivery import ENV, HOSTILE
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = "mlgen.io/decoder-probe"
 # Strings that some YAML resolver reads as a number, boolean or null when plain.
-AMBIGUOUS = ["1e-2", "1e3", "08", "0o17", "0X1F", "0x1f", "+.5", "-.5e+3", ".inf", "-.Inf",
-             ".NaN", "1_000", "0b101", "190:20:30", "2001-12-14", "2001-12-14t21:59:43.10-05:00",
-             "y", "Y", "n", "N", "yes", "No", "on", "OFF", "true", "False", "null", "NULL", "~",
-             "", " ", "<<", "=", "-", "0", "-0", "007", "1.", "12e03"]
+AMBIGUOUS = [
+    "1e-2",
+    "1e3",
+    "08",
+    "0o17",
+    "0X1F",
+    "0x1f",
+    "+.5",
+    "-.5e+3",
+    ".inf",
+    "-.Inf",
+    ".NaN",
+    "1_000",
+    "0b101",
+    "190:20:30",
+    "2001-12-14",
+    "2001-12-14t21:59:43.10-05:00",
+    "y",
+    "Y",
+    "n",
+    "N",
+    "yes",
+    "No",
+    "on",
+    "OFF",
+    "true",
+    "False",
+    "null",
+    "NULL",
+    "~",
+    "",
+    " ",
+    "<<",
+    "=",
+    "-",
+    "0",
+    "-0",
+    "007",
+    "1.",
+    "12e03",
+]
 
 
 def kubectl() -> str:
@@ -46,8 +83,13 @@ def go_decoded(paths: list[Path]) -> list[dict[str, Any]]:
     args = [kubectl(), "annotate", "--local", "-o", "json", f"{PROBE}=1"]
     for path in paths:
         args += ["-f", str(path)]
-    proc = subprocess.run(args, capture_output=True, text=True, check=False,
-                          env={"KUBECONFIG": "/dev/null", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"KUBECONFIG": "/dev/null", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, f"kubectl could not decode {paths}: {proc.stderr.strip()}"
     items: list[dict[str, Any]] = []
     decoder, text, at = json.JSONDecoder(), proc.stdout, 0
@@ -79,16 +121,18 @@ def assert_identical(files: dict[str, str], root: Path) -> int:
     decoded, expected = go_decoded(paths), ours(paths)
     assert len(decoded) == len(expected)
     for go, py in zip(decoded, expected, strict=True):
-        assert go == py, f"{py['kind']} {py.get('metadata', {}).get('name')}: kubectl reads " \
-                         "it otherwise"
+        assert go == py, (
+            f"{py['kind']} {py.get('metadata', {}).get('name')}: kubectl reads it otherwise"
+        )
     return len(decoded)
 
 
 def test_the_examples_decode_identically_under_kubectl(tmp_path: Path) -> None:
     batches = source.load_files(sorted((ROOT / "examples").glob("*.yaml")))
     flux = {"source": "gitops", "path": "./manifests"}
-    batches += source.load_text(yaml.safe_dump(batch_doc(flux=flux, simulated=True)),
-                                source="flux.yaml")[0]
+    batches += source.load_text(
+        yaml.safe_dump(batch_doc(flux=flux, simulated=True)), source="flux.yaml"
+    )[0]
     files = render.render_all(batches).files
     assert assert_identical(files, tmp_path) >= 20
 
@@ -98,9 +142,12 @@ def ambiguous_batch() -> dict[str, Any]:
     doc["metadata"]["name"] = "08"
     doc["metadata"]["labels"] = {"y": "on", "no": "1e3", "x": "08"}
     doc["spec"]["jobs"] = [
-        {"name": "1e3", "args": AMBIGUOUS[: len(AMBIGUOUS) // 2],
-         "env": {"Y": "n", "ON": "1e-2", "NULL": "~", "_1e3": "0o17", **ENV}},
-        {"name": "0o17", "args": AMBIGUOUS[len(AMBIGUOUS) // 2:], "env": {"Y": "08"}},
+        {
+            "name": "1e3",
+            "args": AMBIGUOUS[: len(AMBIGUOUS) // 2],
+            "env": {"Y": "n", "ON": "1e-2", "NULL": "~", "_1e3": "0o17", **ENV},
+        },
+        {"name": "0o17", "args": AMBIGUOUS[len(AMBIGUOUS) // 2 :], "env": {"Y": "08"}},
         {"name": "y", "args": HOSTILE, "env": {"OFF": "yes"}},
     ]
     doc["spec"]["defaults"].update(secretEnv={"N": "y/on"}, labels={"on": "off"})
@@ -108,8 +155,7 @@ def ambiguous_batch() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("strategy", ["waves", "indexed"])
-def test_ambiguous_and_hostile_strings_decode_identically(tmp_path: Path,
-                                                         strategy: str) -> None:
+def test_ambiguous_and_hostile_strings_decode_identically(tmp_path: Path, strategy: str) -> None:
     doc = ambiguous_batch()
     doc["spec"]["sequential"] = {"strategy": strategy}
     batches, problems = source.load_text(yaml.safe_dump(doc), source="ambiguous.yaml")
@@ -117,29 +163,43 @@ def test_ambiguous_and_hostile_strings_decode_identically(tmp_path: Path,
     assert assert_identical(render.render_all(batches).files, tmp_path) >= 3
 
 
-plain = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",),
-                                       exclude_characters="\x00"), max_size=12)
-value = st.one_of(st.sampled_from(AMBIGUOUS), plain,
-                  st.from_regex(r"[-+.]?[0-9][0-9a-fA-FxXoObB_.:e+-]{0,8}", fullmatch=True))
-env_name = st.one_of(st.sampled_from(["Y", "N", "ON", "OFF", "NULL", "TRUE", "y", "no", "_0"]),
-                     st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True))
+plain = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    max_size=12,
+)
+value = st.one_of(
+    st.sampled_from(AMBIGUOUS),
+    plain,
+    st.from_regex(r"[-+.]?[0-9][0-9a-fA-FxXoObB_.:e+-]{0,8}", fullmatch=True),
+)
+env_name = st.one_of(
+    st.sampled_from(["Y", "N", "ON", "OFF", "NULL", "TRUE", "y", "no", "_0"]),
+    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True),
+)
 label = st.from_regex(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,6}[A-Za-z0-9])?", fullmatch=True)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(args=st.lists(value, min_size=1, max_size=6),
-       env=st.dictionaries(env_name, value, max_size=5),
-       labels=st.dictionaries(label, label, max_size=3))
-def test_arbitrary_strings_decode_identically(args: list[str], env: dict[str, str],
-                                              labels: dict[str, str],
-                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+@given(
+    args=st.lists(value, min_size=1, max_size=6),
+    env=st.dictionaries(env_name, value, max_size=5),
+    labels=st.dictionaries(label, label, max_size=3),
+)
+def test_arbitrary_strings_decode_identically(
+    args: list[str],
+    env: dict[str, str],
+    labels: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     doc = batch_doc()
-    doc["metadata"]["labels"] = {k: v for k, v in labels.items()
-                                 if "/" not in k and not k.startswith("mlgen")}
+    doc["metadata"]["labels"] = {
+        k: v for k, v in labels.items() if "/" not in k and not k.startswith("mlgen")
+    }
     doc["spec"]["jobs"][0]["args"] = args
     doc["spec"]["jobs"][0]["env"] = env
     doc["spec"]["jobs"][1]["args"] = list(reversed(args))
-    batches, problems = source.load_text(yaml.safe_dump(doc, allow_unicode=False),
-                                         source="batch.yaml")
+    batches, problems = source.load_text(
+        yaml.safe_dump(doc, allow_unicode=False), source="batch.yaml"
+    )
     assert not problems, problems
     assert_identical(render.render_all(batches).files, tmp_path_factory.mktemp("decode"))

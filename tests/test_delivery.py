@@ -21,15 +21,55 @@ import yaml
 from .conftest import batch_doc, objects, render_doc
 
 HOSTILE = [
-    "plain", "", " ", "two words", "'single'", '"double"', "$(HOME)", "$HOME", "${HOME}",
-    "$$", "$", "a$", "$(", "`id`", "$(id)", "*", "?", "[a-z]*", "~", "line\nbreak",
-    "trailing\n\n", "\ttab", "cr\r", "back\\slash", "\\n", "héllo ✓ 日本 🚀", "--lr",
-    "-", "-n", "-e", "x=y", ";rm -rf /", "a && b | c > d", "%s%d", "#comment",
-    "end\\", "'\"'\"'", "\u2028\u0085",
-    "multi\nline\u2028sep\x85", " leading and trailing \n",
+    "plain",
+    "",
+    " ",
+    "two words",
+    "'single'",
+    '"double"',
+    "$(HOME)",
+    "$HOME",
+    "${HOME}",
+    "$$",
+    "$",
+    "a$",
+    "$(",
+    "`id`",
+    "$(id)",
+    "*",
+    "?",
+    "[a-z]*",
+    "~",
+    "line\nbreak",
+    "trailing\n\n",
+    "\ttab",
+    "cr\r",
+    "back\\slash",
+    "\\n",
+    "héllo ✓ 日本 🚀",
+    "--lr",
+    "-",
+    "-n",
+    "-e",
+    "x=y",
+    ";rm -rf /",
+    "a && b | c > d",
+    "%s%d",
+    "#comment",
+    "end\\",
+    "'\"'\"'",
+    "\u2028\u0085",
+    "multi\nline\u2028sep\x85",
+    " leading and trailing \n",
 ]
-ENV = {"SPACE": "a b", "DOLLAR": "$(HOME)$$x", "EMPTY": "", "NEWLINES": "\n\nx\n\n",
-       "QUOTES": "'\"`", "UNICODE": "日本 ✓"}
+ENV = {
+    "SPACE": "a b",
+    "DOLLAR": "$(HOME)$$x",
+    "EMPTY": "",
+    "NEWLINES": "\n\nx\n\n",
+    "QUOTES": "'\"`",
+    "UNICODE": "日本 ✓",
+}
 PROBE = """import json, os, sys
 names = json.loads(sys.argv[1])
 print(json.dumps({"argv": sys.argv[2:], "env": {k: os.environ.get(k) for k in names},
@@ -52,7 +92,7 @@ def k8s_expand(value: str, env: dict[str, str]) -> str:
             if nxt == "(":
                 close = value.find(")", i + 2)
                 if close != -1:
-                    name = value[i + 2:close]
+                    name = value[i + 2 : close]
                     out.append(env.get(name, f"$({name})"))
                     i = close + 1
                     continue
@@ -78,8 +118,9 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
 
 def run(argv: list[str], env: dict[str, str], names: list[str]) -> dict[str, Any]:
     base = {"PATH": os.environ["PATH"], "LC_ALL": "C.UTF-8"}
-    result = subprocess.run([argv[0], *argv[1:]], env={**base, **env}, capture_output=True,
-                            check=True)
+    result = subprocess.run(
+        [argv[0], *argv[1:]], env={**base, **env}, capture_output=True, check=True
+    )
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
@@ -93,10 +134,18 @@ def hostile_batch(probe: Path, *, per_job_secrets: bool = True) -> dict[str, Any
     names = json.dumps([*ENV, "SHARED", "COMMON", "TOKEN"])
     chunks = [HOSTILE[i::3] for i in range(3)]
     doc["spec"]["jobs"] = [
-        {"name": "a", "args": [names, *chunks[0]], "env": dict(ENV),
-         "secretEnv": {"TOKEN": "tok-a/key"}},
-        {"name": "b", "args": [names, *chunks[1]], "env": {"SPACE": "other one"},
-         "secretEnv": {"TOKEN": "tok-b/key"}},
+        {
+            "name": "a",
+            "args": [names, *chunks[0]],
+            "env": dict(ENV),
+            "secretEnv": {"TOKEN": "tok-a/key"},
+        },
+        {
+            "name": "b",
+            "args": [names, *chunks[1]],
+            "env": {"SPACE": "other one"},
+            "secretEnv": {"TOKEN": "tok-b/key"},
+        },
         {"name": "c", "args": [names, *chunks[2]], "env": {}},
     ]
     if not per_job_secrets:
@@ -124,7 +173,8 @@ def probe(tmp_path: Path) -> Path:
 @pytest.mark.skipif(shutil.which("dash") is None, reason="needs dash, Debian's /bin/sh")
 @pytest.mark.parametrize("strategy", ["parallel", "indexed"])
 def test_indexed_entrypoint_delivers_values_byte_for_byte(
-        tmp_path: Path, probe: Path, strategy: str) -> None:
+    tmp_path: Path, probe: Path, strategy: str
+) -> None:
     doc = hostile_batch(probe, per_job_secrets=False)
     variant = "parallel" if strategy == "parallel" else "sequential"
     doc["spec"]["sequential"] = {"strategy": "indexed"}
@@ -141,8 +191,11 @@ def test_indexed_entrypoint_delivers_values_byte_for_byte(
     env = container_env(container)
     # An optional secret the kubelet could not find is simply absent; here all exist.
     for index, entry in enumerate(doc["spec"]["jobs"]):
-        argv = ["dash", str(mount / "entrypoint.sh"),
-                *(k8s_expand(a, env) for a in container.get("args", []))]
+        argv = [
+            "dash",
+            str(mount / "entrypoint.sh"),
+            *(k8s_expand(a, env) for a in container.get("args", [])),
+        ]
         got = run(argv, {**env, "JOB_COMPLETION_INDEX": str(index)}, [])
         assert got["argv"] == entry["args"][1:], f"index {index}"
         assert got["env"] == expected_env(entry), f"index {index}"
@@ -173,9 +226,13 @@ def test_missing_secret_stops_the_pod_with_a_message(tmp_path: Path, probe: Path
         (tmp_path / key).write_text(value)
     container = job["spec"]["template"]["spec"]["containers"][0]
     env = {k: v for k, v in container_env(container).items() if k != "MLGEN_SECRET_0"}
-    result = subprocess.run(["dash", str(tmp_path / "entrypoint.sh"), "true"],
-                            env={**env, "JOB_COMPLETION_INDEX": "0", "PATH": os.environ["PATH"]},
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["dash", str(tmp_path / "entrypoint.sh"), "true"],
+        env={**env, "JOB_COMPLETION_INDEX": "0", "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0
     assert "the secret for COMMON is missing" in result.stderr
 
@@ -185,7 +242,9 @@ def test_rendered_yaml_round_trips_hostile_values_exactly(probe: Path) -> None:
     for text in render_doc(doc).values():
         for obj in yaml.safe_load_all(text):
             assert obj is not None
-    (config,) = [o for o in objects(render_doc(doc, variants=("parallel",)))
-                 if o["kind"] == "ConfigMap"]
-    assert [config["data"][f"0.arg.{k}"] for k in range(len(doc["spec"]["jobs"][0]["args"]))] \
-        == doc["spec"]["jobs"][0]["args"]
+    (config,) = [
+        o for o in objects(render_doc(doc, variants=("parallel",))) if o["kind"] == "ConfigMap"
+    ]
+    assert [
+        config["data"][f"0.arg.{k}"] for k in range(len(doc["spec"]["jobs"][0]["args"]))
+    ] == doc["spec"]["jobs"][0]["args"]

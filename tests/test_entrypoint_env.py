@@ -28,15 +28,72 @@ from .conftest import batch_doc, objects, render_doc
 SHELLS = {"dash": ["dash"], "busybox": ["busybox", "sh"], "bash": ["bash", "--posix"]}
 # Variables some POSIX shell reads, sets or refuses (dash exits at start on OPTIND=x,
 # bash refuses to assign UID), plus the names the old entrypoint used for itself.
-SPECIAL = ["IFS", "OPTIND", "OPTARG", "PATH", "PS1", "PS2", "PS4", "ENV", "HOME", "PWD",
-           "OLDPWD", "SHLVL", "_", "LINENO", "PPID", "UID", "EUID", "RANDOM", "SECONDS",
-           "HOSTNAME", "SHELLOPTS", "BASHOPTS", "BASH_ENV", "BASH_VERSINFO", "CDPATH",
-           "LANG", "LC_ALL", "TMOUT", "HISTFILE", "MAIL", "MAILPATH", "FCEDIT",
-           "POSIXLY_CORRECT", "GLOBIGNORE", "BASH_XTRACEFD", "TERM", "SHELL", "FUNCNAME",
-           "HISTSIZE", "MAILCHECK", "PS0", "COLUMNS", "LINES", "ENV_TOOL", "TMPDIR"]
+SPECIAL = [
+    "IFS",
+    "OPTIND",
+    "OPTARG",
+    "PATH",
+    "PS1",
+    "PS2",
+    "PS4",
+    "ENV",
+    "HOME",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+    "LINENO",
+    "PPID",
+    "UID",
+    "EUID",
+    "RANDOM",
+    "SECONDS",
+    "HOSTNAME",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "BASH_ENV",
+    "BASH_VERSINFO",
+    "CDPATH",
+    "LANG",
+    "LC_ALL",
+    "TMOUT",
+    "HISTFILE",
+    "MAIL",
+    "MAILPATH",
+    "FCEDIT",
+    "POSIXLY_CORRECT",
+    "GLOBIGNORE",
+    "BASH_XTRACEFD",
+    "TERM",
+    "SHELL",
+    "FUNCNAME",
+    "HISTSIZE",
+    "MAILCHECK",
+    "PS0",
+    "COLUMNS",
+    "LINES",
+    "ENV_TOOL",
+    "TMPDIR",
+]
 LETTERS = list(string.ascii_letters)
-VALUES = ["x", "", "a b", "x=y", "\n", "trailing\n\n", "$(id)`id`$HOME", "*", "-", "--",
-          "日本 ✓", "\\n", "'\"", "0", "-1", "99999999999999999999"]
+VALUES = [
+    "x",
+    "",
+    "a b",
+    "x=y",
+    "\n",
+    "trailing\n\n",
+    "$(id)`id`$HOME",
+    "*",
+    "-",
+    "--",
+    "日本 ✓",
+    "\\n",
+    "'\"",
+    "0",
+    "-1",
+    "99999999999999999999",
+]
 ENV_TOOL = next((p for p in ("/usr/bin/env", "/bin/env") if Path(p).exists()), "env")
 # Variables a shell sets for the processes it starts when nobody else did.
 HOUSEKEEPING = {"PWD", "SHLVL", "_", "OLDPWD"}
@@ -57,8 +114,9 @@ def lay_out(files: dict[str, str], mount: Path) -> dict[str, Any]:
     return job["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
 
 
-def run_index(shell: str, mount: Path, container: dict[str, Any], index: int,
-              *, inherited: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+def run_index(
+    shell: str, mount: Path, container: dict[str, Any], index: int, *, inherited: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
     """The env and argv the command sees (the command is `env -0`, or the probe given)."""
     env = dict(inherited)
     for entry in container.get("env", []):
@@ -67,8 +125,12 @@ def run_index(shell: str, mount: Path, container: dict[str, Any], index: int,
         env[entry["name"]] = f"secret:{ref['name']}/{ref['key']}"
     env["JOB_COMPLETION_INDEX"] = str(index)
     args = [a.replace("$$", "$") for a in container["args"]]
-    result = subprocess.run([*SHELLS[shell], str(mount / "entrypoint.sh"), *args], env=env,
-                            capture_output=True, check=False)
+    result = subprocess.run(
+        [*SHELLS[shell], str(mount / "entrypoint.sh"), *args],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     out: dict[str, str] = {}
     for item in result.stdout.decode("utf-8").split("\0"):
@@ -86,14 +148,14 @@ def env_batch(shared: dict[str, str], own: list[dict[str, str]]) -> dict[str, An
     return doc
 
 
-def check_env(shell: str, tmp_path: Path, shared: dict[str, str],
-              own: list[dict[str, str]]) -> None:
+def check_env(
+    shell: str, tmp_path: Path, shared: dict[str, str], own: list[dict[str, str]]
+) -> None:
     files = render_doc(env_batch(shared, own), variants=("parallel",), validate=False)
     mount = Path(tempfile.mkdtemp(dir=tmp_path, prefix=shell))  # hypothesis reuses tmp_path
     container = lay_out(files, mount)
     inherited = {"PATH": "/usr/bin:/bin", "HOSTNAME": "pod-0", "KUBERNETES_PORT": "tcp://x"}
-    extra_keys = {k.split(".env.")[-1] for k in
-                  (p.name for p in mount.iterdir()) if ".env." in k}
+    extra_keys = {k.split(".env.")[-1] for k in (p.name for p in mount.iterdir()) if ".env." in k}
     for index, env in enumerate(own):
         got, _ = run_index(shell, mount, container, index, inherited=inherited)
         given = {**shared, **env}
@@ -109,30 +171,42 @@ def check_env(shell: str, tmp_path: Path, shared: dict[str, str],
 
 @pytest.mark.parametrize("shell", list(SHELLS))
 def test_every_letter_and_shell_variable_arrives_exactly_as_given(
-        shell: str, tmp_path: Path) -> None:
+    shell: str, tmp_path: Path
+) -> None:
     if not available(shell):
         pytest.skip(f"{SHELLS[shell][0]} is not installed (.ci/run installs it)")
     names = LETTERS + SPECIAL
     shared = {n: VALUES[i % len(VALUES)] for i, n in enumerate(names[::2])}
-    own = [{n: f"{n} of job 0\n" for n in names[1::2]},
-           {n: VALUES[(i + 3) % len(VALUES)] for i, n in enumerate(names[1::2])}]
+    own = [
+        {n: f"{n} of job 0\n" for n in names[1::2]},
+        {n: VALUES[(i + 3) % len(VALUES)] for i, n in enumerate(names[1::2])},
+    ]
     check_env(shell, tmp_path, shared, own)
 
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True).filter(
-    lambda n: n != "JOB_COMPLETION_INDEX" and not n.startswith("MLGEN_"))
-values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",),
-                                        exclude_characters="\x00"), max_size=12)
+    lambda n: n != "JOB_COMPLETION_INDEX" and not n.startswith("MLGEN_")
+)
+values = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    max_size=12,
+)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(shared=st.dictionaries(st.one_of(names, st.sampled_from(SPECIAL + LETTERS)), values,
-                              max_size=6),
-       own=st.dictionaries(st.one_of(names, st.sampled_from(SPECIAL + LETTERS)), values,
-                           max_size=6))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    shared=st.dictionaries(
+        st.one_of(names, st.sampled_from(SPECIAL + LETTERS)), values, max_size=6
+    ),
+    own=st.dictionaries(st.one_of(names, st.sampled_from(SPECIAL + LETTERS)), values, max_size=6),
+)
 def test_any_env_names_and_values_arrive_exactly_under_every_shell(
-        tmp_path: Path, shared: dict[str, str], own: dict[str, str]) -> None:
+    tmp_path: Path, shared: dict[str, str], own: dict[str, str]
+) -> None:
     own = {k: v for k, v in own.items() if k not in shared}
     for shell in SHELLS:
         if available(shell):
@@ -140,8 +214,7 @@ def test_any_env_names_and_values_arrive_exactly_under_every_shell(
 
 
 @pytest.mark.parametrize("shell", list(SHELLS))
-def test_entrypoint_needs_no_tool_on_path_and_keeps_args_exact(
-        shell: str, tmp_path: Path) -> None:
+def test_entrypoint_needs_no_tool_on_path_and_keeps_args_exact(shell: str, tmp_path: Path) -> None:
     if not available(shell):
         pytest.skip(f"{SHELLS[shell][0]} is not installed")
     printf = shutil.which("printf") or "/usr/bin/printf"
@@ -149,25 +222,33 @@ def test_entrypoint_needs_no_tool_on_path_and_keeps_args_exact(
     doc["spec"]["defaults"]["command"] = [printf, "[%s]"]
     doc["spec"]["defaults"]["env"] = {"PATH": "/nonexistent"}
     doc["spec"]["jobs"] = [{"name": "a", "args": ["x\n", "", "$(HOME) *"]}]
-    container = lay_out(render_doc(doc, variants=("parallel",), validate=False),
-                        tmp_path / shell)
+    container = lay_out(render_doc(doc, variants=("parallel",), validate=False), tmp_path / shell)
     env = {"PATH": "/nonexistent", "JOB_COMPLETION_INDEX": "0"}
-    result = subprocess.run([shutil.which(SHELLS[shell][0]) or "", *SHELLS[shell][1:],
-                             str(tmp_path / shell / "entrypoint.sh"),
-                             *[a.replace("$$", "$") for a in container["args"]]],
-                            env=env, capture_output=True, check=False)
+    result = subprocess.run(
+        [
+            shutil.which(SHELLS[shell][0]) or "",
+            *SHELLS[shell][1:],
+            str(tmp_path / shell / "entrypoint.sh"),
+            *[a.replace("$$", "$") for a in container["args"]],
+        ],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"[x\n][][$(HOME) *]"
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({"JOB_COMPLETION_INDEX": "0"}, "'JOB_COMPLETION_INDEX' is reserved"),
-    ({"MLGEN_SECRET_0": "x"}, "'MLGEN_SECRET_0' is reserved"),
-    ({"MLGEN_V": "x"}, "'MLGEN_V' is reserved"),
-    ({"A" * 244: "x"}, "an environment variable name may have at most 243"),
-])
-def test_reserved_and_overlong_env_names_are_refused(env: dict[str, str],
-                                                     expected: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"JOB_COMPLETION_INDEX": "0"}, "'JOB_COMPLETION_INDEX' is reserved"),
+        ({"MLGEN_SECRET_0": "x"}, "'MLGEN_SECRET_0' is reserved"),
+        ({"MLGEN_V": "x"}, "'MLGEN_V' is reserved"),
+        ({"A" * 244: "x"}, "an environment variable name may have at most 243"),
+    ],
+)
+def test_reserved_and_overlong_env_names_are_refused(env: dict[str, str], expected: str) -> None:
     for place in ("env", "secretEnv"):
         doc = batch_doc()
         doc["spec"]["jobs"][0][place] = {k: "s/k" for k in env} if place == "secretEnv" else env
@@ -177,7 +258,8 @@ def test_reserved_and_overlong_env_names_are_refused(env: dict[str, str],
 
 @pytest.mark.parametrize("strategy", ["parallel", "indexed"])
 def test_per_job_secrets_are_refused_in_indexed_jobs_with_why_and_what_instead(
-        strategy: str) -> None:
+    strategy: str,
+) -> None:
     doc = batch_doc(sequential={"strategy": "indexed"})
     doc["spec"]["jobs"][1]["secretEnv"] = {"TOKEN": "tok-b/key"}
     variant = "parallel" if strategy == "parallel" else "sequential"

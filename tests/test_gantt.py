@@ -16,12 +16,27 @@ from mlgen.errors import UsageError
 def _parallel_run() -> timeline.Timeline:
     pod = timeline.PodRecord
     return timeline.Timeline(
-        batch="sweep", variant="parallel", namespace="ns", origin="2026-01-01T00:00:00+00:00",
-        jobs=[timeline.JobRecord(name="sweep-par-1234", step="sweep-par-1234", wave=0,
-                                 status="Failed", start=0.0, end=None, failed_indexes="1")],
-        pods=[pod("p0", "sweep-par-1234", 0, 1, "n", "Succeeded", 0.0, 3.0, 0, step="lr-1e-2"),
-              pod("p1", "sweep-par-1234", 1, 1, "n", "Failed", 0.0, 2.0, 3, step="lr-1e-3"),
-              pod("p2", "sweep-par-1234", 1, 2, "n", "Failed", 4.0, 6.0, 3, step="lr-1e-3")])
+        batch="sweep",
+        variant="parallel",
+        namespace="ns",
+        origin="2026-01-01T00:00:00+00:00",
+        jobs=[
+            timeline.JobRecord(
+                name="sweep-par-1234",
+                step="sweep-par-1234",
+                wave=0,
+                status="Failed",
+                start=0.0,
+                end=None,
+                failed_indexes="1",
+            )
+        ],
+        pods=[
+            pod("p0", "sweep-par-1234", 0, 1, "n", "Succeeded", 0.0, 3.0, 0, step="lr-1e-2"),
+            pod("p1", "sweep-par-1234", 1, 1, "n", "Failed", 0.0, 2.0, 3, step="lr-1e-3"),
+            pod("p2", "sweep-par-1234", 1, 2, "n", "Failed", 4.0, 6.0, 3, step="lr-1e-3"),
+        ],
+    )
 
 
 def test_svg_rows_and_failures_name_jobs(tmp_path: Path) -> None:
@@ -32,8 +47,9 @@ def test_svg_rows_and_failures_name_jobs(tmp_path: Path) -> None:
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert "lr-1e-2 (index 0)" in texts and "lr-1e-3 (index 1)" in texts
     assert not any(t and t.startswith("index ") for t in texts)
-    assert found.failures() == ["job 'lr-1e-3' (index 1 of sweep-par-1234) failed 2 time(s), "
-                                "last exit code 3"]
+    assert found.failures() == [
+        "job 'lr-1e-3' (index 1 of sweep-par-1234) failed 2 time(s), last exit code 3"
+    ]
 
 
 def test_svg_needs_no_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

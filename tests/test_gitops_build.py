@@ -14,14 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_each_group_has_its_own_directory_and_the_control_plane_keeps_its_name(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MLGEN_CACHE_DIR", str(tmp_path))
     assert build.bin_dir() == tmp_path / "bin" / (
-        f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}_kwok-{versions.KWOK}")
+        f"k8s-{versions.KUBERNETES}_etcd-{versions.ETCD}_kwok-{versions.KWOK}"
+    )
     assert build.group_dir("control-plane") == build.bin_dir()
     assert build.group_dir("node") == tmp_path / "bin" / f"node-k8s-{versions.KUBERNETES}"
     assert build.group_dir("gitops").name == (
-        f"gitops-flux-{versions.FLUX}_argocd-{versions.ARGOCD}_kustomize-{versions.KUSTOMIZE}")
+        f"gitops-flux-{versions.FLUX}_argocd-{versions.ARGOCD}_kustomize-{versions.KUSTOMIZE}"
+    )
     assert len({build.group_dir(g) for g in build.GROUPS}) == len(build.GROUPS)
     assert list(build.GROUPS) == ["control-plane", "node", "gitops"]
 
@@ -33,8 +36,9 @@ def test_a_group_key_changes_only_with_its_own_pins(monkeypatch: pytest.MonkeyPa
     assert [g for g in build.GROUPS if before[g] != after[g]] == ["gitops"]
 
 
-def test_a_complete_group_is_reused_without_go(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_a_complete_group_is_reused_without_go(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     target = build.group_dir("node", tmp_path)
     target.mkdir(parents=True)
     (target / "kubelet").write_bytes(b"")
@@ -46,8 +50,11 @@ def test_a_complete_group_is_reused_without_go(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_an_unknown_group_names_the_choices() -> None:
-    with pytest.raises(ClusterError, match=r"no build group 'gpu'; choose one of "
-                                           r"control-plane, node, gitops"):
+    with pytest.raises(
+        ClusterError,
+        match=r"no build group 'gpu'; choose one of "
+        r"control-plane, node, gitops",
+    ):
         build.ensure_group("gpu", progress=lambda _: None)
 
 
@@ -74,13 +81,19 @@ def test_replacements_are_read_from_a_go_mod_and_local_paths_left_out() -> None:
         "k8s.io/api": "k8s.io/api v0.31.0",
         "gopkg.in/yaml.v3": "gopkg.in/yaml.v3 v3.0.1",
     }
-    assert golang.replace_lines({"k8s.io/api": "k8s.io/api v0.31.0"}) == \
-        "replace k8s.io/api => k8s.io/api v0.31.0\n"
+    assert (
+        golang.replace_lines({"k8s.io/api": "k8s.io/api v0.31.0"})
+        == "replace k8s.io/api => k8s.io/api v0.31.0\n"
+    )
 
 
 def test_gitops_pins_live_only_in_versions() -> None:
-    pinned = [versions.FLUX, versions.ARGOCD, versions.KUSTOMIZE,
-              *(v for pins in versions.FLUX_REPLACES.values() for v in pins.values())]
+    pinned = [
+        versions.FLUX,
+        versions.ARGOCD,
+        versions.KUSTOMIZE,
+        *(v for pins in versions.FLUX_REPLACES.values() for v in pins.values()),
+    ]
     for path in ROOT.glob("generator/cluster/*.py"):
         if path.name != "versions.py":
             text = path.read_text()

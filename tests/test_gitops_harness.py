@@ -39,20 +39,31 @@ def test_a_git_failure_names_the_command(tmp_path: Path) -> None:
 
 
 def test_a_process_that_dies_while_starting_is_reported_with_its_log(tmp_path: Path) -> None:
-    process = processes.spawn("broken", [sys.executable, "-c",
-                                         "print('bad flag --x'); raise SystemExit(2)"],
-                              logs=tmp_path)
-    with pytest.raises(ClusterError, match=r"broken exited with code 2 while starting; its "
-                                           r"log .*broken.log ends: bad flag --x"):
+    process = processes.spawn(
+        "broken",
+        [sys.executable, "-c", "print('bad flag --x'); raise SystemExit(2)"],
+        logs=tmp_path,
+    )
+    with pytest.raises(
+        ClusterError,
+        match=r"broken exited with code 2 while starting; its "
+        r"log .*broken.log ends: bad flag --x",
+    ):
         processes.wait_ready(process, port=processes.free_port(), timeout=10)
 
 
 def test_a_process_is_stopped_even_if_it_ignores_sigterm(tmp_path: Path) -> None:
-    process = processes.spawn("stubborn", [sys.executable, "-c",
-                                           "import signal, time\n"
-                                           "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                                           "print('up', flush=True)\ntime.sleep(60)"],
-                              logs=tmp_path)
+    process = processes.spawn(
+        "stubborn",
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('up', flush=True)\ntime.sleep(60)",
+        ],
+        logs=tmp_path,
+    )
     deadline = time.monotonic() + 10
     while "up" not in process.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)  # SIGTERM is ignored only once the handler is set
@@ -62,9 +73,17 @@ def test_a_process_is_stopped_even_if_it_ignores_sigterm(tmp_path: Path) -> None
 
 
 def _timeline(ends: list[float]) -> Timeline:
-    jobs = [JobRecord(name=f"j{i}", step=f"step-{i}", wave=i, status="Complete",
-                      start=(ends[i - 1] + 1 if i else 0.0), end=end)
-            for i, end in enumerate(ends)]
+    jobs = [
+        JobRecord(
+            name=f"j{i}",
+            step=f"step-{i}",
+            wave=i,
+            status="Complete",
+            start=(ends[i - 1] + 1 if i else 0.0),
+            end=end,
+        )
+        for i, end in enumerate(ends)
+    ]
     return Timeline(batch="b", variant="sequential", namespace="ns", origin="", jobs=jobs)
 
 
@@ -86,22 +105,37 @@ def _kubeconfig(tmp_path: Path, *, inline: bool) -> Path:
     (tmp_path / "pki").mkdir()
     for name in ("ca.crt", "admin.crt", "admin.key"):
         (tmp_path / "pki" / name).write_text(f"PEM {name}\n")
-    user = ({"client-certificate-data": base64.b64encode(b"PEM admin.crt\n").decode(),
-             "client-key-data": base64.b64encode(b"PEM admin.key\n").decode()} if inline else
-            {"client-certificate": "pki/admin.crt", "client-key": "pki/admin.key"})
-    doc = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
-           "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-           "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:6443",
-                                                  "certificate-authority": "pki/ca.crt"}}],
-           "users": [{"name": "u", "user": user}]}
+    user = (
+        {
+            "client-certificate-data": base64.b64encode(b"PEM admin.crt\n").decode(),
+            "client-key-data": base64.b64encode(b"PEM admin.key\n").decode(),
+        }
+        if inline
+        else {"client-certificate": "pki/admin.crt", "client-key": "pki/admin.key"}
+    )
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [
+            {
+                "name": "k",
+                "cluster": {
+                    "server": "https://127.0.0.1:6443",
+                    "certificate-authority": "pki/ca.crt",
+                },
+            }
+        ],
+        "users": [{"name": "u", "user": user}],
+    }
     path = tmp_path / "kubeconfig.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
 @pytest.mark.parametrize("inline", [True, False])
-def test_argocd_gets_the_api_server_and_client_certificate(tmp_path: Path,
-                                                           inline: bool) -> None:
+def test_argocd_gets_the_api_server_and_client_certificate(tmp_path: Path, inline: bool) -> None:
     server, tls = argocd._credentials(_kubeconfig(tmp_path, inline=inline))
     assert server == "https://127.0.0.1:6443"
     assert base64.b64decode(tls["caData"]) == b"PEM ca.crt\n"
@@ -110,15 +144,22 @@ def test_argocd_gets_the_api_server_and_client_certificate(tmp_path: Path,
 
 
 def test_argocd_needs_a_readable_kubeconfig(tmp_path: Path) -> None:
-    with pytest.raises(ClusterError, match=r"cannot read the API server .* pass the "
-                                           r"kubeconfig kwokctl wrote"):
+    with pytest.raises(
+        ClusterError,
+        match=r"cannot read the API server .* pass the "
+        r"kubeconfig kwokctl wrote",
+    ):
         argocd._credentials(tmp_path / "missing.yaml")
 
 
 def test_an_application_syncs_automatically_and_prunes() -> None:
-    app = argocd.application("b-sequential", repo_url="http://127.0.0.1:1/r.git",
-                             path="manifests/b/sequential", server="https://127.0.0.1:2",
-                             namespace="ns")
+    app = argocd.application(
+        "b-sequential",
+        repo_url="http://127.0.0.1:1/r.git",
+        path="manifests/b/sequential",
+        server="https://127.0.0.1:2",
+        namespace="ns",
+    )
     assert app["metadata"]["namespace"] == argocd.NAMESPACE
     assert app["spec"]["syncPolicy"] == {"automated": {"prune": True}}
     assert app["spec"]["destination"] == {"server": "https://127.0.0.1:2", "namespace": "ns"}
@@ -128,16 +169,22 @@ def test_flux_objects_point_at_the_repository_and_path() -> None:
     source = fluxcd.git_repository("gitops", url="http://127.0.0.1:1/gitops.git")
     assert source["metadata"] == {"name": "gitops", "namespace": fluxcd.NAMESPACE}
     assert source["spec"]["ref"] == {"branch": "main"}
-    root = fluxcd.kustomization("b-sequential", source="gitops", path="./manifests/b/flux",
-                                wait=False)
+    root = fluxcd.kustomization(
+        "b-sequential", source="gitops", path="./manifests/b/flux", wait=False
+    )
     assert root["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "gitops"}
     assert root["spec"]["path"] == "./manifests/b/flux" and root["spec"]["prune"] is True
     assert fluxcd.REQUEUE_DEPENDENCY == "1s"
 
 
 def test_a_condition_is_read_by_type() -> None:
-    obj = {"status": {"conditions": [{"type": "Reconciling", "status": "True"},
-                                     {"type": "Ready", "status": "False",
-                                      "reason": "HealthCheckFailed"}]}}
+    obj = {
+        "status": {
+            "conditions": [
+                {"type": "Reconciling", "status": "True"},
+                {"type": "Ready", "status": "False", "reason": "HealthCheckFailed"},
+            ]
+        }
+    }
     assert crds.condition(obj, "Ready")["reason"] == "HealthCheckFailed"
     assert crds.condition(None, "Ready") == {} and crds.condition({}, "Ready") == {}

@@ -32,25 +32,35 @@ def one_line_failure(result: object) -> str:
 
 
 def a_timeline(tmp_path: Path) -> Path:
-    found = timeline.Timeline(batch="b", variant="sequential", namespace="ns",
-                              origin="2026-01-01T00:00:00+00:00", jobs=[], pods=[])
+    found = timeline.Timeline(
+        batch="b",
+        variant="sequential",
+        namespace="ns",
+        origin="2026-01-01T00:00:00+00:00",
+        jobs=[],
+        pods=[],
+    )
     path = tmp_path / "run.json"
     gantt.save(found, path)
     return path
 
 
-@pytest.mark.parametrize("args", [
-    ["render", SWEEP, "-o", "{file}/sub"],
-    ["render", SWEEP, "-o", "/proc/mlgen-out"],
-    ["schema", "-o", "/nonexistent/dir/s.json"],
-    ["schema", "-o", "{file}/s.json"],
-    ["schema", "-o", "/proc/mlgen-schema.json"],
-    ["report", "{timeline}", "-o", "/proc/x.png"],
-    ["report", "{timeline}", "-o", "/proc/x.svg"],
-    ["report", "{timeline}", "-o", "{file}/x.svg"],
-])
-def test_bad_output_paths_fail_with_one_line(runner: CliRunner, tmp_path: Path,
-                                             args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["render", SWEEP, "-o", "{file}/sub"],
+        ["render", SWEEP, "-o", "/proc/mlgen-out"],
+        ["schema", "-o", "/nonexistent/dir/s.json"],
+        ["schema", "-o", "{file}/s.json"],
+        ["schema", "-o", "/proc/mlgen-schema.json"],
+        ["report", "{timeline}", "-o", "/proc/x.png"],
+        ["report", "{timeline}", "-o", "/proc/x.svg"],
+        ["report", "{timeline}", "-o", "{file}/x.svg"],
+    ],
+)
+def test_bad_output_paths_fail_with_one_line(
+    runner: CliRunner, tmp_path: Path, args: list[str]
+) -> None:
     file = tmp_path / "a-file"
     file.write_text("x")
     values = {"file": str(file), "timeline": str(a_timeline(tmp_path))}
@@ -69,11 +79,14 @@ def test_an_unwritable_output_root_fails_with_one_line(tmp_path: Path) -> None:
         if shutil.which("setpriv") is None:
             pytest.skip("running as root without setpriv")
         command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    for args in (["render", SWEEP, "-o", str(locked / "out")],
-                 ["render", SWEEP, "-o", str(locked)],
-                 ["schema", "-o", str(locked / "s.json")]):
-        result = subprocess.run([*command, *args], capture_output=True, text=True, check=False,
-                                cwd=tmp_path)
+    for args in (
+        ["render", SWEEP, "-o", str(locked / "out")],
+        ["render", SWEEP, "-o", str(locked)],
+        ["schema", "-o", str(locked / "s.json")],
+    ):
+        result = subprocess.run(
+            [*command, *args], capture_output=True, text=True, check=False, cwd=tmp_path
+        )
         assert result.returncode in (1, 2), result
         assert "Traceback" not in result.stderr
         lines = result.stderr.strip().splitlines()
@@ -94,7 +107,8 @@ def test_check_prints_the_diff_verbatim(runner: CliRunner, tmp_path: Path) -> No
 
 
 def test_check_keeps_carriage_returns_and_separators_inside_their_line(
-        runner: CliRunner, tmp_path: Path) -> None:
+    runner: CliRunner, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     assert runner.invoke(app, ["render", SWEEP, "-o", str(out)]).exit_code == 0
     kustomization = next(out.rglob("kustomization.yaml"))

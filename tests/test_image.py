@@ -41,7 +41,8 @@ def test_archive_is_a_docker_archive_with_both_images_on_one_layer() -> None:
     data = image.archive(layer, image.ENTRYPOINTS)
     manifest = json.loads(read(data, "manifest.json"))
     assert sorted(tag for m in manifest for tag in m["RepoTags"]) == sorted(
-        [image.PROBE, image.PAUSE])
+        [image.PROBE, image.PAUSE]
+    )
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     for entry in manifest:
         (layer_path,) = entry["Layers"]
@@ -56,4 +57,5 @@ def test_archive_is_a_docker_archive_with_both_images_on_one_layer() -> None:
 def test_archive_is_byte_stable() -> None:
     layer = image.layer(b"bb", APPLETS)
     assert image.archive(layer, image.ENTRYPOINTS) == image.archive(
-        image.layer(b"bb", list(reversed(APPLETS))), image.ENTRYPOINTS)
+        image.layer(b"bb", list(reversed(APPLETS))), image.ENTRYPOINTS
+    )

@@ -35,14 +35,17 @@ def parsed(files: dict[str, str], path: str) -> list[dict[str, Any]]:
 
 valid_name = st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True)
 label_like = st.from_regex(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,20}[A-Za-z0-9])?", fullmatch=True)
-no_nul = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",),
-                                        exclude_characters="\x00"), max_size=60)
+no_nul = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    max_size=60,
+)
 
 
 @settings(max_examples=150, deadline=None)
 @given(arg=no_nul, env_value=no_nul, name=valid_name, label_value=label_like)
 def test_arbitrary_args_and_env_always_render_and_round_trip(
-        arg: str, env_value: str, name: str, label_value: str) -> None:
+    arg: str, env_value: str, name: str, label_value: str
+) -> None:
     doc = batch_doc()
     doc["metadata"]["name"] = name
     doc["metadata"]["labels"] = {"team": label_value}
@@ -53,10 +56,16 @@ def test_arbitrary_args_and_env_always_render_and_round_trip(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.one_of(text, valid_name), arg=text, env_value=text,
-       label_value=st.one_of(text, label_like), job_name=st.one_of(text, valid_name))
-def test_arbitrary_strings_round_trip_or_are_rejected(name: str, arg: str, env_value: str,
-                                                      label_value: str, job_name: str) -> None:
+@given(
+    name=st.one_of(text, valid_name),
+    arg=text,
+    env_value=text,
+    label_value=st.one_of(text, label_like),
+    job_name=st.one_of(text, valid_name),
+)
+def test_arbitrary_strings_round_trip_or_are_rejected(
+    name: str, arg: str, env_value: str, label_value: str, job_name: str
+) -> None:
     doc = batch_doc()
     doc["metadata"]["name"] = name
     doc["metadata"]["labels"] = {"team": label_value}

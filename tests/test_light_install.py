@@ -21,14 +21,20 @@ main()
 
 
 def _mlgen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", BLOCK, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK, *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_core_commands_need_no_cluster_or_chart_library(tmp_path: Path) -> None:
     example = Path("examples/sweep.yaml").resolve()
-    for args in (["render", str(example), "-o", "out"], ["validate", str(example)],
-                 ["estimate", str(example)], ["init", "repo"], ["--help"]):
+    for args in (
+        ["render", str(example), "-o", "out"],
+        ["validate", str(example)],
+        ["estimate", str(example)],
+        ["init", "repo"],
+        ["--help"],
+    ):
         result = _mlgen(*args, cwd=tmp_path)
         assert result.returncode == 0, (args, result.stderr)
     assert (tmp_path / "out" / "resnet-sweep" / "parallel" / "job.yaml").exists()

@@ -19,29 +19,50 @@ from .conftest import batch_doc
 PYDANTIC_WORDING = ("Input should be", "got True", "got 1", "type=", "pydantic", "Value error")
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda d: d["spec"]["defaults"].update(expectedDuraton="3s"),
-     "spec.defaults.expectedDuraton: unknown key; did you mean expectedDuration?"),
-    (lambda d: d["spec"].update(paralelism=2), "unknown key; did you mean parallelism?"),
-    (lambda d: d["spec"]["sequential"].update(onfailure="stop")
-     if "sequential" in d["spec"] else d["spec"].update(sequential={"onfailure": "stop"}),
-     "unknown key; did you mean onFailure?"),
-    (lambda d: d["spec"].update(sequential={"onFailure": "halt"}),
-     "spec.sequential.onFailure: is 'halt'; use one of 'stop', 'continue'"),
-    (lambda d: d["spec"].update(simulated="yes"),
-     "spec.simulated: 'yes' is a string; write true or false, without quotes"),
-    (lambda d: d["spec"]["jobs"][0].update(args=[True]),
-     "spec.jobs[0].args[0]: true is a boolean (YAML reads unquoted true, false, yes, no, on, "
-     "off so), not a string; put the value in quotes"),
-    (lambda d: d["spec"].update(parallelism=0), "spec.parallelism: is 0; use at least 1"),
-    (lambda d: d["spec"].update(jobs=[]), "spec.jobs: needs at least 1 item(s)"),
-    (lambda d: d["spec"].update(podSecurity="none"),
-     "spec.podSecurity: is 'none'; use one of 'restricted', 'baseline', 'privileged'"),
-    (lambda d: d["spec"]["jobs"][0].update(volumes=[{"name": "v", "emptydir": {}}]),
-     "spec.jobs[0].volumes[0].emptydir: unknown key; did you mean emptyDir?"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["spec"]["defaults"].update(expectedDuraton="3s"),
+            "spec.defaults.expectedDuraton: unknown key; did you mean expectedDuration?",
+        ),
+        (lambda d: d["spec"].update(paralelism=2), "unknown key; did you mean parallelism?"),
+        (
+            lambda d: (
+                d["spec"]["sequential"].update(onfailure="stop")
+                if "sequential" in d["spec"]
+                else d["spec"].update(sequential={"onfailure": "stop"})
+            ),
+            "unknown key; did you mean onFailure?",
+        ),
+        (
+            lambda d: d["spec"].update(sequential={"onFailure": "halt"}),
+            "spec.sequential.onFailure: is 'halt'; use one of 'stop', 'continue'",
+        ),
+        (
+            lambda d: d["spec"].update(simulated="yes"),
+            "spec.simulated: 'yes' is a string; write true or false, without quotes",
+        ),
+        (
+            lambda d: d["spec"]["jobs"][0].update(args=[True]),
+            "spec.jobs[0].args[0]: true is a boolean (YAML reads unquoted true, false, yes, no, "
+            "on, off so), not a string; put the value in quotes",
+        ),
+        (lambda d: d["spec"].update(parallelism=0), "spec.parallelism: is 0; use at least 1"),
+        (lambda d: d["spec"].update(jobs=[]), "spec.jobs: needs at least 1 item(s)"),
+        (
+            lambda d: d["spec"].update(podSecurity="none"),
+            "spec.podSecurity: is 'none'; use one of 'restricted', 'baseline', 'privileged'",
+        ),
+        (
+            lambda d: d["spec"]["jobs"][0].update(volumes=[{"name": "v", "emptydir": {}}]),
+            "spec.jobs[0].volumes[0].emptydir: unknown key; did you mean emptyDir?",
+        ),
+    ],
+)
 def test_errors_are_plain_english_with_suggestions(
-        mutate: Callable[[dict[str, Any]], None], expected: str) -> None:
+    mutate: Callable[[dict[str, Any]], None], expected: str
+) -> None:
     doc = batch_doc()
     mutate(doc)
     _, problems = source.load_text(yaml.safe_dump(doc, sort_keys=False), source="b.yaml")

@@ -40,9 +40,15 @@ def test_every_pod_field_reaches_the_pod_template_of_every_variant() -> None:
         pod, main = template["spec"], template["spec"]["containers"][0]
         assert {v["name"] for v in pod["volumes"]} >= {"data", "config", "creds", "scratch"}
         assert [m["mountPath"] for m in main["volumeMounts"]][-4:] == [
-            "/data", "/etc/train", "/var/run/creds", "/scratch"]
-        assert main["envFrom"][1] == {"secretRef": {"name": "train-secrets", "optional": True},
-                                      "prefix": "S_"}
+            "/data",
+            "/etc/train",
+            "/var/run/creds",
+            "/scratch",
+        ]
+        assert main["envFrom"][1] == {
+            "secretRef": {"name": "train-secrets", "optional": True},
+            "prefix": "S_",
+        }
         assert pod["imagePullSecrets"] == [{"name": "registry-creds"}]
         assert template["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
         assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
@@ -68,8 +74,7 @@ def test_pod_fields_are_in_the_content_hash_and_pod_labels_stay_off_the_job() ->
     changed = copy.deepcopy(doc)
     changed["spec"]["defaults"]["volumes"][0]["persistentVolumeClaim"]["claimName"] = "other"
     after = [o for o in objects(render_doc(changed)) if o["kind"] == "Job"]
-    assert {j["metadata"]["name"] for j in before}.isdisjoint(
-        j["metadata"]["name"] for j in after)
+    assert {j["metadata"]["name"] for j in before}.isdisjoint(j["metadata"]["name"] for j in after)
     assert all("sidecar.istio.io/inject" not in j["metadata"]["labels"] for j in before)
 
 
@@ -81,8 +86,11 @@ def test_root_needs_an_explicit_opt_out_and_validate_warns_about_it() -> None:
     assert any("spec.podSecurity: 'baseline' opts out" in w for w in validation.warnings(batch))
     restricted = copy.deepcopy(root)
     del restricted["spec"]["podSecurity"]
-    with pytest.raises(RenderError, match=r"spec.jobs\[0\] \(job 'a'\): breaks Pod Security "
-                       r"'restricted': the pod runs as root .*set spec.podSecurity: baseline"):
+    with pytest.raises(
+        RenderError,
+        match=r"spec.jobs\[0\] \(job 'a'\): breaks Pod Security "
+        r"'restricted': the pod runs as root .*set spec.podSecurity: baseline",
+    ):
         render_doc(restricted)
 
 
@@ -94,42 +102,70 @@ def test_a_patch_that_breaks_the_level_or_the_schema_names_the_job() -> None:
     doc["spec"]["podSecurity"] = "privileged"
     render_doc(doc)
     doc["spec"]["defaults"]["podPatch"] = {"strategic": {"spec": {"hostNetwerk": True}}}
-    with pytest.raises(RenderError, match=r"podPatch \(job 'a'\): the patched pod template is "
-                       "not valid for Kubernetes"):
+    with pytest.raises(
+        RenderError,
+        match=r"podPatch \(job 'a'\): the patched pod template is "
+        "not valid for Kubernetes",
+    ):
         render_doc(doc)
-    doc["spec"]["defaults"]["podPatch"] = {"json": [{"op": "replace", "path": "/spec/nope",
-                                                     "value": 1}]}
+    doc["spec"]["defaults"]["podPatch"] = {
+        "json": [{"op": "replace", "path": "/spec/nope", "value": 1}]
+    }
     with pytest.raises(RenderError, match=r"json\[0\] \(replace /spec/nope\).*does not exist"):
         render_doc(doc)
 
 
 def test_strategic_delete_directive_removes_a_list_item() -> None:
     doc = _docs()[0]
-    doc["spec"]["defaults"]["podPatch"] = {"strategic": {"spec": {
-        "volumes": [{"name": "scratch", "$patch": "delete"}],
-        "containers": [{"name": "main",
-                        "volumeMounts": [{"mountPath": "/scratch", "$patch": "delete"}]}]}}}
+    doc["spec"]["defaults"]["podPatch"] = {
+        "strategic": {
+            "spec": {
+                "volumes": [{"name": "scratch", "$patch": "delete"}],
+                "containers": [
+                    {
+                        "name": "main",
+                        "volumeMounts": [{"mountPath": "/scratch", "$patch": "delete"}],
+                    }
+                ],
+            }
+        }
+    }
     pod = _pod(doc)["spec"]
     assert "scratch" not in {v["name"] for v in pod["volumes"]}
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"volumeMounts": [{"name": "nope", "mountPath": "/x"}]},
-     "spec.jobs[0].volumeMounts[0].name: no volume named 'nope'"),
-    ({"volumes": [{"name": "v", "emptyDir": {}, "secret": {"secretName": "s"}}]},
-     "needs exactly one of persistentVolumeClaim, configMap, secret or emptyDir"),
-    ({"volumes": [{"name": "v", "emptyDir": {}}],
-      "volumeMounts": [{"name": "v", "mountPath": "/dev/shm"}]},
-     "is where mlgen mounts its own volume"),
-    ({"volumes": [{"name": "dshm", "emptyDir": {}}]}, "is a volume mlgen adds itself"),
-    ({"envFrom": [{"configMapRef": {"name": "a"}, "secretRef": {"name": "b"}}]},
-     "exactly one of configMapRef or secretRef"),
-    ({"affinity": {"nodeAffinity": {"required": {}}}},
-     "spec.jobs[0].affinity: is not a Kubernetes 1.36 affinity"),
-    ({"podAnnotations": {"mlgen.io/x": "y"}}, "is an annotation mlgen sets itself"),
-    ({"podPatch": {"strategic": {}, "json": []}}, "podPatch needs exactly one of"),
-    ({"priorityClassName": "Low"}, "'Low' is not a Kubernetes object name"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"volumeMounts": [{"name": "nope", "mountPath": "/x"}]},
+            "spec.jobs[0].volumeMounts[0].name: no volume named 'nope'",
+        ),
+        (
+            {"volumes": [{"name": "v", "emptyDir": {}, "secret": {"secretName": "s"}}]},
+            "needs exactly one of persistentVolumeClaim, configMap, secret or emptyDir",
+        ),
+        (
+            {
+                "volumes": [{"name": "v", "emptyDir": {}}],
+                "volumeMounts": [{"name": "v", "mountPath": "/dev/shm"}],
+            },
+            "is where mlgen mounts its own volume",
+        ),
+        ({"volumes": [{"name": "dshm", "emptyDir": {}}]}, "is a volume mlgen adds itself"),
+        (
+            {"envFrom": [{"configMapRef": {"name": "a"}, "secretRef": {"name": "b"}}]},
+            "exactly one of configMapRef or secretRef",
+        ),
+        (
+            {"affinity": {"nodeAffinity": {"required": {}}}},
+            "spec.jobs[0].affinity: is not a Kubernetes 1.36 affinity",
+        ),
+        ({"podAnnotations": {"mlgen.io/x": "y"}}, "is an annotation mlgen sets itself"),
+        ({"podPatch": {"strategic": {}, "json": []}}, "podPatch needs exactly one of"),
+        ({"priorityClassName": "Low"}, "'Low' is not a Kubernetes object name"),
+    ],
+)
 def test_pod_field_mistakes_are_plain_errors(change: dict[str, Any], expected: str) -> None:
     doc = batch_doc(kubernetesVersion="1.36")
     doc["spec"]["jobs"][0].update(change)

@@ -16,14 +16,20 @@ from mlgen.cluster import image, node, probe
 
 from .test_delivery import ENV, HOSTILE
 
-busybox = pytest.mark.skipif(shutil.which("busybox") is None and not image.BUSYBOX.is_file(),
-                             reason="needs busybox (apt-get install busybox-static)")
+busybox = pytest.mark.skipif(
+    shutil.which("busybox") is None and not image.BUSYBOX.is_file(),
+    reason="needs busybox (apt-get install busybox-static)",
+)
 
 
 def run_probe(args: list[str], env: dict[str, str]) -> probe.Report:
     sh = str(image.BUSYBOX) if image.BUSYBOX.is_file() else str(shutil.which("busybox"))
-    out = subprocess.run([sh, "sh", "-c", probe.SCRIPT, probe.MARK, *args],
-                         env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, check=True)
+    out = subprocess.run(
+        [sh, "sh", "-c", probe.SCRIPT, probe.MARK, *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        check=True,
+    )
     return probe.read(out.stdout.decode())
 
 
@@ -32,22 +38,37 @@ def test_probe_reports_hostile_args_and_env_byte_for_byte() -> None:
     report = run_probe(HOSTILE, ENV)
     assert report.args == HOSTILE
     # uid and privileges are those of whoever runs the fast tests: not checked here.
-    found = probe.mismatches(report, args=HOSTILE, env={**ENV, "ABSENT": None},
-                             uid=report.uid, shm_bytes=None)
+    found = probe.mismatches(
+        report, args=HOSTILE, env={**ENV, "ABSENT": None}, uid=report.uid, shm_bytes=None
+    )
     assert [f for f in found if not f.startswith(("privilege", "has capabilities"))] == []
 
 
 def test_mismatch_names_a_dropped_argument() -> None:
-    report = probe.Report(uid=1000, no_new_privs=True, cap_eff="0000000000000000",
-                          shm_bytes=2048, args=["--lr", "1e-3"], env={"SEED": "1"})
-    found = probe.mismatches(report, args=["--lr", "two words", "1e-3"],
-                             env={"SEED": "1", "OTHER": None}, uid=1000, shm_bytes=2048)
-    assert found == ["argument 1 'two words' was dropped: got '1e-3' (all args: "
-                     "['--lr', '1e-3'])"]
-    found = probe.mismatches(report, args=["--lr", "1e-3"], env={"SEED": "2"}, uid=0,
-                             shm_bytes=4096)
-    assert found == ["env SEED is '1', expected '2'", "ran as uid 1000, expected 0",
-                     "/dev/shm is 2048 bytes, expected 4096"]
+    report = probe.Report(
+        uid=1000,
+        no_new_privs=True,
+        cap_eff="0000000000000000",
+        shm_bytes=2048,
+        args=["--lr", "1e-3"],
+        env={"SEED": "1"},
+    )
+    found = probe.mismatches(
+        report,
+        args=["--lr", "two words", "1e-3"],
+        env={"SEED": "1", "OTHER": None},
+        uid=1000,
+        shm_bytes=2048,
+    )
+    assert found == ["argument 1 'two words' was dropped: got '1e-3' (all args: ['--lr', '1e-3'])"]
+    found = probe.mismatches(
+        report, args=["--lr", "1e-3"], env={"SEED": "2"}, uid=0, shm_bytes=4096
+    )
+    assert found == [
+        "env SEED is '1', expected '2'",
+        "ran as uid 1000, expected 0",
+        "/dev/shm is 2048 bytes, expected 4096",
+    ]
 
 
 def test_read_rejects_a_truncated_log() -> None:
@@ -56,27 +77,41 @@ def test_read_rejects_a_truncated_log() -> None:
 
 
 def job(pod: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
-            "spec": {"template": {"spec": pod}}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j"},
+        "spec": {"template": {"spec": pod}},
+    }
 
 
 def test_place_changes_only_image_pull_requests_and_placement() -> None:
-    container = {"name": "main", "image": "ghcr.io/acme/train:1", "args": ["--x"],
-                 "resources": {"requests": {"cpu": "8", "memory": "64Gi",
-                                            "nvidia.com/gpu": "1"},
-                               "limits": {"nvidia.com/gpu": "1"}}}
-    pod = {"containers": [container], "nodeSelector": {"gpu": "a100"},
-           "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}
+    container = {
+        "name": "main",
+        "image": "ghcr.io/acme/train:1",
+        "args": ["--x"],
+        "resources": {
+            "requests": {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1"},
+            "limits": {"nvidia.com/gpu": "1"},
+        },
+    }
+    pod = {
+        "containers": [container],
+        "nodeSelector": {"gpu": "a100"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+    }
     original = job(pod)
     placed = probe.place(original, image=image.PROBE, node_name=node.NAME, pull_never=True)
-    assert original["spec"]["template"]["spec"]["containers"][0]["image"] == \
-        "ghcr.io/acme/train:1"  # the input is left alone
+    assert (
+        original["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/train:1"
+    )  # the input is left alone
     got = placed["spec"]["template"]["spec"]
     (main,) = got["containers"]
     assert main["image"] == image.PROBE and main["imagePullPolicy"] == "Never"
-    assert main["resources"] == {"requests": {"cpu": "50m", "memory": "32Mi",
-                                              "nvidia.com/gpu": "1"},
-                                 "limits": {"nvidia.com/gpu": "1"}}
+    assert main["resources"] == {
+        "requests": {"cpu": "50m", "memory": "32Mi", "nvidia.com/gpu": "1"},
+        "limits": {"nvidia.com/gpu": "1"},
+    }
     assert main["args"] == ["--x"]
     assert got["nodeSelector"] == {"gpu": "a100", "kubernetes.io/hostname": node.NAME}
     assert got["tolerations"][1] == {**node.TAINT, "operator": "Equal"}
@@ -84,11 +119,26 @@ def test_place_changes_only_image_pull_requests_and_placement() -> None:
     spec = on_kind["spec"]["template"]["spec"]
     assert "imagePullPolicy" not in spec["containers"][0]
     assert spec["nodeSelector"] == {"gpu": "a100"} and len(spec["tolerations"]) == 1
-    small = probe.place(job({"containers": [{"name": "m", "image": "x", "resources": {
-        "requests": {"cpu": "10m", "memory": "8Mi"}}}]}), image="i", node_name=None,
-        pull_never=False)
+    small = probe.place(
+        job(
+            {
+                "containers": [
+                    {
+                        "name": "m",
+                        "image": "x",
+                        "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}},
+                    }
+                ]
+            }
+        ),
+        image="i",
+        node_name=None,
+        pull_never=False,
+    )
     assert small["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
-        "cpu": "10m", "memory": "8Mi"}
+        "cpu": "10m",
+        "memory": "8Mi",
+    }
     config_map = {"kind": "ConfigMap", "data": {"a": "b"}}
     assert probe.place(config_map, image="i", node_name="n", pull_never=True) == config_map
 
@@ -115,12 +165,13 @@ def test_node_configs_keep_everything_under_the_node_home(tmp_path: Path) -> Non
     assert kubelet["cgroupDriver"] == "cgroupfs" and kubelet["failCgroupV1"] is False
     assert kubelet["registerWithTaints"] == [node.TAINT]
     assert kubelet["containerRuntimeEndpoint"] == f"unix://{layout.socket}"
-    assert node.Layout(home=tmp_path, cluster="other").subnet != layout.subnet or \
-        node.Layout(home=tmp_path, cluster="other").bridge != layout.bridge
+    assert (
+        node.Layout(home=tmp_path, cluster="other").subnet != layout.subnet
+        or node.Layout(home=tmp_path, cluster="other").bridge != layout.bridge
+    )
 
 
-def test_missing_packages_are_named_with_the_install_line(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_packages_are_named_with_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from mlgen.cluster import host
     from mlgen.errors import ClusterError
 
@@ -129,12 +180,15 @@ def test_missing_packages_are_named_with_the_install_line(
         node.require_tools()
     message = str(raised.value)
     assert "containerd" in message and "runc" in message
-    assert ("apt-get install -y --no-install-recommends containerd runc "
-            "containernetworking-plugins busybox-static") in message
+    assert (
+        "apt-get install -y --no-install-recommends containerd runc "
+        "containernetworking-plugins busybox-static"
+    ) in message
 
 
 def test_up_with_a_real_node_checks_the_packages_before_building(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from mlgen.cluster import build, host, local
     from mlgen.errors import ClusterError
 
@@ -146,7 +200,8 @@ def test_up_with_a_real_node_checks_the_packages_before_building(
 
 
 def test_kwok_manages_only_the_fake_nodes_and_the_apiserver_dials_kubelets_by_ip(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from mlgen.cluster import build, local, nodes
 
     calls: list[list[str]] = []
@@ -173,7 +228,12 @@ def test_a_kubelet_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:
     while host.alive(pid) and time.monotonic() < deadline:  # no client: it must be gone
         time.sleep(0.05)
     with pytest.raises(ClusterError, match=r"kubelet of real node n exited.*bad flag --x"):
-        node.wait_ready(None, "n", timeout=10, kubelet_pid=pid,  # type: ignore[arg-type]
-                        log=tmp_path / "kubelet.log")
+        node.wait_ready(
+            None,
+            "n",
+            timeout=10,
+            kubelet_pid=pid,  # type: ignore[arg-type]
+            log=tmp_path / "kubelet.log",
+        )
     host.stop(tmp_path, "kubelet")
     assert not (tmp_path / "pids" / "kubelet.pid").exists()

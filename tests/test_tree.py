@@ -17,8 +17,11 @@ from .conftest import batch_doc
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def render(runner: CliRunner, *args: str) -> tuple[int, str]:
@@ -27,7 +30,8 @@ def render(runner: CliRunner, *args: str) -> tuple[int, str]:
 
 
 def test_render_writes_tree_and_rerender_is_a_no_op(
-        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path
+) -> None:
     batch, out = write_batch(), tmp_path / "manifests"
     code, output = render(runner, str(batch), "-o", str(out))
     assert code == 0, output
@@ -41,7 +45,8 @@ def test_render_writes_tree_and_rerender_is_a_no_op(
 
 
 def test_stale_own_files_go_foreign_files_stay(
-        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "manifests"
     assert render(runner, str(write_batch()), "-o", str(out))[0] == 0
     (out / "demo" / "README.md").write_text("notes of the team\n")
@@ -58,7 +63,8 @@ def test_stale_own_files_go_foreign_files_stay(
 
 
 def test_refuses_to_overwrite_a_file_it_did_not_generate(
-        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "manifests"
     target = out / "demo" / "parallel" / "job.yaml"
     target.parent.mkdir(parents=True)
@@ -70,7 +76,8 @@ def test_refuses_to_overwrite_a_file_it_did_not_generate(
 
 
 def test_invalid_input_writes_nothing_and_keeps_the_old_tree(
-        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "manifests"
     assert render(runner, str(write_batch()), "-o", str(out))[0] == 0
     before = snapshot(out)
@@ -83,8 +90,11 @@ def test_invalid_input_writes_nothing_and_keeps_the_old_tree(
 
 
 def test_a_failed_write_leaves_the_previous_tree_intact(
-        write_batch: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        runner: CliRunner) -> None:
+    write_batch: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runner: CliRunner,
+) -> None:
     out = tmp_path / "manifests"
     assert render(runner, str(write_batch()), "-o", str(out))[0] == 0
     before = snapshot(out)
@@ -108,7 +118,8 @@ def test_a_failed_write_leaves_the_previous_tree_intact(
 
 
 def test_check_reports_a_diff_and_the_fix_when_stale(
-        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "manifests"
     batch = write_batch()
     code, output = render(runner, str(batch), "-o", str(out), "--check")
@@ -142,7 +153,8 @@ def renamed(name: str) -> dict[str, object]:
 
 
 def test_a_render_never_deletes_a_batch_it_was_not_given_and_prune_is_explicit(
-        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "manifests"
     other = write_batch(renamed("other"), name="other.yaml")
     assert render(runner, str(other), "-o", str(out))[0] == 0
@@ -168,7 +180,8 @@ def test_a_render_never_deletes_a_batch_it_was_not_given_and_prune_is_explicit(
 
 
 def test_same_file_name_in_two_folders_keeps_both_batches(
-        runner: CliRunner, tmp_path: Path) -> None:
+    runner: CliRunner, tmp_path: Path
+) -> None:
     out = tmp_path / "manifests"
     for team in ("team-a", "team-b"):
         (tmp_path / team).mkdir()
@@ -178,13 +191,17 @@ def test_same_file_name_in_two_folders_keeps_both_batches(
 
 
 def test_same_bytes_from_any_working_directory_however_the_path_is_typed(
-        runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "repo" / "batches").mkdir(parents=True)
     batch = tmp_path / "repo" / "batches" / "demo.yaml"
     batch.write_text(yaml.safe_dump(batch_doc()))
     trees = []
-    for cwd, path in ((tmp_path / "repo", "batches/demo.yaml"), (tmp_path, str(batch)),
-                      (tmp_path / "repo" / "batches", "./demo.yaml")):
+    for cwd, path in (
+        (tmp_path / "repo", "batches/demo.yaml"),
+        (tmp_path, str(batch)),
+        (tmp_path / "repo" / "batches", "./demo.yaml"),
+    ):
         monkeypatch.chdir(cwd)
         out = tmp_path / f"out-{len(trees)}"
         assert render(runner, path, "-o", str(out))[0] == 0
@@ -196,7 +213,8 @@ def test_same_bytes_from_any_working_directory_however_the_path_is_typed(
 
 
 def test_a_render_limited_to_a_variant_keeps_the_others(
-        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "manifests"
     batch = write_batch(batch_doc(flux={"source": "gitops"}))
     assert render(runner, str(batch), "-o", str(out))[0] == 0
@@ -205,8 +223,7 @@ def test_a_render_limited_to_a_variant_keeps_the_others(
     code, output = render(runner, str(batch), "-o", str(out), "--variant", "sequential")
     assert code == 0 and "0 removed" in output, output
     assert snapshot(out) == before
-    code, output = render(runner, str(batch), "-o", str(out), "--variant", "parallel",
-                          "--check")
+    code, output = render(runner, str(batch), "-o", str(out), "--variant", "parallel", "--check")
     assert code == 0, output
     doc = batch_doc(flux={"source": "gitops"}, variants=["sequential"])
     assert render(runner, str(write_batch(doc)), "-o", str(out))[0] == 0
@@ -214,7 +231,8 @@ def test_a_render_limited_to_a_variant_keeps_the_others(
 
 
 def test_leftovers_of_an_interrupted_render_are_repaired(
-        runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path) -> None:
+    runner: CliRunner, write_batch: Callable[..., Path], tmp_path: Path
+) -> None:
     out = tmp_path / "manifests"
     batch = write_batch()
     assert render(runner, str(batch), "-o", str(out))[0] == 0
@@ -266,13 +284,14 @@ def test_sigkill_at_any_instant_never_leaves_the_batch_directory_missing(tmp_pat
     import time
 
     out = tmp_path / "m"
-    first = {f"demo/f{i}.yaml": f'# Generated by mlgen for batch "demo" from "b"\nv: {i}\n'
-             for i in range(40)}
+    first = {
+        f"demo/f{i}.yaml": f'# Generated by mlgen for batch "demo" from "b"\nv: {i}\n'
+        for i in range(40)
+    }
     tree.apply(tree.plan(out, first, scopes=["demo/"], batches=["demo"]))
     script = tmp_path / "swap.py"
     script.write_text(_SWAPPER)
-    subprocess.run([sys.executable, str(script), str(out), "die-after-first-rename"],
-                   check=False)
+    subprocess.run([sys.executable, str(script), str(out), "die-after-first-rename"], check=False)
     assert (out / "demo").is_dir(), "killed mid-swap, the batch directory went missing"
     rng = random.Random(7)
     for _ in range(8):

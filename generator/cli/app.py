@@ -17,7 +17,7 @@ from mlgen.cli.validate_cmd import validate_command
 app = typer.Typer(
     name="mlgen",
     help="Render batches of ML jobs into GitOps-ready Kubernetes manifests "
-         "(a sequential-ordered and a parallel variant), and prove them on a cluster.",
+    "(a sequential-ordered and a parallel variant), and prove them on a cluster.",
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -33,8 +33,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """mlgen: batches of ML jobs -> committed Kubernetes manifests, proven on a cluster."""
 

@@ -13,17 +13,29 @@ from mlgen.errors import UsageError
 
 
 def apply_command(
-    directory: Annotated[Path, typer.Argument(
-        help="A rendered variant directory, e.g. manifests/resnet-sweep/sequential.",
-        show_default=False)],
-    timeout: Annotated[str, typer.Option(
-        help="Give up waiting after this long (30s, 20m, 2h); the Jobs keep running.")] = "24h",
-    kubeconfig: Annotated[Path | None, typer.Option(
-        help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).")] = None,
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="A rendered variant directory, e.g. manifests/resnet-sweep/sequential.",
+            show_default=False,
+        ),
+    ],
+    timeout: Annotated[
+        str,
+        typer.Option(help="Give up waiting after this long (30s, 20m, 2h); the Jobs keep running."),
+    ] = "24h",
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)."),
+    ] = None,
     context: Annotated[str | None, typer.Option(help="Kubeconfig context.")] = None,
-    timeline_out: Annotated[Path | None, typer.Option(
-        "--timeline", help="Also write the run's timeline JSON here (and a PNG beside it).",
-    )] = None,
+    timeline_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--timeline",
+            help="Also write the run's timeline JSON here (and a PNG beside it).",
+        ),
+    ] = None,
 ) -> None:
     """Server-side apply (field manager mlgen) in wave order, waiting for each wave.
 
@@ -40,9 +52,11 @@ def apply_command(
         objects = apply.load_dir(directory)
         client = kube.connect(kubeconfig=kubeconfig, context=context)
         with err.status("applying ...") as status:
+
             def progress(line: str) -> None:
                 err.print(line, markup=False)
                 status.update(line)
+
             try:
                 outcome = apply.run(client, objects, timeout=seconds, progress=progress)
             finally:
@@ -50,4 +64,3 @@ def apply_command(
                     chart = gantt.save(timeline.collect_for(client, objects), timeline_out)
                     err.print(f"timeline: {timeline_out} and {chart}")
         err.print(f"done: {len(outcome.jobs)} job(s) complete")
-

@@ -14,13 +14,18 @@ from mlgen.errors import UsageError
 
 app = typer.Typer(
     help="The local control plane: real etcd, kube-apiserver, kube-controller-manager and "
-         "kube-scheduler built from source, with KWOK simulating nodes and pod run times. "
-         "Needs Go >= 1.26 and no Docker.",
-    no_args_is_help=True)
+    "kube-scheduler built from source, with KWOK simulating nodes and pod run times. "
+    "Needs Go >= 1.26 and no Docker.",
+    no_args_is_help=True,
+)
 
-Workdir = Annotated[Path | None, typer.Option(
-    help="Where clusters live (default: $MLGEN_CLUSTER_WORKDIR, else ~/.cache/mlgen/kwok).",
-    show_default=False)]
+Workdir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Where clusters live (default: $MLGEN_CLUSTER_WORKDIR, else ~/.cache/mlgen/kwok).",
+        show_default=False,
+    ),
+]
 
 
 def _say(line: str) -> None:
@@ -39,13 +44,20 @@ def build_command() -> None:
 @app.command("up")
 def up_command(
     name: Annotated[str | None, typer.Option(help="Cluster name (default: random).")] = None,
-    node_file: Annotated[Path | None, typer.Option(
-        "--nodes", help="Node pools YAML (default: the packaged nodes.yaml).")] = None,
+    node_file: Annotated[
+        Path | None,
+        typer.Option("--nodes", help="Node pools YAML (default: the packaged nodes.yaml)."),
+    ] = None,
     workdir: Workdir = None,
-    real_node: Annotated[bool, typer.Option(
-        "--real-node", help="Also start a real node (containerd + kubelet) that runs pods for "
-        "real; needs containerd, runc, containernetworking-plugins and busybox-static "
-        "installed and `mlgen cluster build` done. Tainted mlgen.io/real-node.")] = False,
+    real_node: Annotated[
+        bool,
+        typer.Option(
+            "--real-node",
+            help="Also start a real node (containerd + kubelet) that runs pods for "
+            "real; needs containerd, runc, containernetworking-plugins and busybox-static "
+            "installed and `mlgen cluster build` done. Tainted mlgen.io/real-node.",
+        ),
+    ] = False,
 ) -> None:
     """Start a cluster with fake nodes; prints the `export KUBECONFIG=...` line to use it."""
     with reported():
@@ -57,8 +69,10 @@ def up_command(
             local.down(cluster, progress=_say)
             raise
         real = " and a real node" if real_node else ""
-        _say(f"cluster {cluster.name}: {len(created)} fake nodes{real} Ready; stop it with "
-             f"`mlgen cluster down --name {cluster.name}`")
+        _say(
+            f"cluster {cluster.name}: {len(created)} fake nodes{real} Ready; stop it with "
+            f"`mlgen cluster down --name {cluster.name}`"
+        )
         # stdout is for `eval "$(mlgen cluster up)"`: the kubeconfig, and kubectl on PATH.
         out.print(f"export KUBECONFIG={cluster.kubeconfig}", markup=False)
         out.print(f'export PATH="{build.bin_dir()}:$PATH"', markup=False)
@@ -82,8 +96,7 @@ def down_command(
         for each in names:
             cluster = local.LocalCluster(name=each, workdir=root)
             if not cluster.home.exists():
-                raise UsageError(f"no cluster named {each!r} in {root}; see `mlgen cluster "
-                                 "list`")
+                raise UsageError(f"no cluster named {each!r} in {root}; see `mlgen cluster list`")
             local.down(cluster, progress=_say)
 
 

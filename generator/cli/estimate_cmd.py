@@ -16,15 +16,28 @@ from mlgen.cli.render_cmd import Batches
 
 def estimate_command(
     batches: Batches,
-    parallelism: Annotated[int | None, typer.Option(
-        "--parallelism", "-p", min=1, help="Override spec.parallelism.")] = None,
-    overhead: Annotated[float | None, typer.Option(
-        "--overhead", metavar="SECONDS", min=0,
-        help="Per-step overhead for every variant (default: the local control plane's "
-        "measured figures: waves 0.1s, indexed and parallel 1.1s).")] = None,
-    overhead_from: Annotated[Path | None, typer.Option(
-        "--overhead-from", metavar="FILE", help="Per-step overheads a conformance run "
-        "calibrated on your cluster (artifacts/conformance/calibration/epsilon.json).")] = None,
+    parallelism: Annotated[
+        int | None, typer.Option("--parallelism", "-p", min=1, help="Override spec.parallelism.")
+    ] = None,
+    overhead: Annotated[
+        float | None,
+        typer.Option(
+            "--overhead",
+            metavar="SECONDS",
+            min=0,
+            help="Per-step overhead for every variant (default: the local control plane's "
+            "measured figures: waves 0.1s, indexed and parallel 1.1s).",
+        ),
+    ] = None,
+    overhead_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--overhead-from",
+            metavar="FILE",
+            help="Per-step overheads a conformance run "
+            "calibrated on your cluster (artifacts/conformance/calibration/epsilon.json).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for tools.")] = False,
 ) -> None:
     """Predict each variant's makespan from the jobs' expectedDuration.
@@ -35,20 +48,26 @@ def estimate_command(
     """
     with reported():
         per = estimate.overheads(seconds=overhead, calibration=overhead_from)
-        results = [estimate.of(b, parallelism=parallelism, overhead=per)
-                   for b in source.load_files(batches)]
+        results = [
+            estimate.of(b, parallelism=parallelism, overhead=per)
+            for b in source.load_files(batches)
+        ]
         if as_json:
             out.print_json(json.dumps([r.as_dict() for r in results]))
             return
         table = Table(title="Estimated makespan")
-        for column in ("batch", "jobs", "p", "sequential", "parallel", "lower bound",
-                       "speed-up"):
+        for column in ("batch", "jobs", "p", "sequential", "parallel", "lower bound", "speed-up"):
             table.add_column(column, justify="left" if column == "batch" else "right")
         for r in results:
             # A batch that renders no parallel variant still gets its figure, marked so.
             mark = "" if "parallel" in r.variants else " (not rendered)"
-            table.add_row(r.batch, str(r.jobs), str(r.parallelism),
-                          units.human_duration(r.sequential_seconds),
-                          units.human_duration(r.parallel_seconds) + mark,
-                          units.human_duration(r.lower_bound_seconds), f"{r.speedup:.2f}x")
+            table.add_row(
+                r.batch,
+                str(r.jobs),
+                str(r.parallelism),
+                units.human_duration(r.sequential_seconds),
+                units.human_duration(r.parallel_seconds) + mark,
+                units.human_duration(r.lower_bound_seconds),
+                f"{r.speedup:.2f}x",
+            )
         out.print(table)

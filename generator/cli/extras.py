@@ -36,17 +36,25 @@ def register_cluster_commands(app: typer.Typer) -> None:
         app.add_typer(cluster_cmd.app, name="cluster")
         return
     loose = {"ignore_unknown_options": True, "allow_extra_args": True}
-    for name, what in (("apply", "Server-side apply a rendered variant"),
-                       ("report", "Draw a run's timeline as a Gantt chart"),
-                       ("cluster", "The local control plane")):
-        app.command(name, context_settings=loose, add_help_option=False,
-                    help=f"{what} (needs the Kubernetes client: {CLUSTER_HINT}).")(
-            _missing(name))
+    for name, what in (
+        ("apply", "Server-side apply a rendered variant"),
+        ("report", "Draw a run's timeline as a Gantt chart"),
+        ("cluster", "The local control plane"),
+    ):
+        app.command(
+            name,
+            context_settings=loose,
+            add_help_option=False,
+            help=f"{what} (needs the Kubernetes client: {CLUSTER_HINT}).",
+        )(_missing(name))
 
 
 def _missing(name: str) -> Callable[[typer.Context], None]:
     def command(ctx: typer.Context) -> None:
         with reported():
-            raise UsageError(f"`mlgen {name}` needs the Kubernetes client, which this install "
-                             f"of mlgen leaves out; run {CLUSTER_HINT}")
+            raise UsageError(
+                f"`mlgen {name}` needs the Kubernetes client, which this install "
+                f"of mlgen leaves out; run {CLUSTER_HINT}"
+            )
+
     return command

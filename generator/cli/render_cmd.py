@@ -12,25 +12,43 @@ from mlgen.cli import choices
 from mlgen.cli.common import err, reported
 from mlgen.errors import StaleError
 
-Batches = Annotated[list[Path], typer.Argument(
-    help="Batch files (YAML, several documents allowed), or directories of them.",
-    show_default=False, metavar="BATCH")]
-Output = Annotated[Path, typer.Option("--output", "-o", help="Root of the manifest tree.",
-                                      metavar="DIR")]
+Batches = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Batch files (YAML, several documents allowed), or directories of them.",
+        show_default=False,
+        metavar="BATCH",
+    ),
+]
+Output = Annotated[
+    Path, typer.Option("--output", "-o", help="Root of the manifest tree.", metavar="DIR")
+]
 
 
 def render_command(
     batches: Batches,
     output: Output = Path("manifests"),
-    variant: Annotated[list[choices.Variant] | None, typer.Option(
-        "--variant", help="Render only this variant of each batch "
-        "(repeatable); the others' files stay as they are. "
-        "Default: each batch's spec.variants.")] = None,
-    check: Annotated[bool, typer.Option(
-        "--check", help="Write nothing; exit 1 with a diff when the tree is stale.")] = False,
-    prune: Annotated[bool, typer.Option(
-        "--prune", help="Also remove the generated directories of batches that are in none "
-        "of the given files (their own files stay).")] = False,
+    variant: Annotated[
+        list[choices.Variant] | None,
+        typer.Option(
+            "--variant",
+            help="Render only this variant of each batch "
+            "(repeatable); the others' files stay as they are. "
+            "Default: each batch's spec.variants.",
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 with a diff when the tree is stale."),
+    ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Also remove the generated directories of batches that are in none "
+            "of the given files (their own files stay).",
+        ),
+    ] = False,
 ) -> None:
     """Render batch files into GitOps-ready manifests under OUTPUT/<batch>/.
 
@@ -42,23 +60,39 @@ def render_command(
     with reported():
         loaded = source.load_files(batches)
         rendered = render.render_all(loaded, only=tuple(v.value for v in variant or ()))
-        result = tree.plan(output, rendered.files, scopes=rendered.scopes,
-                           batches=rendered.batches, prune=prune)
+        result = tree.plan(
+            output, rendered.files, scopes=rendered.scopes, batches=rendered.batches, prune=prune
+        )
         if result.orphans:
-            err.print(f"{output}: left alone: {', '.join(result.orphans)} (generated for "
-                      "batches not in these files; --prune removes them)", markup=False)
+            err.print(
+                f"{output}: left alone: {', '.join(result.orphans)} (generated for "
+                "batches not in these files; --prune removes them)",
+                markup=False,
+            )
         if check:
             if result.dirty:
                 # Verbatim: rich would strip carriage returns and expand tabs.
                 typer.echo(tree.diff(result), nl=False)
-                command = " ".join(["mlgen render", *map(str, batches), "-o", str(output),
-                                    *(["--prune"] if prune else [])])
-                raise StaleError(f"{output}: {len(result.added)} missing, {len(result.changed)} "
-                                 f"changed and {len(result.removed)} stale file(s); "
-                                 f"run `{command}` and commit the result")
+                command = " ".join(
+                    [
+                        "mlgen render",
+                        *map(str, batches),
+                        "-o",
+                        str(output),
+                        *(["--prune"] if prune else []),
+                    ]
+                )
+                raise StaleError(
+                    f"{output}: {len(result.added)} missing, {len(result.changed)} "
+                    f"changed and {len(result.removed)} stale file(s); "
+                    f"run `{command}` and commit the result"
+                )
             err.print(f"{output}: up to date ({len(rendered.files)} files)", markup=False)
             return
         tree.apply(result)
-        err.print(f"{output}: {len(result.added)} added, {len(result.changed)} changed, "
-                  f"{len(result.removed)} removed, {len(result.unchanged)} unchanged "
-                  f"({', '.join(b.name for b in loaded)})", markup=False)
+        err.print(
+            f"{output}: {len(result.added)} added, {len(result.changed)} changed, "
+            f"{len(result.removed)} removed, {len(result.unchanged)} unchanged "
+            f"({', '.join(b.name for b in loaded)})",
+            markup=False,
+        )

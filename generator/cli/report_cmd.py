@@ -12,12 +12,25 @@ from mlgen.cli.common import err, reported
 
 
 def report_command(
-    timeline_json: Annotated[Path, typer.Argument(
-        metavar="TIMELINE", help="A timeline JSON from `mlgen apply --timeline` or the "
-        "conformance suite's artifacts.", show_default=False)],
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", metavar="CHART", help="Chart to write: .svg, or .png with the "
-        "mlgen[png] extra (default: an .svg beside the JSON).")] = None,
+    timeline_json: Annotated[
+        Path,
+        typer.Argument(
+            metavar="TIMELINE",
+            help="A timeline JSON from `mlgen apply --timeline` or the "
+            "conformance suite's artifacts.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="CHART",
+            help="Chart to write: .svg, or .png with the "
+            "mlgen[png] extra (default: an .svg beside the JSON).",
+        ),
+    ] = None,
 ) -> None:
     """Draw a Gantt chart: a row per job (named, with its index in an Indexed Job), a bar per
     attempt, coloured by outcome; list the jobs that failed."""
@@ -26,5 +39,7 @@ def report_command(
         target = gantt.draw(found, output or timeline_json.with_suffix(".svg"))
         for line in found.failures():
             err.print(f"failed: {line}", markup=False)
-        err.print(f"{target}: makespan {found.makespan:.0f}s, peak "
-                  f"{found.max_concurrency()} pods, {len(found.pods)} attempts")
+        err.print(
+            f"{target}: makespan {found.makespan:.0f}s, peak "
+            f"{found.max_concurrency()} pods, {len(found.pods)} attempts"
+        )

@@ -12,8 +12,10 @@ from mlgen.cli.common import reported
 
 
 def schema_command(
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write to this file instead of standard output.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output."),
+    ] = None,
 ) -> None:
     """Print the JSON Schema of batch files (point your editor's YAML plugin at it)."""
     with reported():

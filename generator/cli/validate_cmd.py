@@ -16,11 +16,17 @@ from mlgen.errors import SpecError
 
 def validate_command(
     batches: Batches,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Treat warnings as errors (exit 1).")] = False,
-    expand: Annotated[bool, typer.Option(
-        "--expand", help="Print every job after matrix expansion and defaults (name, args, "
-        "env), one line each, on standard output.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Treat warnings as errors (exit 1).")
+    ] = False,
+    expand: Annotated[
+        bool,
+        typer.Option(
+            "--expand",
+            help="Print every job after matrix expansion and defaults (name, args, "
+            "env), one line each, on standard output.",
+        ),
+    ] = False,
 ) -> None:
     """Check batch files: schema, names, both variants' manifests; print warnings.
 
@@ -34,9 +40,19 @@ def validate_command(
         if expand:
             for batch in loaded:
                 for job in batch.jobs:
-                    out.print(json.dumps({"batch": batch.name, "job": job.name,
-                                          "args": list(job.args), "env": job.env},
-                                         ensure_ascii=False), markup=False, highlight=False)
+                    out.print(
+                        json.dumps(
+                            {
+                                "batch": batch.name,
+                                "job": job.name,
+                                "args": list(job.args),
+                                "env": job.env,
+                            },
+                            ensure_ascii=False,
+                        ),
+                        markup=False,
+                        highlight=False,
+                    )
         found = [w for batch in loaded for w in validation.warnings(batch)]
         for warning in found:
             err.print(f"[yellow]warning:[/] {escape(warning)}")

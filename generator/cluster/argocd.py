@@ -50,8 +50,9 @@ class ArgoCD:
 
 
 @contextmanager
-def running(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
-            binaries: Path | None = None) -> Iterator[ArgoCD]:
+def running(
+    k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
+) -> Iterator[ArgoCD]:
     """Install CRDs and settings, start redis and both components, always stop them."""
     argo = start(k, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
     try:
@@ -60,12 +61,12 @@ def running(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
         argo.stop()
 
 
-def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
-          binaries: Path | None = None) -> ArgoCD:
+def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None) -> ArgoCD:
     tools = binaries or build.group_dir("gitops")
     if not build.is_built(tools, "gitops"):
-        raise ClusterError(f"the GitOps tools are not built in {tools}; run `mlgen cluster "
-                           "build` first")
+        raise ClusterError(
+            f"the GitOps tools are not built in {tools}; run `mlgen cluster build` first"
+        )
     redis = _which("redis-server", "apt-get install -y --no-install-recommends redis-server")
     server, tls = _credentials(kubeconfig)
     _install(k, tools, server=server, tls=tls)
@@ -73,29 +74,74 @@ def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
     argo = ArgoCD(server=server)
     redis_port, repo_port = processes.free_port(), processes.free_port()
     # kustomize and git must be on PATH for the repo-server; GPG would need a keyring.
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "ARGOCD_GPG_ENABLED": "false",
-           "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}",
-           "ARGOCD_RECONCILIATION_TIMEOUT": RECONCILIATION, "TMPDIR": str(workdir)}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "ARGOCD_GPG_ENABLED": "false",
+        "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ARGOCD_RECONCILIATION_TIMEOUT": RECONCILIATION,
+        "TMPDIR": str(workdir),
+    }
     try:
-        process = processes.spawn("redis", [redis, "--bind", "127.0.0.1", "--port",
-                                            str(redis_port), "--save", "", "--appendonly",
-                                            "no", "--protected-mode", "no"], logs=logs)
+        process = processes.spawn(
+            "redis",
+            [
+                redis,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ],
+            logs=logs,
+        )
         argo.processes.append(process)
         processes.wait_ready(process, port=redis_port)
         metrics = processes.free_port()
-        process = processes.spawn("argocd-repo-server", [
-            str(tools / "argocd"), "--disable-tls", "--port", str(repo_port),
-            "--metrics-port", str(metrics), "--redis", f"127.0.0.1:{redis_port}"],
-            logs=logs, env={**env, "ARGOCD_BINARY_NAME": "argocd-repo-server"})
+        process = processes.spawn(
+            "argocd-repo-server",
+            [
+                str(tools / "argocd"),
+                "--disable-tls",
+                "--port",
+                str(repo_port),
+                "--metrics-port",
+                str(metrics),
+                "--redis",
+                f"127.0.0.1:{redis_port}",
+            ],
+            logs=logs,
+            env={**env, "ARGOCD_BINARY_NAME": "argocd-repo-server"},
+        )
         argo.processes.append(process)
         processes.wait_ready(process, port=repo_port)
         metrics = processes.free_port()
-        process = processes.spawn("argocd-application-controller", [
-            str(tools / "argocd"), "--repo-server", f"127.0.0.1:{repo_port}",
-            "--repo-server-plaintext", "--redis", f"127.0.0.1:{redis_port}",
-            "--namespace", NAMESPACE, "--metrics-port", str(metrics),
-            "--status-processors", "4", "--operation-processors", "4"],
-            logs=logs, env={**env, "ARGOCD_BINARY_NAME": "argocd-application-controller"})
+        process = processes.spawn(
+            "argocd-application-controller",
+            [
+                str(tools / "argocd"),
+                "--repo-server",
+                f"127.0.0.1:{repo_port}",
+                "--repo-server-plaintext",
+                "--redis",
+                f"127.0.0.1:{redis_port}",
+                "--namespace",
+                NAMESPACE,
+                "--metrics-port",
+                str(metrics),
+                "--status-processors",
+                "4",
+                "--operation-processors",
+                "4",
+            ],
+            logs=logs,
+            env={**env, "ARGOCD_BINARY_NAME": "argocd-application-controller"},
+        )
         argo.processes.append(process)
         processes.wait_ready(process, url=f"http://127.0.0.1:{metrics}/metrics")
     except BaseException:
@@ -104,15 +150,21 @@ def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
     return argo
 
 
-def application(name: str, *, repo_url: str, path: str, server: str, namespace: str,
-                revision: str = "main") -> dict[str, Any]:
+def application(
+    name: str, *, repo_url: str, path: str, server: str, namespace: str, revision: str = "main"
+) -> dict[str, Any]:
     """An Application syncing `path` into `namespace` automatically, pruning what Git drops."""
-    return {"apiVersion": API, "kind": "Application",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"project": "default",
-                     "source": {"repoURL": repo_url, "targetRevision": revision, "path": path},
-                     "destination": {"server": server, "namespace": namespace},
-                     "syncPolicy": {"automated": {"prune": True}}}}
+    return {
+        "apiVersion": API,
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo_url, "targetRevision": revision, "path": path},
+            "destination": {"server": server, "namespace": namespace},
+            "syncPolicy": {"automated": {"prune": True}},
+        },
+    }
 
 
 def refresh(k: kube.Kube, name: str) -> None:
@@ -123,59 +175,94 @@ def refresh(k: kube.Kube, name: str) -> None:
 def status(k: kube.Kube, name: str) -> dict[str, str]:
     """Sync status, health, operation phase and synced revision of an Application."""
     found = (crds.get(k, API, "Application", name, NAMESPACE) or {}).get("status") or {}
-    return {"sync": str((found.get("sync") or {}).get("status", "")),
-            "revision": str((found.get("sync") or {}).get("revision", "")),
-            "health": str((found.get("health") or {}).get("status", "")),
-            "operation": str((found.get("operationState") or {}).get("phase", ""))}
+    return {
+        "sync": str((found.get("sync") or {}).get("status", "")),
+        "revision": str((found.get("sync") or {}).get("revision", "")),
+        "health": str((found.get("health") or {}).get("status", "")),
+        "operation": str((found.get("operationState") or {}).get("phase", "")),
+    }
 
 
 def _install(k: kube.Kube, tools: Path, *, server: str, tls: dict[str, str]) -> None:
     crds.install(k, sorted((tools / "crds" / "argocd").glob("*.yaml")))
     meta = {"namespace": NAMESPACE, "labels": _PART_OF}
     k.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    k.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", **meta},
-             "data": {"timeout.reconciliation": RECONCILIATION}})
-    k.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-secret", **meta},
-             "stringData": {"server.secretkey": secrets.token_urlsafe(32)}})
-    k.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
-        "name": "cluster-local", "namespace": NAMESPACE,
-        "labels": {"argocd.argoproj.io/secret-type": "cluster", **_PART_OF}},
-        "stringData": {"name": "local", "server": server,
-                       "config": json.dumps({"tlsClientConfig": tls})}})
-    crds.create(k, {"apiVersion": API, "kind": "AppProject",
-                    "metadata": {"name": "default", "namespace": NAMESPACE},
-                    "spec": {"sourceRepos": ["*"],
-                             "destinations": [{"server": "*", "namespace": "*"}],
-                             "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}})
+    k.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "argocd-cm", **meta},
+            "data": {"timeout.reconciliation": RECONCILIATION},
+        }
+    )
+    k.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "argocd-secret", **meta},
+            "stringData": {"server.secretkey": secrets.token_urlsafe(32)},
+        }
+    )
+    k.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "cluster-local",
+                "namespace": NAMESPACE,
+                "labels": {"argocd.argoproj.io/secret-type": "cluster", **_PART_OF},
+            },
+            "stringData": {
+                "name": "local",
+                "server": server,
+                "config": json.dumps({"tlsClientConfig": tls}),
+            },
+        }
+    )
+    crds.create(
+        k,
+        {
+            "apiVersion": API,
+            "kind": "AppProject",
+            "metadata": {"name": "default", "namespace": NAMESPACE},
+            "spec": {
+                "sourceRepos": ["*"],
+                "destinations": [{"server": "*", "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+            },
+        },
+    )
 
 
 def _credentials(kubeconfig: Path) -> tuple[str, dict[str, str]]:
     """The API server URL and client TLS data (base64 PEM, as Argo CD stores it)."""
     try:
         doc = yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))
-        context = next(c["context"] for c in doc["contexts"]
-                       if c["name"] == doc["current-context"])
+        context = next(c["context"] for c in doc["contexts"] if c["name"] == doc["current-context"])
         cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
         user = next(u["user"] for u in doc["users"] if u["name"] == context["user"])
     except (OSError, KeyError, StopIteration, TypeError, yaml.YAMLError) as e:
-        raise ClusterError(f"cannot read the API server and credentials from {kubeconfig} "
-                           f"({e}); pass the kubeconfig kwokctl wrote") from e
+        raise ClusterError(
+            f"cannot read the API server and credentials from {kubeconfig} "
+            f"({e}); pass the kubeconfig kwokctl wrote"
+        ) from e
     tls: dict[str, str] = {}
-    for ours, data, path, owner in (("caData", "certificate-authority-data",
-                                     "certificate-authority", cluster),
-                                    ("certData", "client-certificate-data",
-                                     "client-certificate", user),
-                                    ("keyData", "client-key-data", "client-key", user)):
+    for ours, data, path, owner in (
+        ("caData", "certificate-authority-data", "certificate-authority", cluster),
+        ("certData", "client-certificate-data", "client-certificate", user),
+        ("keyData", "client-key-data", "client-key", user),
+    ):
         if owner.get(data):
             tls[ours] = owner[data]
         elif owner.get(path):
-            tls[ours] = base64.b64encode((kubeconfig.parent / owner[path]).read_bytes()
-                                         ).decode()
+            tls[ours] = base64.b64encode((kubeconfig.parent / owner[path]).read_bytes()).decode()
     if cluster.get("insecure-skip-tls-verify"):
         tls["insecure"] = "true"
     if "certData" not in tls:
-        raise ClusterError(f"{kubeconfig} has no client certificate; Argo CD's cluster "
-                           "Secret here needs certificate authentication")
+        raise ClusterError(
+            f"{kubeconfig} has no client certificate; Argo CD's cluster "
+            "Secret here needs certificate authentication"
+        )
     return str(cluster["server"]), tls
 
 
@@ -184,4 +271,3 @@ def _which(program: str, fix: str) -> str:
     if found is None:
         raise ClusterError(f"{program} is not installed; install it ({fix})")
     return found
-

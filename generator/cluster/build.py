@@ -34,27 +34,51 @@ class Group:
     steps: tuple[tuple[str, recipes.Recipe], ...]  # (label, recipe), in build order
 
 
-GROUPS: dict[str, Group] = {g.name: g for g in (
-    Group("control-plane", versions.ALL_BINARIES, (
-        (f"etcd {versions.ETCD}", recipes.etcd),
-        (f"kwok, kwokctl {versions.KWOK}", recipes.kwok),
-        (f"Kubernetes {versions.KUBERNETES} (apiserver, controller-manager, scheduler, "
-         "kubectl; the long one)", recipes.kubernetes(versions.KUBE_BINARIES)),
-    )),
-    Group("node", versions.NODE_BINARIES, (
-        (f"kubelet {versions.KUBERNETES}", recipes.kubernetes(versions.NODE_BINARIES)),
-    )),
-    Group("gitops", (*versions.GITOPS_BINARIES,
-                     "crds/flux/source.toolkit.fluxcd.io_gitrepositories.yaml",
-                     "crds/flux/kustomize.toolkit.fluxcd.io_kustomizations.yaml",
-                     "crds/argocd/application-crd.yaml", "crds/argocd/appproject-crd.yaml"), (
-        (f"source-controller {versions.FLUX}", recipes.flux_controller("source-controller")),
-        (f"kustomize-controller {versions.FLUX}",
-         recipes.flux_controller("kustomize-controller")),
-        (f"argocd {versions.ARGOCD}", recipes.argocd),
-        (f"kustomize {versions.KUSTOMIZE}", recipes.kustomize),
-    )),
-)}
+GROUPS: dict[str, Group] = {
+    g.name: g
+    for g in (
+        Group(
+            "control-plane",
+            versions.ALL_BINARIES,
+            (
+                (f"etcd {versions.ETCD}", recipes.etcd),
+                (f"kwok, kwokctl {versions.KWOK}", recipes.kwok),
+                (
+                    f"Kubernetes {versions.KUBERNETES} (apiserver, controller-manager, scheduler, "
+                    "kubectl; the long one)",
+                    recipes.kubernetes(versions.KUBE_BINARIES),
+                ),
+            ),
+        ),
+        Group(
+            "node",
+            versions.NODE_BINARIES,
+            ((f"kubelet {versions.KUBERNETES}", recipes.kubernetes(versions.NODE_BINARIES)),),
+        ),
+        Group(
+            "gitops",
+            (
+                *versions.GITOPS_BINARIES,
+                "crds/flux/source.toolkit.fluxcd.io_gitrepositories.yaml",
+                "crds/flux/kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+                "crds/argocd/application-crd.yaml",
+                "crds/argocd/appproject-crd.yaml",
+            ),
+            (
+                (
+                    f"source-controller {versions.FLUX}",
+                    recipes.flux_controller("source-controller"),
+                ),
+                (
+                    f"kustomize-controller {versions.FLUX}",
+                    recipes.flux_controller("kustomize-controller"),
+                ),
+                (f"argocd {versions.ARGOCD}", recipes.argocd),
+                (f"kustomize {versions.KUSTOMIZE}", recipes.kustomize),
+            ),
+        ),
+    )
+}
 
 
 def cache_root() -> Path:
@@ -114,8 +138,10 @@ def ensure_group(name: str, *, root: Path | None = None, progress: Progress = pr
             progress(f"{name}: [{number}/{total}] done in {time.monotonic() - t0:.0f}s")
         missing = [f for f in group.files if not (scratch / f).is_file()]
         if missing:
-            raise ClusterError(f"the {name} build finished without {', '.join(missing)}; "
-                               "this is a bug in mlgen's build recipe")
+            raise ClusterError(
+                f"the {name} build finished without {', '.join(missing)}; "
+                "this is a bug in mlgen's build recipe"
+            )
         if is_built(target, name):  # another process finished the same build first
             progress(f"{name}: built meanwhile by another process; using {target}")
             return target

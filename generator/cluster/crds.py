@@ -31,12 +31,15 @@ def install(client: kube.Kube, files: Iterable[Path], *, timeout: float = 60.0) 
         while True:
             with kube.errors(f"reading CustomResourceDefinition {name}"):
                 crd = api.read_custom_resource_definition(name)
-            if any(c.type == "Established" and c.status == "True"
-                   for c in crd.status.conditions or []):
+            if any(
+                c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
+            ):
                 break
             if time.monotonic() > deadline:
-                raise ClusterError(f"CustomResourceDefinition {name} not Established after "
-                                   f"{timeout:.0f}s; is kube-apiserver healthy?")
+                raise ClusterError(
+                    f"CustomResourceDefinition {name} not Established after "
+                    f"{timeout:.0f}s; is kube-apiserver healthy?"
+                )
             time.sleep(0.2)
     return names
 
@@ -48,37 +51,63 @@ def create(client: kube.Kube, obj: dict[str, Any]) -> None:
     api = k8s.CustomObjectsApi(client.api)
     with kube.errors(f"applying {obj['kind']} {meta['namespace']}/{meta['name']}"):
         api.patch_namespaced_custom_object(
-            group, version, meta["namespace"], _plural(obj["kind"]), meta["name"], obj,
-            field_manager=kube.FIELD_MANAGER, force=True,
-            _content_type="application/apply-patch+yaml")
+            group,
+            version,
+            meta["namespace"],
+            _plural(obj["kind"]),
+            meta["name"],
+            obj,
+            field_manager=kube.FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
 
 
-def get(client: kube.Kube, api_version: str, kind: str, name: str, namespace: str
-        ) -> dict[str, Any] | None:
+def get(
+    client: kube.Kube, api_version: str, kind: str, name: str, namespace: str
+) -> dict[str, Any] | None:
     group, version = api_version.split("/")
     api = k8s.CustomObjectsApi(client.api)
     try:
         found: dict[str, Any] = api.get_namespaced_custom_object(
-            group, version, namespace, _plural(kind), name)
+            group, version, namespace, _plural(kind), name
+        )
     except ApiException as e:
         if e.status == 404:
             return None
-        raise ClusterError(f"reading {kind} {namespace}/{name} failed ({e.status} {e.reason});"
-                           " is the API server up and the tool's CRDs installed (its start() "
-                           "installs them)?") from e
+        raise ClusterError(
+            f"reading {kind} {namespace}/{name} failed ({e.status} {e.reason});"
+            " is the API server up and the tool's CRDs installed (its start() "
+            "installs them)?"
+        ) from e
     return found
 
 
-def annotate_now(client: kube.Kube, api_version: str, kind: str, name: str, namespace: str,
-                 *, key: str, value: str | None = None) -> None:
+def annotate_now(
+    client: kube.Kube,
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str,
+    *,
+    key: str,
+    value: str | None = None,
+) -> None:
     """Set annotation `key` (by default to the current time): how both tools are asked to
     act now."""
     group, version = api_version.split("/")
     api = k8s.CustomObjectsApi(client.api)
     body = {"metadata": {"annotations": {key: value or datetime.now(UTC).isoformat()}}}
     with kube.errors(f"annotating {kind} {namespace}/{name}"):
-        api.patch_namespaced_custom_object(group, version, namespace, _plural(kind), name,
-                                           body, _content_type="application/merge-patch+json")
+        api.patch_namespaced_custom_object(
+            group,
+            version,
+            namespace,
+            _plural(kind),
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
 
 
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
@@ -90,8 +119,12 @@ def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
 
 
 def _plural(kind: str) -> str:
-    plurals = {"GitRepository": "gitrepositories", "Kustomization": "kustomizations",
-               "Application": "applications", "AppProject": "appprojects"}
+    plurals = {
+        "GitRepository": "gitrepositories",
+        "Kustomization": "kustomizations",
+        "Application": "applications",
+        "AppProject": "appprojects",
+    }
     return plurals[kind]
 
 
@@ -103,5 +136,7 @@ def delete(client: kube.Kube, api_version: str, kind: str, name: str, namespace:
         api.delete_namespaced_custom_object(group, version, namespace, _plural(kind), name)
     except ApiException as e:
         if e.status != 404:
-            raise ClusterError(f"deleting {kind} {namespace}/{name} failed ({e.status} "
-                               f"{e.reason}); is the API server up?") from e
+            raise ClusterError(
+                f"deleting {kind} {namespace}/{name} failed ({e.status} "
+                f"{e.reason}); is the API server up?"
+            ) from e

@@ -55,9 +55,15 @@ def start(home: Path, launch: Launch) -> int:
     """Start a stopped component again, logging where it logged; return its pid."""
     log = home / "logs" / f"{launch.component}.log"
     with open(log if log.parent.is_dir() else os.devnull, "ab") as out:
-        process = subprocess.Popen(launch.argv, env=launch.env, cwd=launch.cwd,
-                                   stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            launch.argv,
+            env=launch.env,
+            cwd=launch.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
     (home / "pids" / f"{launch.component}.pid").write_text(f"{process.pid}\n")
     return process.pid
 

@@ -49,8 +49,9 @@ class Flux:
 
 
 @contextmanager
-def running(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
-            binaries: Path | None = None) -> Iterator[Flux]:
+def running(
+    k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
+) -> Iterator[Flux]:
     """Install the CRDs and namespace, start both controllers, always stop them."""
     flux = start(k, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
     try:
@@ -59,12 +60,12 @@ def running(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
         flux.stop()
 
 
-def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
-          binaries: Path | None = None) -> Flux:
+def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None) -> Flux:
     tools = binaries or build.group_dir("gitops")
     if not build.is_built(tools, "gitops"):
-        raise ClusterError(f"the GitOps tools are not built in {tools}; run `mlgen cluster "
-                           "build` first")
+        raise ClusterError(
+            f"the GitOps tools are not built in {tools}; run `mlgen cluster build` first"
+        )
     crds.install(k, sorted((tools / "crds" / "flux").glob("*.yaml")))
     if not k.namespace_exists(NAMESPACE):
         k.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
@@ -74,18 +75,31 @@ def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
     (workdir / "storage").mkdir(parents=True, exist_ok=True)  # it will not create it
     try:
         for name, extra in (
-            ("source-controller", [
-                f"--storage-path={workdir / 'storage'}",
-                f"--storage-addr=127.0.0.1:{flux.storage_port}",
-                # kustomize-controller downloads artifacts from this advertised address.
-                f"--storage-adv-addr=127.0.0.1:{flux.storage_port}"]),
+            (
+                "source-controller",
+                [
+                    f"--storage-path={workdir / 'storage'}",
+                    f"--storage-addr=127.0.0.1:{flux.storage_port}",
+                    # kustomize-controller downloads artifacts from this advertised address.
+                    f"--storage-adv-addr=127.0.0.1:{flux.storage_port}",
+                ],
+            ),
             ("kustomize-controller", [f"--requeue-dependency={REQUEUE_DEPENDENCY}"]),
         ):
             health = processes.free_port()
-            process = processes.spawn(name, [
-                str(tools / name), "--enable-leader-election=false", "--log-level=info",
-                f"--metrics-addr=127.0.0.1:{processes.free_port()}",
-                f"--health-addr=127.0.0.1:{health}", *extra], logs=logs, env=env)
+            process = processes.spawn(
+                name,
+                [
+                    str(tools / name),
+                    "--enable-leader-election=false",
+                    "--log-level=info",
+                    f"--metrics-addr=127.0.0.1:{processes.free_port()}",
+                    f"--health-addr=127.0.0.1:{health}",
+                    *extra,
+                ],
+                logs=logs,
+                env=env,
+            )
             flux.processes.append(process)
             processes.wait_ready(process, url=f"http://127.0.0.1:{health}/readyz")
     except BaseException:
@@ -94,24 +108,37 @@ def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path,
     return flux
 
 
-def git_repository(name: str, *, url: str, branch: str = "main",
-                   interval: str = "1m") -> dict[str, Any]:
+def git_repository(
+    name: str, *, url: str, branch: str = "main", interval: str = "1m"
+) -> dict[str, Any]:
     """A GitRepository in flux-system; after a push, `request_reconcile` fetches at once."""
-    return {"apiVersion": SOURCE_API, "kind": "GitRepository",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"url": url, "ref": {"branch": branch}, "interval": interval,
-                     "timeout": "30s"}}
+    return {
+        "apiVersion": SOURCE_API,
+        "kind": "GitRepository",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"url": url, "ref": {"branch": branch}, "interval": interval, "timeout": "30s"},
+    }
 
 
-def kustomization(name: str, *, source: str, path: str, wait: bool,
-                  timeout: str = "10m") -> dict[str, Any]:
+def kustomization(
+    name: str, *, source: str, path: str, wait: bool, timeout: str = "10m"
+) -> dict[str, Any]:
     """A Kustomization of our own: the root that applies the rendered Flux chain, or one
     for a directory mlgen renders no Flux object for (the parallel variant)."""
-    return {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"interval": "10m", "retryInterval": "30s", "timeout": timeout,
-                     "path": path, "prune": True, "wait": wait,
-                     "sourceRef": {"kind": "GitRepository", "name": source}}}
+    return {
+        "apiVersion": KUSTOMIZE_API,
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "interval": "10m",
+            "retryInterval": "30s",
+            "timeout": timeout,
+            "path": path,
+            "prune": True,
+            "wait": wait,
+            "sourceRef": {"kind": "GitRepository", "name": source},
+        },
+    }
 
 
 def request_reconcile(k: kube.Kube, repository: str) -> None:
@@ -132,4 +159,3 @@ def revision(k: kube.Kube, kind: str, name: str) -> str:
     if kind == "GitRepository":
         return str((status.get("artifact") or {}).get("revision", ""))
     return str(status.get("lastAppliedRevision", ""))
-

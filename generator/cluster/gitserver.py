@@ -19,8 +19,12 @@ from urllib.parse import urlsplit
 
 from mlgen.errors import ClusterError
 
-_AUTHOR = {"GIT_AUTHOR_NAME": "mlgen", "GIT_AUTHOR_EMAIL": "mlgen@localhost",
-           "GIT_COMMITTER_NAME": "mlgen", "GIT_COMMITTER_EMAIL": "mlgen@localhost"}
+_AUTHOR = {
+    "GIT_AUTHOR_NAME": "mlgen",
+    "GIT_AUTHOR_EMAIL": "mlgen@localhost",
+    "GIT_COMMITTER_NAME": "mlgen",
+    "GIT_COMMITTER_EMAIL": "mlgen@localhost",
+}
 
 
 @dataclass
@@ -64,23 +68,29 @@ def start(root: Path) -> GitServer:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="mlgen-git-server",
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="mlgen-git-server", daemon=True)
     thread.start()
-    return GitServer(root=root, port=server.server_address[1], _server=server,
-                     _thread=thread)
+    return GitServer(root=root, port=server.server_address[1], _server=server, _thread=thread)
 
 
 def git(args: list[str], *, cwd: Path) -> str:
     """Run git with a fixed identity and no user or system config; errors name the fix."""
-    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(cwd), "LANG": "C",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-           "GIT_TERMINAL_PROMPT": "0", **_AUTHOR}
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          check=False)
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(cwd),
+        "LANG": "C",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+        **_AUTHOR,
+    }
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
-        raise ClusterError(f"`git {' '.join(args)}` failed in {cwd}: "
-                           f"{proc.stderr.strip() or proc.stdout.strip()}")
+        raise ClusterError(
+            f"`git {' '.join(args)}` failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return proc.stdout
 
 
@@ -102,14 +112,19 @@ def clone_empty(url: str, worktree: Path) -> Path:
 
 def _backend() -> Path:
     if shutil.which("git") is None:
-        raise ClusterError("no git on PATH: install git (apt-get install git); the GitOps "
-                           "tests serve their manifests from a local repository")
-    exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True,
-                               check=False).stdout.strip()
+        raise ClusterError(
+            "no git on PATH: install git (apt-get install git); the GitOps "
+            "tests serve their manifests from a local repository"
+        )
+    exec_path = subprocess.run(
+        ["git", "--exec-path"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     backend = Path(exec_path) / "git-http-backend"
     if not backend.is_file():
-        raise ClusterError(f"{backend} is missing: install git's http-backend (Debian: it "
-                           "ships in the git package)")
+        raise ClusterError(
+            f"{backend} is missing: install git's http-backend (Debian: it "
+            "ships in the git package)"
+        )
     return backend
 
 
@@ -130,22 +145,31 @@ class _CgiHandler(BaseHTTPRequestHandler):
 
     def _cgi(self) -> None:
         parts = urlsplit(self.path)
-        env = {"GIT_PROJECT_ROOT": str(self.project_root), "GIT_HTTP_EXPORT_ALL": "1",
-               "PATH": os.environ.get("PATH", os.defpath), "REQUEST_METHOD": self.command,
-               "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
-               "REMOTE_ADDR": self.client_address[0], "SERVER_PROTOCOL": "HTTP/1.1",
-               "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-               "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+        env = {
+            "GIT_PROJECT_ROOT": str(self.project_root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH": os.environ.get("PATH", os.defpath),
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": parts.path,
+            "QUERY_STRING": parts.query,
+            "REMOTE_ADDR": self.client_address[0],
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+        }
         for key, value in self.headers.items():
             env["HTTP_" + key.upper().replace("-", "_")] = value
         body = self._body()
         env["CONTENT_LENGTH"] = str(len(body))
-        proc = subprocess.run([str(self.program)], input=body, env=env, capture_output=True,
-                              check=False)
+        proc = subprocess.run(
+            [str(self.program)], input=body, env=env, capture_output=True, check=False
+        )
         blank = b"\r\n\r\n" if b"\r\n\r\n" in proc.stdout else b"\n\n"
         head, _, payload = proc.stdout.partition(blank)
-        headers = [line.split(":", 1) for line in head.decode("latin-1").splitlines()
-                   if ":" in line]
+        headers = [
+            line.split(":", 1) for line in head.decode("latin-1").splitlines() if ":" in line
+        ]
         status = next((v.strip() for k, v in headers if k.lower() == "status"), "200 OK")
         code, _, reason = status.partition(" ")
         self.send_response(int(code), reason or None)

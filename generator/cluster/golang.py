@@ -24,14 +24,18 @@ def binary() -> str:
     """The `go` on PATH, checked to be new enough for every pinned module."""
     go = shutil.which("go")
     if go is None:
-        raise ClusterError("no Go toolchain on PATH: install Go >= 1.26 "
-                           "(the local cluster is built from source)")
-    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True,
-                         env=environment(), check=False).stdout.strip()
+        raise ClusterError(
+            "no Go toolchain on PATH: install Go >= 1.26 (the local cluster is built from source)"
+        )
+    out = subprocess.run(
+        [go, "env", "GOVERSION"], capture_output=True, text=True, env=environment(), check=False
+    ).stdout.strip()
     match = re.match(r"go(\d+)\.(\d+)", out)
     if not match or (int(match[1]), int(match[2])) < MIN_GO:
-        raise ClusterError(f"Go {out or '(unknown version)'} is too old: the pinned modules "
-                           f"need Go >= {MIN_GO[0]}.{MIN_GO[1]}")
+        raise ClusterError(
+            f"Go {out or '(unknown version)'} is too old: the pinned modules "
+            f"need Go >= {MIN_GO[0]}.{MIN_GO[1]}"
+        )
     return go
 
 
@@ -47,8 +51,9 @@ def environment(modcache: Path | None = None) -> dict[str, str]:
 
 def run(go: str, args: list[str], *, cwd: Path, modcache: Path | None = None) -> str:
     """Run one go command; a failure becomes a ClusterError quoting stderr's tail."""
-    proc = subprocess.run([go, *args], cwd=cwd, env=environment(modcache),
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [go, *args], cwd=cwd, env=environment(modcache), capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
         hint = ""
@@ -67,15 +72,13 @@ def write_module(work: Path, name: str, body: str = "") -> None:
 
 def module_file(go: str, module: str, *, cwd: Path, modcache: Path | None = None) -> Path:
     """The go.mod of `module@version`, downloaded from the proxy."""
-    info = json.loads(run(go, ["mod", "download", "-json", module], cwd=cwd,
-                          modcache=modcache))
+    info = json.loads(run(go, ["mod", "download", "-json", module], cwd=cwd, modcache=modcache))
     return Path(info["GoMod"])
 
 
 def module_dir(go: str, module: str, *, cwd: Path, modcache: Path | None = None) -> Path:
     """Where the source of `module@version` was unpacked (read-only files)."""
-    info = json.loads(run(go, ["mod", "download", "-json", module], cwd=cwd,
-                          modcache=modcache))
+    info = json.loads(run(go, ["mod", "download", "-json", module], cwd=cwd, modcache=modcache))
     return Path(info["Dir"])
 
 

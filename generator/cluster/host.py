@@ -27,8 +27,13 @@ def which(*names: str) -> dict[str, str | None]:
 def spawn(home: Path, name: str, argv: list[str]) -> int:
     """Start `argv` in its own session, logging to `<home>/<name>.log`; record its pid."""
     with (home / f"{name}.log").open("ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     (home / "pids" / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
@@ -37,10 +42,14 @@ def wait_for(path: Path, *, what: str, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline:
-            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) \
-                if log.exists() else "no log"
-            raise ClusterError(f"{what} ({path}) did not appear in {timeout:.0f}s: {tail}; "
-                               f"full log: {log}")
+            tail = (
+                " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+                if log.exists()
+                else "no log"
+            )
+            raise ClusterError(
+                f"{what} ({path}) did not appear in {timeout:.0f}s: {tail}; full log: {log}"
+            )
         time.sleep(0.05)
 
 
@@ -100,8 +109,7 @@ def kill_shims(address: Path) -> None:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"containerd-shim-runc-v2") \
-                and str(address).encode() in argv:
+        if argv and argv[0].endswith(b"containerd-shim-runc-v2") and str(address).encode() in argv:
             shims.append(int(entry.name))
     if not shims:
         return
@@ -165,8 +173,9 @@ def remove_cgroup(root: str) -> None:
         top = mount / root.lstrip("/")
         if not top.is_dir():
             continue
-        dirs = sorted((p for p in top.rglob("*") if p.is_dir()),
-                      key=lambda p: len(p.parts), reverse=True)
+        dirs = sorted(
+            (p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+        )
         for path in [*dirs, top]:
             with contextlib.suppress(OSError):
                 path.rmdir()

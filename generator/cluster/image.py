@@ -30,22 +30,23 @@ ENTRYPOINTS: dict[str, list[str]] = {
 }
 BUSYBOX = Path("/bin/busybox")
 PACKAGES = "busybox-static"
-_DIRS = ("bin", "dev", "etc", "proc", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin",
-         "var")
+_DIRS = ("bin", "dev", "etc", "proc", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin", "var")
 _PATH = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def applets(busybox: Path = BUSYBOX) -> list[str]:
     """The applet paths busybox installs (`usr/bin/od`, `bin/sh`, ...)."""
     if not busybox.is_file():
-        raise ClusterError(f"{busybox} not found: apt-get install {PACKAGES} (the real node's "
-                           "images are made from it)")
+        raise ClusterError(
+            f"{busybox} not found: apt-get install {PACKAGES} (the real node's "
+            "images are made from it)"
+        )
     try:
-        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
-                             check=True, timeout=30).stdout
+        out = subprocess.run(
+            [str(busybox), "--list-full"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
     except (OSError, subprocess.SubprocessError) as e:
-        raise ClusterError(f"{busybox} --list-full failed ({e}); is it Debian's "
-                           f"{PACKAGES}?") from e
+        raise ClusterError(f"{busybox} --list-full failed ({e}); is it Debian's {PACKAGES}?") from e
     return sorted({line.strip().lstrip("/") for line in out.splitlines() if line.strip()})
 
 
@@ -80,12 +81,16 @@ def archive(layer_tar: bytes, entrypoints: Mapping[str, Sequence[str]]) -> bytes
     files: dict[str, bytes] = {layer_path: layer_tar}
     manifest = []
     for tag, entrypoint in sorted(entrypoints.items()):
-        config = json.dumps({
-            "architecture": "amd64", "os": "linux",
-            "config": {"Entrypoint": list(entrypoint), "Env": [_PATH], "WorkingDir": "/"},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created_by": f"mlgen: {PACKAGES} rootfs"}],
-        }, sort_keys=True).encode()
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Entrypoint": list(entrypoint), "Env": [_PATH], "WorkingDir": "/"},
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                "history": [{"created_by": f"mlgen: {PACKAGES} rootfs"}],
+            },
+            sort_keys=True,
+        ).encode()
         config_path = hashlib.sha256(config).hexdigest() + ".json"
         files[config_path] = config
         manifest.append({"Config": config_path, "RepoTags": [tag], "Layers": [layer_path]})
@@ -110,13 +115,13 @@ def build(target: Path, *, busybox: Path = BUSYBOX) -> Path:
 
 def load(tar: Path, *, ctr: str, address: Path, timeout: float = 120.0) -> None:
     """Import the archive into containerd's `k8s.io` namespace, where the CRI looks."""
-    command = [ctr, "--address", str(address), "-n", "k8s.io", "images", "import",
-               str(tar)]
+    command = [ctr, "--address", str(address), "-n", "k8s.io", "images", "import", str(tar)]
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError) as e:
         raise ClusterError(f"importing {tar} into containerd failed ({e})") from e
     if proc.returncode != 0:
-        raise ClusterError(f"`ctr images import {tar}` failed (exit {proc.returncode}): "
-                           f"{proc.stderr.strip()}; see the containerd log next to it")
+        raise ClusterError(
+            f"`ctr images import {tar}` failed (exit {proc.returncode}): "
+            f"{proc.stderr.strip()}; see the containerd log next to it"
+        )

@@ -64,96 +64,141 @@ def stages_file() -> Path:
 
 def _env(bin_dir: Path, workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "KWOK_WORKDIR": str(workdir),
-        "KWOK_RUNTIME": "binary",
-        "KWOK_KUBE_VERSION": versions.KUBERNETES,
-        "KWOK_KUBE_BINARY_PREFIX": str(bin_dir),
-        "KWOK_ETCD_BINARY": str(bin_dir / "etcd"),
-        "KWOK_CONTROLLER_BINARY": str(bin_dir / "kwok"),
-        "KWOK_KUBECTL_BINARY": str(bin_dir / "kubectl"),
-        "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-    })
+    env.update(
+        {
+            "KWOK_WORKDIR": str(workdir),
+            "KWOK_RUNTIME": "binary",
+            "KWOK_KUBE_VERSION": versions.KUBERNETES,
+            "KWOK_KUBE_BINARY_PREFIX": str(bin_dir),
+            "KWOK_ETCD_BINARY": str(bin_dir / "etcd"),
+            "KWOK_CONTROLLER_BINARY": str(bin_dir / "kwok"),
+            "KWOK_KUBECTL_BINARY": str(bin_dir / "kubectl"),
+            "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
     return env
 
 
-def _kwokctl(bin_dir: Path, workdir: Path, args: list[str], *, log: Path,
-             timeout: float) -> None:
+def _kwokctl(bin_dir: Path, workdir: Path, args: list[str], *, log: Path, timeout: float) -> None:
     with log.open("a") as sink:
         sink.write(f"$ kwokctl {' '.join(args)}\n")
         sink.flush()
         try:
-            proc = subprocess.run([str(bin_dir / "kwokctl"), *args], env=_env(bin_dir, workdir),
-                                  stdout=sink, stderr=subprocess.STDOUT, timeout=timeout,
-                                  check=False, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                [str(bin_dir / "kwokctl"), *args],
+                env=_env(bin_dir, workdir),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as e:
-            raise ClusterError(f"kwokctl {args[0]} {args[1]} did not finish in {timeout:.0f}s; "
-                               f"see {log}") from e
+            raise ClusterError(
+                f"kwokctl {args[0]} {args[1]} did not finish in {timeout:.0f}s; see {log}"
+            ) from e
     if proc.returncode != 0:
         tail = " | ".join(log.read_text().strip().splitlines()[-5:])
-        raise ClusterError(f"kwokctl {args[0]} {args[1]} failed (exit {proc.returncode}): "
-                           f"{tail}; full log: {log}")
+        raise ClusterError(
+            f"kwokctl {args[0]} {args[1]} failed (exit {proc.returncode}): {tail}; full log: {log}"
+        )
 
 
-def up(*, name: str | None = None, workdir: Path | None = None, bin_dir: Path | None = None,
-       progress: Progress = print, timeout: float = 120.0, real_node: bool = False,
-       node_bin_dir: Path | None = None) -> LocalCluster:
+def up(
+    *,
+    name: str | None = None,
+    workdir: Path | None = None,
+    bin_dir: Path | None = None,
+    progress: Progress = print,
+    timeout: float = 120.0,
+    real_node: bool = False,
+    node_bin_dir: Path | None = None,
+) -> LocalCluster:
     """Start a cluster and return it once the API server answers (and, with `real_node`,
     once the real node is Ready); raises ClusterError and leaves nothing running."""
     if real_node:
         node.require_tools()  # before minutes of work, not after
     binaries = bin_dir or build.ensure_binaries(progress=progress)
-    kubelet_dir = (node_bin_dir or build.ensure_group("node", progress=progress)) \
-        if real_node else None
+    kubelet_dir = (
+        (node_bin_dir or build.ensure_group("node", progress=progress)) if real_node else None
+    )
     if not build.is_built(binaries):
-        raise ClusterError(f"{binaries}: the cluster binaries are missing; run "
-                           "`mlgen cluster build` first")
-    cluster = LocalCluster(name=name or f"mlgen-{secrets.token_hex(3)}",
-                           workdir=workdir or default_workdir())
+        raise ClusterError(
+            f"{binaries}: the cluster binaries are missing; run `mlgen cluster build` first"
+        )
+    cluster = LocalCluster(
+        name=name or f"mlgen-{secrets.token_hex(3)}", workdir=workdir or default_workdir()
+    )
     if cluster.home.exists():
-        raise ClusterError(f"a cluster named {cluster.name!r} already exists in "
-                           f"{cluster.workdir}; pick another name or run `mlgen cluster down "
-                           f"--name {cluster.name}`")
+        raise ClusterError(
+            f"a cluster named {cluster.name!r} already exists in "
+            f"{cluster.workdir}; pick another name or run `mlgen cluster down "
+            f"--name {cluster.name}`"
+        )
     cluster.workdir.mkdir(parents=True, exist_ok=True)
     log = cluster.workdir / f"{cluster.name}.log"
-    progress(f"cluster {cluster.name}: starting etcd, kube-apiserver, kube-controller-manager, "
-             "kube-scheduler and kwok ...")
+    progress(
+        f"cluster {cluster.name}: starting etcd, kube-apiserver, kube-controller-manager, "
+        "kube-scheduler and kwok ..."
+    )
     started = time.monotonic()
     args = [
-        "create", "cluster", "--name", cluster.name, "--runtime", "binary",
-        "--config", str(stages_file()),
-        "--kubeconfig", "",  # never touch ~/.kube/config
-        "--kube-apiserver-binary", str(binaries / "kube-apiserver"),
-        "--kube-controller-manager-binary", str(binaries / "kube-controller-manager"),
-        "--kube-scheduler-binary", str(binaries / "kube-scheduler"),
-        "--etcd-binary", str(binaries / "etcd"),
-        "--kwok-controller-binary", str(binaries / "kwok"),
+        "create",
+        "cluster",
+        "--name",
+        cluster.name,
+        "--runtime",
+        "binary",
+        "--config",
+        str(stages_file()),
+        "--kubeconfig",
+        "",  # never touch ~/.kube/config
+        "--kube-apiserver-binary",
+        str(binaries / "kube-apiserver"),
+        "--kube-controller-manager-binary",
+        str(binaries / "kube-controller-manager"),
+        "--kube-scheduler-binary",
+        str(binaries / "kube-scheduler"),
+        "--etcd-binary",
+        str(binaries / "etcd"),
+        "--kwok-controller-binary",
+        str(binaries / "kwok"),
         "--disable-qps-limits",
         # A test cluster's data is thrown away: no fsync makes etcd far faster on CI disks.
-        "--extra-args", "etcd=unsafe-no-fsync=true",
+        "--extra-args",
+        "etcd=unsafe-no-fsync=true",
         # KWOK fakes only the nodes mlgen creates for it, never a real kubelet's node.
-        "--extra-args", "kwok-controller=manage-all-nodes=false",
-        "--extra-args", f"kwok-controller=manage-nodes-with-annotation-selector="
-                        f"{KWOK_NODES}",
+        "--extra-args",
+        "kwok-controller=manage-all-nodes=false",
+        "--extra-args",
+        f"kwok-controller=manage-nodes-with-annotation-selector={KWOK_NODES}",
         # `kubectl logs` reaches a real kubelet by its IP; its host name resolves nowhere.
-        "--extra-args", "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname",
-        "--wait", f"{int(timeout)}s",
+        "--extra-args",
+        "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname",
+        "--wait",
+        f"{int(timeout)}s",
     ]
     try:
         _kwokctl(binaries, cluster.workdir, args, log=log, timeout=timeout + 30)
         if kubelet_dir is not None:
-            node.start(cluster.home, cluster=cluster.name, kubeconfig=cluster.kubeconfig,
-                       kubelet=kubelet_dir / "kubelet", progress=progress)
+            node.start(
+                cluster.home,
+                cluster=cluster.name,
+                kubeconfig=cluster.kubeconfig,
+                kubelet=kubelet_dir / "kubelet",
+                progress=progress,
+            )
     except BaseException:
         down(cluster, bin_dir=binaries, progress=lambda _: None)
         raise
-    progress(f"cluster {cluster.name}: ready in {time.monotonic() - started:.1f}s; "
-             f"kubeconfig {cluster.kubeconfig}")
+    progress(
+        f"cluster {cluster.name}: ready in {time.monotonic() - started:.1f}s; "
+        f"kubeconfig {cluster.kubeconfig}"
+    )
     return cluster
 
 
-def down(cluster: LocalCluster, *, bin_dir: Path | None = None,
-         progress: Progress = print) -> None:
+def down(cluster: LocalCluster, *, bin_dir: Path | None = None, progress: Progress = print) -> None:
     """Stop every process of the cluster and remove its files; safe to call twice."""
     binaries = bin_dir or build.bin_dir()
     # The real node first: its kubelet, containers and containerd, then the control plane.
@@ -161,11 +206,18 @@ def down(cluster: LocalCluster, *, bin_dir: Path | None = None,
     pids = cluster.pids() if cluster.home.exists() else {}
     if cluster.home.exists() and (binaries / "kwokctl").exists():
         try:
-            _kwokctl(binaries, cluster.workdir, ["delete", "cluster", "--name", cluster.name],
-                     log=cluster.workdir / f"{cluster.name}.log", timeout=60)
+            _kwokctl(
+                binaries,
+                cluster.workdir,
+                ["delete", "cluster", "--name", cluster.name],
+                log=cluster.workdir / f"{cluster.name}.log",
+                timeout=60,
+            )
         except ClusterError as e:
-            progress(f"cluster {cluster.name}: kwokctl delete failed ({e}); killing its "
-                     "processes directly")
+            progress(
+                f"cluster {cluster.name}: kwokctl delete failed ({e}); killing its "
+                "processes directly"
+            )
     # kwokctl should have stopped them all; make sure, since a leftover etcd or
     # apiserver would hold ports and memory until the machine restarts.
     for pid in pids.values():

@@ -73,11 +73,15 @@ def host_ip() -> str:
             probe.connect(("10.255.255.255", 9))  # UDP: nothing is sent
             address = str(probe.getsockname()[0])
         except OSError as e:
-            raise ClusterError(f"the real node needs a non-loopback IPv4 address ({e}); "
-                               "bring up a network interface with a default route") from e
+            raise ClusterError(
+                f"the real node needs a non-loopback IPv4 address ({e}); "
+                "bring up a network interface with a default route"
+            ) from e
     if address.startswith("127."):
-        raise ClusterError("the real node needs a non-loopback IPv4 address; bring up a "
-                           "network interface with a default route")
+        raise ClusterError(
+            "the real node needs a non-loopback IPv4 address; bring up a "
+            "network interface with a default route"
+        )
     return address
 
 
@@ -85,45 +89,56 @@ def containerd_config(layout: Layout) -> str:
     """containerd 1.6 config (version 2) with everything under the node's home."""
     home = layout.home
     cri = 'plugins."io.containerd.grpc.v1.cri"'
-    return "\n".join([
-        "version = 2",
-        f'root = "{home / "containerd" / "root"}"',
-        f'state = "{home / "containerd" / "state"}"',
-        "[grpc]",
-        f'  address = "{layout.socket}"',
-        "[ttrpc]",
-        f'  address = "{layout.socket}.ttrpc"',
-        '[plugins."io.containerd.internal.v1.opt"]',
-        f'  path = "{home / "containerd" / "opt"}"',
-        f"[{cri}]",
-        f'  sandbox_image = "{image.PAUSE}"',
-        # No CAP_SYS_RESOURCE here: runc must not try to lower oom_score_adj.
-        "  restrict_oom_score_adj = true",
-        # Pod network namespaces under the state dir too, where `stop` unmounts them.
-        "  netns_mounts_under_state_dir = true",
-        f"[{cri}.cni]",
-        f'  bin_dir = "{CNI_DIR}"',
-        f'  conf_dir = "{home / "cni"}"',
-        f"[{cri}.containerd]",
-        '  snapshotter = "overlayfs"',
-        '  default_runtime_name = "runc"',
-        f"[{cri}.containerd.runtimes.runc]",
-        '  runtime_type = "io.containerd.runc.v2"',
-        f"[{cri}.containerd.runtimes.runc.options]",
-        "  SystemdCgroup = false",  # no systemd on this kind of host
-        f'  Root = "{home / "runc"}"',
-        "",
-    ])
+    return "\n".join(
+        [
+            "version = 2",
+            f'root = "{home / "containerd" / "root"}"',
+            f'state = "{home / "containerd" / "state"}"',
+            "[grpc]",
+            f'  address = "{layout.socket}"',
+            "[ttrpc]",
+            f'  address = "{layout.socket}.ttrpc"',
+            '[plugins."io.containerd.internal.v1.opt"]',
+            f'  path = "{home / "containerd" / "opt"}"',
+            f"[{cri}]",
+            f'  sandbox_image = "{image.PAUSE}"',
+            # No CAP_SYS_RESOURCE here: runc must not try to lower oom_score_adj.
+            "  restrict_oom_score_adj = true",
+            # Pod network namespaces under the state dir too, where `stop` unmounts them.
+            "  netns_mounts_under_state_dir = true",
+            f"[{cri}.cni]",
+            f'  bin_dir = "{CNI_DIR}"',
+            f'  conf_dir = "{home / "cni"}"',
+            f"[{cri}.containerd]",
+            '  snapshotter = "overlayfs"',
+            '  default_runtime_name = "runc"',
+            f"[{cri}.containerd.runtimes.runc]",
+            '  runtime_type = "io.containerd.runc.v2"',
+            f"[{cri}.containerd.runtimes.runc.options]",
+            "  SystemdCgroup = false",  # no systemd on this kind of host
+            f'  Root = "{home / "runc"}"',
+            "",
+        ]
+    )
 
 
 def cni_config(layout: Layout) -> dict[str, Any]:
     """A bridge network of the node's own; no masquerading or port maps, so no iptables."""
     return {
-        "cniVersion": "0.4.0", "name": f"mlgen-{layout.cluster}",
+        "cniVersion": "0.4.0",
+        "name": f"mlgen-{layout.cluster}",
         "plugins": [
-            {"type": "bridge", "bridge": layout.bridge, "isGateway": True, "ipMasq": False,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": layout.subnet}]],
-                      "dataDir": str(layout.home / "cni-ipam")}},
+            {
+                "type": "bridge",
+                "bridge": layout.bridge,
+                "isGateway": True,
+                "ipMasq": False,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": layout.subnet}]],
+                    "dataDir": str(layout.home / "cni-ipam"),
+                },
+            },
             {"type": "loopback"},
         ],
     }
@@ -133,21 +148,33 @@ def kubelet_config(layout: Layout, *, address: str, port: int) -> dict[str, Any]
     """KubeletConfiguration for a throwaway node on a cgroup v1 host without systemd."""
     endpoint = f"unix://{layout.socket}"
     return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "address": address, "port": port, "readOnlyPort": 0, "healthzPort": 0,
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": address,
+        "port": port,
+        "readOnlyPort": 0,
+        "healthzPort": 0,
         # The API server has no kubelet client certificate: a test node trusts it.
         "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
         "authorization": {"mode": "AlwaysAllow"},
-        "cgroupDriver": "cgroupfs", "cgroupRoot": layout.cgroup_root,
-        "failCgroupV1": False, "failSwapOn": False,
-        "containerRuntimeEndpoint": endpoint, "imageServiceEndpoint": endpoint,
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": layout.cgroup_root,
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "containerRuntimeEndpoint": endpoint,
+        "imageServiceEndpoint": endpoint,
         "podLogsDir": str(layout.home / "pod-logs"),
         "volumePluginDir": str(layout.home / "volume-plugins"),
         "registerWithTaints": [TAINT],
         # The images are imported, not pulled: never garbage-collect them, never evict.
-        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%",
-                         "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "evictionHard": {
+            "memory.available": "1Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
         "resolvConf": "/etc/resolv.conf" if Path("/etc/resolv.conf").exists() else "",
     }
 
@@ -161,13 +188,22 @@ def require_tools() -> dict[str, str]:
     if not image.BUSYBOX.is_file():
         missing.append(str(image.BUSYBOX))
     if missing:
-        raise ClusterError(f"the real node needs {', '.join(missing)}: apt-get install -y "
-                           f"--no-install-recommends {PACKAGES}")
+        raise ClusterError(
+            f"the real node needs {', '.join(missing)}: apt-get install -y "
+            f"--no-install-recommends {PACKAGES}"
+        )
     return {k: v for k, v in found.items() if v}
 
 
-def start(cluster_home: Path, *, cluster: str, kubeconfig: Path, kubelet: Path,
-          progress: Progress = print, timeout: float = 60.0) -> str:
+def start(
+    cluster_home: Path,
+    *,
+    cluster: str,
+    kubeconfig: Path,
+    kubelet: Path,
+    progress: Progress = print,
+    timeout: float = 60.0,
+) -> str:
     """Start containerd and a kubelet joined to the cluster; return the node name once
     Ready. On failure everything started so far is stopped again."""
     tools = require_tools()
@@ -175,25 +211,42 @@ def start(cluster_home: Path, *, cluster: str, kubeconfig: Path, kubelet: Path,
         raise ClusterError(f"{kubelet} not found: run `mlgen cluster build`")
     layout = Layout(home=cluster_home / "node", cluster=cluster)
     if len(str(layout.socket)) > 100:
-        raise ClusterError(f"{layout.socket}: too long for a unix socket; use a shorter "
-                           "--workdir (or MLGEN_CLUSTER_WORKDIR)")
+        raise ClusterError(
+            f"{layout.socket}: too long for a unix socket; use a shorter "
+            "--workdir (or MLGEN_CLUSTER_WORKDIR)"
+        )
     started = time.monotonic()
     try:
-        pid = _start(layout, tools=tools, kubeconfig=kubeconfig, kubelet=kubelet,
-                     progress=progress, timeout=timeout)
+        pid = _start(
+            layout,
+            tools=tools,
+            kubeconfig=kubeconfig,
+            kubelet=kubelet,
+            progress=progress,
+            timeout=timeout,
+        )
         client = kube.connect(kubeconfig=kubeconfig)
         wait_ready(client, NAME, timeout=timeout, kubelet_pid=pid, log=layout.home / "kubelet.log")
         advertise(client, NAME, EXTENDED)
     except BaseException:
         stop(cluster_home, progress=lambda _: None)
         raise
-    progress(f"real node {NAME}: Ready in {time.monotonic() - started:.1f}s (containerd, "
-             f"kubelet; logs in {layout.home})")
+    progress(
+        f"real node {NAME}: Ready in {time.monotonic() - started:.1f}s (containerd, "
+        f"kubelet; logs in {layout.home})"
+    )
     return NAME
 
 
-def _start(layout: Layout, *, tools: dict[str, str], kubeconfig: Path, kubelet: Path,
-           progress: Progress, timeout: float) -> int:
+def _start(
+    layout: Layout,
+    *,
+    tools: dict[str, str],
+    kubeconfig: Path,
+    kubelet: Path,
+    progress: Progress,
+    timeout: float,
+) -> int:
     home = layout.home
     for sub in ("cni", "containerd", "kubelet", "pod-logs", "pids"):
         (home / sub).mkdir(parents=True, exist_ok=True)
@@ -201,31 +254,56 @@ def _start(layout: Layout, *, tools: dict[str, str], kubeconfig: Path, kubelet: 
     (home / "cni" / "10-mlgen.conflist").write_text(json.dumps(cni_config(layout), indent=2))
     host.make_cgroup(layout.cgroup_root)
     progress(f"real node {NAME}: starting containerd ...")
-    host.spawn(home, "containerd", [tools["containerd"], "--config",
-                                       str(home / "containerd.toml")])
-    host.wait_for(layout.socket, what="containerd's socket", log=home / "containerd.log",
-                     timeout=timeout)
+    host.spawn(home, "containerd", [tools["containerd"], "--config", str(home / "containerd.toml")])
+    host.wait_for(
+        layout.socket, what="containerd's socket", log=home / "containerd.log", timeout=timeout
+    )
     archive = image.build(home / "images.tar")
     image.load(archive, ctr=tools["ctr"], address=layout.socket)
     address = host_ip()
     config = kubelet_config(layout, address=address, port=host.free_port())
     (home / "kubelet.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     progress(f"real node {NAME}: starting the kubelet on {address} ...")
-    return host.spawn(home, "kubelet", [
-        str(kubelet), "--config", str(home / "kubelet.yaml"), "--kubeconfig", str(kubeconfig),
-        "--hostname-override", NAME, "--node-ip", address,
-        "--root-dir", str(home / "kubelet"), "--node-labels", f"{LABEL}=true"])
+    return host.spawn(
+        home,
+        "kubelet",
+        [
+            str(kubelet),
+            "--config",
+            str(home / "kubelet.yaml"),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--hostname-override",
+            NAME,
+            "--node-ip",
+            address,
+            "--root-dir",
+            str(home / "kubelet"),
+            "--node-labels",
+            f"{LABEL}=true",
+        ],
+    )
 
 
-def wait_ready(client: kube.Kube, name: str, *, timeout: float, kubelet_pid: int | None = None,
-               log: Path | None = None) -> None:
+def wait_ready(
+    client: kube.Kube,
+    name: str,
+    *,
+    timeout: float,
+    kubelet_pid: int | None = None,
+    log: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if kubelet_pid is not None and not host.alive(kubelet_pid):
-            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) \
-                if log is not None and log.exists() else "no log"
-            raise ClusterError(f"the kubelet of real node {name} exited; the end of its "
-                               f"log: {tail}")
+            tail = (
+                " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+                if log is not None and log.exists()
+                else "no log"
+            )
+            raise ClusterError(
+                f"the kubelet of real node {name} exited; the end of its log: {tail}"
+            )
         with kube.errors(f"reading node {name}"):
             nodes = client.core.list_node(field_selector=f"metadata.name={name}").items
         conditions = nodes[0].status.conditions or [] if nodes else []
@@ -233,9 +311,11 @@ def wait_ready(client: kube.Kube, name: str, *, timeout: float, kubelet_pid: int
             return
         if time.monotonic() > deadline:
             said = "; ".join(f"{c.type}={c.status} ({c.message})" for c in conditions)
-            raise ClusterError(f"real node {name} not Ready after {timeout:.0f}s "
-                               f"({said or 'not registered'}); see kubelet.log in the "
-                               "cluster's node directory")
+            raise ClusterError(
+                f"real node {name} not Ready after {timeout:.0f}s "
+                f"({said or 'not registered'}); see kubelet.log in the "
+                "cluster's node directory"
+            )
         time.sleep(0.2)
 
 

@@ -33,13 +33,21 @@ def load(path: Path | None = None) -> list[Pool]:
     source = path or default_file()
     try:
         raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-        return [Pool(pool=str(p["pool"]), count=int(p.get("count", 1)),
-                     capacity={k: str(v) for k, v in p["capacity"].items()},
-                     labels={k: str(v) for k, v in (p.get("labels") or {}).items()},
-                     taints=tuple(p.get("taints") or ())) for p in raw]
+        return [
+            Pool(
+                pool=str(p["pool"]),
+                count=int(p.get("count", 1)),
+                capacity={k: str(v) for k, v in p["capacity"].items()},
+                labels={k: str(v) for k, v in (p.get("labels") or {}).items()},
+                taints=tuple(p.get("taints") or ()),
+            )
+            for p in raw
+        ]
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise UsageError(f"{source}: not a node pool list ({e}); each entry needs pool, "
-                         "count and capacity (see mlgen/cluster/nodes.yaml)") from e
+        raise UsageError(
+            f"{source}: not a node pool list ({e}); each entry needs pool, "
+            "count and capacity (see mlgen/cluster/nodes.yaml)"
+        ) from e
 
 
 def manifests(pools: list[Pool], *, prefix: str = "kwok") -> list[dict[str, Any]]:
@@ -47,20 +55,30 @@ def manifests(pools: list[Pool], *, prefix: str = "kwok") -> list[dict[str, Any]
     for pool in pools:
         for number in range(pool.count):
             name = f"{prefix}-{pool.pool}-{number}"
-            nodes.append({
-                "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "annotations": {KWOK_ANNOTATION: "fake"},
-                             "labels": {"kubernetes.io/hostname": name, "type": "kwok",
-                                        "kubernetes.io/os": "linux", **pool.labels}},
-                "spec": {"taints": [dict(t) for t in pool.taints]} if pool.taints else {},
-                "status": {"capacity": dict(pool.capacity),
-                           "allocatable": dict(pool.capacity)},
-            })
+            nodes.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {KWOK_ANNOTATION: "fake"},
+                        "labels": {
+                            "kubernetes.io/hostname": name,
+                            "type": "kwok",
+                            "kubernetes.io/os": "linux",
+                            **pool.labels,
+                        },
+                    },
+                    "spec": {"taints": [dict(t) for t in pool.taints]} if pool.taints else {},
+                    "status": {"capacity": dict(pool.capacity), "allocatable": dict(pool.capacity)},
+                }
+            )
     return nodes
 
 
-def create(client: kube.Kube, pools: list[Pool], *, prefix: str = "kwok",
-           timeout: float = 90.0) -> list[str]:
+def create(
+    client: kube.Kube, pools: list[Pool], *, prefix: str = "kwok", timeout: float = 90.0
+) -> list[str]:
     """Create the nodes and wait until KWOK reports every one Ready."""
     names = []
     for node in manifests(pools, prefix=prefix):
@@ -73,13 +91,17 @@ def create(client: kube.Kube, pools: list[Pool], *, prefix: str = "kwok",
     while True:
         with kube.errors("listing nodes"):
             items = client.core.list_node().items
-        ready = {n.metadata.name for n in items
-                 if any(c.type == "Ready" and c.status == "True"
-                        for c in n.status.conditions or [])}
+        ready = {
+            n.metadata.name
+            for n in items
+            if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+        }
         missing = [n for n in names if n not in ready]
         if not missing:
             return names
         if time.monotonic() > deadline:
-            raise ClusterError(f"nodes {', '.join(missing)} not Ready after {timeout:.0f}s; "
-                               "is the kwok controller running? See the cluster log")
+            raise ClusterError(
+                f"nodes {', '.join(missing)} not Ready after {timeout:.0f}s; "
+                "is the kwok controller running? See the cluster log"
+            )
         time.sleep(0.2)

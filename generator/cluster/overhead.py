@@ -35,20 +35,26 @@ class Calibration:
 
     def describe(self) -> str:
         steps = ", ".join(f"{o:.0f}" for o in self.overheads)
-        return (f"{self.tool}: per-step overhead ε {self.epsilon:.1f}s = worst step "
-                f"{self.worst:.0f}s (steps {steps}) + resolution {self.resolution:g}s + "
-                f"margin {self.margin:.1f}s")
+        return (
+            f"{self.tool}: per-step overhead ε {self.epsilon:.1f}s = worst step "
+            f"{self.worst:.0f}s (steps {steps}) + resolution {self.resolution:g}s + "
+            f"margin {self.margin:.1f}s"
+        )
 
 
 def step_overheads(timeline: Timeline, durations: Sequence[float]) -> tuple[float, ...]:
     """end_k - end_(k-1) - d_k for each step in wave order, the first from its start."""
     jobs = timeline.jobs
     if len(jobs) != len(durations):
-        raise AssertionError(f"{timeline.batch}/{timeline.variant}: {len(jobs)} Jobs for "
-                             f"{len(durations)} steps; the calibration run did not finish")
+        raise AssertionError(
+            f"{timeline.batch}/{timeline.variant}: {len(jobs)} Jobs for "
+            f"{len(durations)} steps; the calibration run did not finish"
+        )
     if jobs[0].start is None or any(j.end is None for j in jobs):
-        raise AssertionError(f"{timeline.batch}/{timeline.variant}: a step has no recorded "
-                             "time; the calibration run did not complete")
+        raise AssertionError(
+            f"{timeline.batch}/{timeline.variant}: a step has no recorded "
+            "time; the calibration run did not complete"
+        )
     previous, out = jobs[0].start, []
     for job, seconds in zip(jobs, durations, strict=True):
         assert job.end is not None
@@ -57,9 +63,14 @@ def step_overheads(timeline: Timeline, durations: Sequence[float]) -> tuple[floa
     return tuple(out)
 
 
-def calibrate(tool: str, timeline: Timeline, durations: Sequence[float], *,
-              margin: float) -> Calibration:
+def calibrate(
+    tool: str, timeline: Timeline, durations: Sequence[float], *, margin: float
+) -> Calibration:
     # Timelines recorded by a watch carry a finer resolution than the API's whole seconds.
     resolution = float(getattr(timeline, "resolution", RESOLUTION))
-    return Calibration(tool=tool, overheads=step_overheads(timeline, durations), margin=margin,
-                       resolution=resolution)
+    return Calibration(
+        tool=tool,
+        overheads=step_overheads(timeline, durations),
+        margin=margin,
+        resolution=resolution,
+    )

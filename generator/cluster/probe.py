@@ -57,8 +57,9 @@ class Report:
     env: dict[str, str]
 
 
-def place(obj: dict[str, Any], *, image: str, node_name: str | None,
-          pull_never: bool) -> dict[str, Any]:
+def place(
+    obj: dict[str, Any], *, image: str, node_name: str | None, pull_never: bool
+) -> dict[str, Any]:
     """A copy of a rendered object, changed as the module docstring says (Jobs only)."""
     out = copy.deepcopy(obj)
     if out.get("kind") != "Job":
@@ -96,14 +97,23 @@ def read(log: str) -> Report:
     environ = _text(fields["env"][0]).split("\0")
     size = re.search(r"[ ,]size=(\d+)k", _text(fields["shm"][0]))
     return Report(
-        uid=int(fields["uid"][0]), no_new_privs=status.get("NoNewPrivs") == "1",
-        cap_eff=status.get("CapEff", ""), shm_bytes=int(size[1]) * 1024 if size else None,
+        uid=int(fields["uid"][0]),
+        no_new_privs=status.get("NoNewPrivs") == "1",
+        cap_eff=status.get("CapEff", ""),
+        shm_bytes=int(size[1]) * 1024 if size else None,
         args=[_text(a) for a in fields.get("arg", [])],
-        env=dict(e.split("=", 1) for e in environ if "=" in e))
+        env=dict(e.split("=", 1) for e in environ if "=" in e),
+    )
 
 
-def mismatches(report: Report, *, args: Sequence[str], env: Mapping[str, str | None],
-               uid: int, shm_bytes: int | None) -> list[str]:
+def mismatches(
+    report: Report,
+    *,
+    args: Sequence[str],
+    env: Mapping[str, str | None],
+    uid: int,
+    shm_bytes: int | None,
+) -> list[str]:
     """Sentences, one per difference between what the probe saw and what was promised.
     `env` maps a name to its value, or to None where the variable must be absent; any
     other `MLGEN_*` variable is a leak of the entrypoint's internals."""
@@ -113,8 +123,11 @@ def mismatches(report: Report, *, args: Sequence[str], env: Mapping[str, str | N
     for name, want in env.items():
         got = report.env.get(name)
         if got != want:
-            found.append(f"env {name} is {got!r}, expected {want!r}" if want is not None
-                         else f"env {name} is set to {got!r}, expected it absent")
+            found.append(
+                f"env {name} is {got!r}, expected {want!r}"
+                if want is not None
+                else f"env {name} is set to {got!r}, expected it absent"
+            )
     leaked = sorted(k for k in report.env if k.startswith("MLGEN_") and k not in env)
     if leaked:
         found.append(f"mlgen's internal variables leaked into the process: {leaked}")
@@ -134,10 +147,12 @@ def _args_difference(got: list[str], want: list[str]) -> str:
         if position >= len(got):
             return f"argument {position} {expected!r} is missing (got {len(got)} of {len(want)})"
         if got[position] != expected:
-            where = "dropped" if got[position:] == want[position + 1:] else "changed"
-            return (f"argument {position} {expected!r} was {where}: got {got[position]!r} "
-                    f"(all args: {got!r})")
-    return f"unexpected extra arguments {got[len(want):]!r}"
+            where = "dropped" if got[position:] == want[position + 1 :] else "changed"
+            return (
+                f"argument {position} {expected!r} was {where}: got {got[position]!r} "
+                f"(all args: {got!r})"
+            )
+    return f"unexpected extra arguments {got[len(want) :]!r}"
 
 
 def shm_size(size_limit: str, *, pod_memory_limit: str | None, node_memory: str) -> int:

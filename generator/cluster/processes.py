@@ -69,38 +69,52 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn(name: str, argv: Sequence[str], *, logs: Path,
-          env: Mapping[str, str] | None = None) -> Process:
+def spawn(
+    name: str, argv: Sequence[str], *, logs: Path, env: Mapping[str, str] | None = None
+) -> Process:
     """Start `argv` in its own process group, stdout and stderr into `logs/<name>.log`."""
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
     with log.open("wb") as out:
         try:
-            popen = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=dict(env or os.environ),
-                                     cwd=logs, start_new_session=True)
+            popen = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(env or os.environ),
+                cwd=logs,
+                start_new_session=True,
+            )
         except OSError as e:
-            raise ClusterError(f"cannot start {name} ({argv[0]}): {e}; run `mlgen cluster "
-                               "build` (or install it) first") from e
+            raise ClusterError(
+                f"cannot start {name} ({argv[0]}): {e}; run `mlgen cluster "
+                "build` (or install it) first"
+            ) from e
     process = Process(name=name, popen=popen, log=log)
     # Callers stop their processes in a finally; this covers an exit that skips it.
     atexit.register(process.stop)
     return process
 
 
-def wait_ready(process: Process, *, url: str | None = None, port: int | None = None,
-               timeout: float = 60.0) -> None:
+def wait_ready(
+    process: Process, *, url: str | None = None, port: int | None = None, timeout: float = 60.0
+) -> None:
     """Wait until `url` answers 200 (or `port` accepts connections) while the process lives."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
-            raise ClusterError(f"{process.name} exited with code {process.popen.returncode} "
-                               f"while starting; its log {process.log} ends: {process.tail()}")
+            raise ClusterError(
+                f"{process.name} exited with code {process.popen.returncode} "
+                f"while starting; its log {process.log} ends: {process.tail()}"
+            )
         if _answers(url=url, port=port):
             return
         time.sleep(0.2)
-    raise ClusterError(f"{process.name} was not ready after {timeout:.0f}s; see its log "
-                       f"{process.log}: {process.tail()}")
+    raise ClusterError(
+        f"{process.name} was not ready after {timeout:.0f}s; see its log "
+        f"{process.log}: {process.tail()}"
+    )
 
 
 def _answers(*, url: str | None, port: int | None) -> bool:

@@ -23,10 +23,21 @@ _BUILD_DATE = "2026-01-01T00:00:00Z"  # fixed: identical inputs give identical b
 _FLAGS = "-s -w"
 
 
-def _build(go: str, work: Path, *, out: Path, package: str, ldflags: str = _FLAGS,
-           modcache: Path | None = None) -> None:
-    golang.run(go, ["build", "-trimpath", f"-ldflags={ldflags}", "-o", str(out), package],
-               cwd=work, modcache=modcache)
+def _build(
+    go: str,
+    work: Path,
+    *,
+    out: Path,
+    package: str,
+    ldflags: str = _FLAGS,
+    modcache: Path | None = None,
+) -> None:
+    golang.run(
+        go,
+        ["build", "-trimpath", f"-ldflags={ldflags}", "-o", str(out), package],
+        cwd=work,
+        modcache=modcache,
+    )
 
 
 def etcd(go: str, work: Path, out: Path) -> None:
@@ -35,7 +46,8 @@ def etcd(go: str, work: Path, out: Path) -> None:
     golang.write_module(work, "etcd")
     (work / "main.go").write_text(
         'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\n'
-        "func main() { etcdmain.Main(os.Args) }\n")
+        "func main() { etcdmain.Main(os.Args) }\n"
+    )
     golang.run(go, ["get", f"go.etcd.io/etcd/server/v3@{versions.ETCD}"], cwd=work)
     _build(go, work, out=out / "etcd", package=".")
 
@@ -44,42 +56,65 @@ def kwok(go: str, work: Path, out: Path) -> None:
     golang.write_module(work, "kwok")
     golang.run(go, ["get", f"sigs.k8s.io/kwok@{versions.KWOK}"], cwd=work)
     consts = "sigs.k8s.io/kwok/pkg/consts"
-    ldflags = " ".join([
-        _FLAGS,
-        f"-X {consts}.Version={versions.KWOK.removeprefix('v')}",
-        f"-X {consts}.KubeVersion={versions.KUBERNETES.removeprefix('v')}",
-    ])
+    ldflags = " ".join(
+        [
+            _FLAGS,
+            f"-X {consts}.Version={versions.KWOK.removeprefix('v')}",
+            f"-X {consts}.KubeVersion={versions.KUBERNETES.removeprefix('v')}",
+        ]
+    )
     for name in versions.KWOK_BINARIES:
-        _build(go, work, out=out / name, package=f"sigs.k8s.io/kwok/cmd/{name}",
-               ldflags=ldflags)
+        _build(go, work, out=out / name, package=f"sigs.k8s.io/kwok/cmd/{name}", ldflags=ldflags)
 
 
 def kubernetes(names: Sequence[str]) -> Recipe:
     """The recipe for these `k8s.io/kubernetes/cmd/<name>` binaries (control plane, kubelet)."""
+
     def recipe(go: str, work: Path, out: Path) -> None:
         # k8s.io/kubernetes replaces its staging modules with local paths, which a
         # dependency's go.mod cannot do; point each at its published version instead.
         golang.write_module(work, "kubernetes")
         gomod = golang.module_file(go, f"k8s.io/kubernetes@{versions.KUBERNETES}", cwd=work)
-        staging = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/",
-                                        gomod.read_text(), flags=re.M)))
+        staging = sorted(
+            set(
+                re.findall(
+                    r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", gomod.read_text(), flags=re.M
+                )
+            )
+        )
         if not staging:
-            raise ClusterError(f"no staging replacements found in k8s.io/kubernetes@"
-                               f"{versions.KUBERNETES}'s go.mod; the build recipe needs "
-                               "updating")
+            raise ClusterError(
+                f"no staging replacements found in k8s.io/kubernetes@"
+                f"{versions.KUBERNETES}'s go.mod; the build recipe needs "
+                "updating"
+            )
         replaces = golang.replace_lines({m: f"{m} {versions.STAGING}" for m in staging})
-        golang.write_module(work, "kubernetes",
-                            f"\nrequire k8s.io/kubernetes {versions.KUBERNETES}\n\n{replaces}")
+        golang.write_module(
+            work, "kubernetes", f"\nrequire k8s.io/kubernetes {versions.KUBERNETES}\n\n{replaces}"
+        )
         major, minor = versions.KUBERNETES.removeprefix("v").split(".")[:2]
-        stamps = {"gitVersion": versions.KUBERNETES, "gitMajor": major, "gitMinor": minor,
-                  "gitTreeState": "clean", "buildDate": _BUILD_DATE}
-        ldflags = [_FLAGS] + [f"-X {pkg}.{k}={v}" for pkg in
-                              ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-                              for k, v in stamps.items()]
+        stamps = {
+            "gitVersion": versions.KUBERNETES,
+            "gitMajor": major,
+            "gitMinor": minor,
+            "gitTreeState": "clean",
+            "buildDate": _BUILD_DATE,
+        }
+        ldflags = [_FLAGS] + [
+            f"-X {pkg}.{k}={v}"
+            for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+            for k, v in stamps.items()
+        ]
         golang.run(go, ["mod", "download", "k8s.io/kubernetes"], cwd=work)
         for name in names:
-            _build(go, work, out=out / name, package=f"k8s.io/kubernetes/cmd/{name}",
-                   ldflags=" ".join(ldflags))
+            _build(
+                go,
+                work,
+                out=out / name,
+                package=f"k8s.io/kubernetes/cmd/{name}",
+                ldflags=" ".join(ldflags),
+            )
+
     return recipe
 
 
@@ -96,6 +131,7 @@ def _own_modcache(out: Path, component: str) -> Iterator[Path]:
 
 def flux_controller(name: str) -> Recipe:
     """source-controller or kustomize-controller, and its CRDs into `out/crds/flux`."""
+
     def recipe(go: str, work: Path, out: Path) -> None:
         module = f"github.com/fluxcd/{name}"
         pins = {**versions.FLUX_REPLACES["both"], **versions.FLUX_REPLACES[name]}
@@ -103,9 +139,9 @@ def flux_controller(name: str) -> Recipe:
         golang.write_module(work, name, f"\nrequire {module} {versions.FLUX}\n\n{replaces}")
         with _own_modcache(out, name) as cache:
             _build(go, work, out=out / name, package=module, modcache=cache)
-            source = golang.module_dir(go, f"{module}@{versions.FLUX}", cwd=work,
-                                       modcache=cache)
+            source = golang.module_dir(go, f"{module}@{versions.FLUX}", cwd=work, modcache=cache)
             _copy_yaml(source / "config" / "crd" / "bases", out / "crds" / "flux")
+
     return recipe
 
 
@@ -113,20 +149,25 @@ def argocd(go: str, work: Path, out: Path) -> None:
     """The `argocd` multi-binary (run as a component via ARGOCD_BINARY_NAME) and CRDs."""
     module = "github.com/argoproj/argo-cd/v2"
     golang.write_module(work, "argocd")
-    stamp = f"-X {module}/common.version={versions.ARGOCD.removeprefix('v')} " \
-            f"-X {module}/common.buildDate={_BUILD_DATE}"
+    stamp = (
+        f"-X {module}/common.version={versions.ARGOCD.removeprefix('v')} "
+        f"-X {module}/common.buildDate={_BUILD_DATE}"
+    )
     target = out / "crds" / "argocd"
     target.mkdir(parents=True, exist_ok=True)
     with _own_modcache(out, "argocd") as cache:
-        upstream = golang.module_file(go, f"{module}@{versions.ARGOCD}", cwd=work,
-                                      modcache=cache)
+        upstream = golang.module_file(go, f"{module}@{versions.ARGOCD}", cwd=work, modcache=cache)
         replaces = golang.replace_lines(golang.replacements(upstream.read_text()))
-        golang.write_module(work, "argocd",
-                            f"\nrequire {module} {versions.ARGOCD}\n\n{replaces}")
-        _build(go, work, out=out / "argocd", package=f"{module}/cmd",
-               ldflags=f"{_FLAGS} {stamp}", modcache=cache)
-        source = golang.module_dir(go, f"{module}@{versions.ARGOCD}", cwd=work,
-                                   modcache=cache)
+        golang.write_module(work, "argocd", f"\nrequire {module} {versions.ARGOCD}\n\n{replaces}")
+        _build(
+            go,
+            work,
+            out=out / "argocd",
+            package=f"{module}/cmd",
+            ldflags=f"{_FLAGS} {stamp}",
+            modcache=cache,
+        )
+        source = golang.module_dir(go, f"{module}@{versions.ARGOCD}", cwd=work, modcache=cache)
         for crd in ("application-crd.yaml", "appproject-crd.yaml"):
             shutil.copyfile(source / "manifests" / "crds" / crd, target / crd)
 
@@ -136,8 +177,14 @@ def kustomize(go: str, work: Path, out: Path) -> None:
     golang.write_module(work, "kustomize", f"\nrequire {module} {versions.KUSTOMIZE}\n")
     stamp = f"-X sigs.k8s.io/kustomize/api/provenance.version={versions.KUSTOMIZE}"
     with _own_modcache(out, "kustomize") as cache:
-        _build(go, work, out=out / "kustomize", package=module,
-               ldflags=f"{_FLAGS} {stamp}", modcache=cache)
+        _build(
+            go,
+            work,
+            out=out / "kustomize",
+            package=module,
+            ldflags=f"{_FLAGS} {stamp}",
+            modcache=cache,
+        )
 
 
 def _copy_yaml(source: Path, target: Path) -> None:

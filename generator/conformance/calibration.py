@@ -55,19 +55,23 @@ class Measured:
 
     def describe(self) -> str:
         median = statistics.median(self.overheads)
-        return (f"{self.strategy}: worst step {self.worst:.3f}s (median {median:.3f}s of "
-                f"{len(self.overheads)} steps), pods ran up to {self.excess:.3f}s over, "
-                f"completion lag {self.lag:.3f}s")
+        return (
+            f"{self.strategy}: worst step {self.worst:.3f}s (median {median:.3f}s of "
+            f"{len(self.overheads)} steps), pods ran up to {self.excess:.3f}s over, "
+            f"completion lag {self.lag:.3f}s"
+        )
 
 
-def calibrate(run: Runner, *, ceiling: float | None = None,
-              slack_ceiling: float = SLACK_CEILING) -> tuple[Epsilon, list[Measured]]:
+def calibrate(
+    run: Runner, *, ceiling: float | None = None, slack_ceiling: float = SLACK_CEILING
+) -> tuple[Epsilon, list[Measured]]:
     """ε per strategy; raises AssertionError when the calibration run breaks a promise or
     its overhead is above the ceiling."""
     found: list[Measured] = []
     for strategy in ("waves", "indexed"):
-        batch = run.from_dict(sleeper_batch(f"calib-{strategy}", durations=[SECONDS] * STEPS,
-                                            strategy=strategy))
+        batch = run.from_dict(
+            sleeper_batch(f"calib-{strategy}", durations=[SECONDS] * STEPS, strategy=strategy)
+        )
         result = run.run(batch, "sequential")
         timeline = result.timeline
         names = [j.name for j in result.batch.jobs]
@@ -75,13 +79,16 @@ def calibrate(run: Runner, *, ceiling: float | None = None,
         checks.steps_in_order(timeline, names)
         checks.sequential_bounds(timeline, [SECONDS] * STEPS, epsilon=float("inf"))
         if timeline.max_concurrency() != 1:
-            raise AssertionError(f"calibration ({strategy}): {timeline.max_concurrency()} pods "
-                                 "ran at once; a sequential run must peak at 1")
+            raise AssertionError(
+                f"calibration ({strategy}): {timeline.max_concurrency()} pods "
+                "ran at once; a sequential run must peak at 1"
+            )
         runs = [p for p in timeline.pods if p.phase == "Succeeded"]
         spans = [(p.start, p.end) for p in runs if p.start is not None and p.end is not None]
         if len(spans) != len(runs):
-            raise AssertionError(f"calibration ({strategy}): a pod has no recorded start or "
-                                 "end; see its timeline")
+            raise AssertionError(
+                f"calibration ({strategy}): a pod has no recorded start or end; see its timeline"
+            )
         excess = max((end - start - SECONDS for start, end in spans), default=0.0)
         # A step ends when its pod does; the run when its last Job says Complete, which the
         # Job controller's batching delays by up to a second (checks.COMPLETION_LAG).
@@ -95,15 +102,18 @@ def calibrate(run: Runner, *, ceiling: float | None = None,
             raise AssertionError(
                 f"calibration: per-step overhead too high: {measured.describe()}, above the "
                 f"ceiling {limit:.2f}s for this cluster; a slowdown in mlgen apply or the "
-                "cluster? (for a slower cluster such as kind, raise --mlgen-max-epsilon)")
+                "cluster? (for a slower cluster such as kind, raise --mlgen-max-epsilon)"
+            )
         if measured.lag > checks.COMPLETION_LAG:
             raise AssertionError(
                 f"calibration: the last Job said Complete {measured.lag:.3f}s after its pod "
-                f"ended, more than the {checks.COMPLETION_LAG:.1f}s the Job controller needs")
+                f"ended, more than the {checks.COMPLETION_LAG:.1f}s the Job controller needs"
+            )
         if measured.excess > slack_ceiling:
             raise AssertionError(
                 f"calibration: pods ran longer than their duration: {measured.describe()}, "
-                f"more than {slack_ceiling:.2f}s; jobs must run for their expected time")
+                f"more than {slack_ceiling:.2f}s; jobs must run for their expected time"
+            )
     slack = max(0.5, min(slack_ceiling, max(m.excess for m in found) + 0.25))
     epsilon = Epsilon(waves=found[0].epsilon, indexed=found[1].epsilon, slack=slack)
     return epsilon, found
@@ -112,8 +122,13 @@ def calibrate(run: Runner, *, ceiling: float | None = None,
 def save(measured: list[Measured], path: Path) -> None:
     """The median per-step overhead of each strategy, for `mlgen estimate --overhead-from`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({m.strategy: round(statistics.median(m.overheads), 3)
-                                for m in measured}, indent=2) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {m.strategy: round(statistics.median(m.overheads), 3) for m in measured}, indent=2
+        )
+        + "\n",
+        encoding="utf-8",
+    )
 
 
 def _overheads(start: float | None, ends: Sequence[float | None], seconds: float) -> list[float]:

@@ -59,8 +59,9 @@ def steps_in_order(timeline: Timeline, order: Sequence[str]) -> None:
             pods = [p for p in timeline.pods if p.job == job.name]
             starts = [p.start for p in pods if p.start is not None]
             ends = [p.end for p in pods if p.end is not None]
-            runs.append((job.step, min(starts) if starts else job.start,
-                         max(ends) if ends else job.end))
+            runs.append(
+                (job.step, min(starts) if starts else job.start, max(ends) if ends else job.end)
+            )
     else:
         final = [p for p in timeline.pods if p.phase == "Succeeded" and p.index is not None]
         runs = [(p.step or f"index {p.index}", p.start, p.end) for p in final]
@@ -68,16 +69,21 @@ def steps_in_order(timeline: Timeline, order: Sequence[str]) -> None:
     names = [name for name, start, _ in ran if start is not None]
     expected = [name for name in order if name in names]
     if names != expected:
-        _fail(timeline, f"steps ran out of order: {', '.join(names)}; the batch lists "
-                        f"{', '.join(expected)}")
+        _fail(
+            timeline,
+            f"steps ran out of order: {', '.join(names)}; the batch lists {', '.join(expected)}",
+        )
     for (name_a, _, end_a), (name_b, start_b, _) in itertools.pairwise(ran):
         if start_b is None:
             continue  # a step that never started (after a stop) cannot overlap
         if end_a is None:
             _fail(timeline, f"{name_b} started at {start_b:.3f}s, but {name_a} never finished")
         elif start_b < end_a:
-            _fail(timeline, f"steps overlapped: {name_b} started at {start_b:.3f}s, before "
-                            f"{name_a} finished at {end_a:.3f}s")
+            _fail(
+                timeline,
+                f"steps overlapped: {name_b} started at {start_b:.3f}s, before "
+                f"{name_a} finished at {end_a:.3f}s",
+            )
     if timeline.max_concurrency() > 1:
         _fail(timeline, f"{timeline.max_concurrency()} pods ran at once in a sequential run")
 
@@ -91,9 +97,12 @@ def ran_for(timeline: Timeline, durations: dict[str, float], *, slack: float) ->
             continue
         took = pod.end - pod.start
         if not want - timeline.resolution <= took <= want + slack + timeline.resolution:
-            _fail(timeline, f"pod {pod.name} ({pod.step}) ran {took:.3f}s, expected "
-                            f"{want:.3f}s (+{slack:.2f}s slack): jobs must run for their "
-                            "expected time")
+            _fail(
+                timeline,
+                f"pod {pod.name} ({pod.step}) ran {took:.3f}s, expected "
+                f"{want:.3f}s (+{slack:.2f}s slack): jobs must run for their "
+                "expected time",
+            )
 
 
 def sequential_bounds(timeline: Timeline, durations: Sequence[float], *, epsilon: float) -> None:
@@ -101,16 +110,23 @@ def sequential_bounds(timeline: Timeline, durations: Sequence[float], *, epsilon
     timeline's resolution)."""
     total, n, span, res = sum(durations), len(durations), timeline.makespan, timeline.resolution
     if span < total - res:
-        _fail(timeline, f"makespan {span:.3f}s is shorter than the sum of durations "
-                        f"{total:.3f}s: the steps did not run for their expected time")
+        _fail(
+            timeline,
+            f"makespan {span:.3f}s is shorter than the sum of durations "
+            f"{total:.3f}s: the steps did not run for their expected time",
+        )
     upper = total + n * epsilon + COMPLETION_LAG + res
     if span > upper:
-        _fail(timeline, f"too slow: makespan {span:.3f}s exceeds Σd + n·ε + lag = {total:.1f} + "
-                        f"{n}·{epsilon:.3f} + {COMPLETION_LAG:.1f} (+{res:.2f}) = {upper:.3f}s")
+        _fail(
+            timeline,
+            f"too slow: makespan {span:.3f}s exceeds Σd + n·ε + lag = {total:.1f} + "
+            f"{n}·{epsilon:.3f} + {COMPLETION_LAG:.1f} (+{res:.2f}) = {upper:.3f}s",
+        )
 
 
-def parallel_bounds(timeline: Timeline, durations: Sequence[float], *, parallelism: int,
-                    epsilon: float) -> None:
+def parallel_bounds(
+    timeline: Timeline, durations: Sequence[float], *, parallelism: int, epsilon: float
+) -> None:
     """Promise: ≤ p pods at once, min(p, n) reached, ⌈n/p⌉·d_min ≤ makespan ≤ the schedule's
     makespan + ε per round of p (each bound ± the timeline's resolution)."""
     n, res = len(durations), timeline.resolution
@@ -126,9 +142,12 @@ def parallel_bounds(timeline: Timeline, durations: Sequence[float], *, paralleli
         _fail(timeline, f"makespan {timeline.makespan:.3f}s is below ⌈n/p⌉·d = {lower:.1f}s")
     upper = makespan + rounds * epsilon + res
     if timeline.makespan > upper:
-        _fail(timeline, f"too slow: makespan {timeline.makespan:.3f}s exceeds the schedule "
-                        f"{makespan:.1f}s + ε per round = {rounds}·{epsilon:.3f} (+{res:.2f}) = "
-                        f"{upper:.3f}s")
+        _fail(
+            timeline,
+            f"too slow: makespan {timeline.makespan:.3f}s exceeds the schedule "
+            f"{makespan:.1f}s + ε per round = {rounds}·{epsilon:.3f} (+{res:.2f}) = "
+            f"{upper:.3f}s",
+        )
 
 
 def max_running(timeline: Timeline, limit: int) -> None:
@@ -144,24 +163,34 @@ def retried(timeline: Timeline, *, index: int, failures: int, parallelism: int) 
     failed = [p for p in timeline.pods if p.index == index and p.phase == "Failed"]
     name = next((p.step for p in timeline.pods if p.index == index and p.step), "")
     if len(failed) != failures:
-        _fail(timeline, f"job {name!r} (index {index}) failed {len(failed)} time(s), "
-                        f"expected {failures} (1 + retries)")
+        _fail(
+            timeline,
+            f"job {name!r} (index {index}) failed {len(failed)} time(s), "
+            f"expected {failures} (1 + retries)",
+        )
     indexes = sorted({p.index for p in timeline.pods if p.index is not None} - {index})
     for other in indexes:
         pods = [p for p in timeline.pods if p.index == other]
         if [p.phase for p in pods] != ["Succeeded"]:
-            _fail(timeline, f"job {pods[0].step!r} (index {other}) should have succeeded "
-                            f"exactly once; its attempts: {', '.join(p.phase for p in pods)}")
+            _fail(
+                timeline,
+                f"job {pods[0].step!r} (index {other}) should have succeeded "
+                f"exactly once; its attempts: {', '.join(p.phase for p in pods)}",
+            )
     peak = timeline.max_concurrency()
     if peak > parallelism:
-        _fail(timeline, f"{peak} pods ran at once while retrying, more than parallelism "
-                        f"{parallelism}")
+        _fail(
+            timeline, f"{peak} pods ran at once while retrying, more than parallelism {parallelism}"
+        )
 
 
 def statuses(timeline: Timeline, expected: dict[str, str]) -> None:
     """Promise: each step (by name) ended as expected (Complete, Failed, NotStarted)."""
     found = {j.step: j.status for j in timeline.jobs}
     if found != expected:
-        wrong = ", ".join(f"{step}: {found.get(step, 'missing')} (expected {status})"
-                          for step, status in expected.items() if found.get(step) != status)
+        wrong = ", ".join(
+            f"{step}: {found.get(step, 'missing')} (expected {status})"
+            for step, status in expected.items()
+            if found.get(step) != status
+        )
         _fail(timeline, f"steps ended wrongly: {wrong or found}")

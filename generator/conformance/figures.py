@@ -19,6 +19,7 @@ def reporter(config: pytest.Config, *, keep: bool = False) -> Callable[[str], No
             terminal.write_line(f"mlgen: {line}")
         if keep or "makespan" in line:
             config.stash.setdefault(_FIGURES, []).append(line)
+
     return say
 
 

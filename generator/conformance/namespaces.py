@@ -9,18 +9,29 @@ from contextlib import contextmanager
 from mlgen import contract, kube
 from mlgen.errors import ClusterError
 
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
-              "pod-security.kubernetes.io/enforce-version": "latest"}
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 
 
 @contextmanager
-def fresh(client: kube.Kube, name: str, *,
-          labels: dict[str, str] | None = None) -> Iterator[str]:
+def fresh(client: kube.Kube, name: str, *, labels: dict[str, str] | None = None) -> Iterator[str]:
     """Create `name` (restricted unless `labels` say otherwise), wait until pods can be
     admitted in it, and delete it afterwards whatever happens."""
     with kube.errors(f"creating namespace {name}"):
-        client.core.create_namespace({"metadata": {"name": name, "labels": {
-            **RESTRICTED, contract.MANAGED_BY: "mlgen-conformance", **(labels or {})}}})
+        client.core.create_namespace(
+            {
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        **RESTRICTED,
+                        contract.MANAGED_BY: "mlgen-conformance",
+                        **(labels or {}),
+                    },
+                }
+            }
+        )
     try:
         _wait_for_default_service_account(client, name)
         yield name
@@ -37,5 +48,7 @@ def _wait_for_default_service_account(client: kube.Kube, namespace: str) -> None
         if any(sa.metadata.name == "default" for sa in items):
             return
         time.sleep(0.1)
-    raise ClusterError(f"namespace {namespace}: no default ServiceAccount after 30s; is "
-                       "kube-controller-manager running?")
+    raise ClusterError(
+        f"namespace {namespace}: no default ServiceAccount after 30s; is "
+        "kube-controller-manager running?"
+    )

@@ -27,29 +27,51 @@ CLUSTERS = ("local", "kind", "kubeconfig")
 
 def add(parser: pytest.Parser) -> None:
     group = parser.getgroup("mlgen", "mlgen conformance")
-    group.addoption("--mlgen-cluster", choices=CLUSTERS, default=None,
-                    help="Cluster to run on: local (simulated control plane, default), kind "
-                         "(pytest-kubernetes and kind-config.yaml) or kubeconfig.")
-    group.addoption("--mlgen-kubeconfig", default=None, help="Kubeconfig for --mlgen-cluster "
-                    "kubeconfig (default: $KUBECONFIG); never modified.")
+    group.addoption(
+        "--mlgen-cluster",
+        choices=CLUSTERS,
+        default=None,
+        help="Cluster to run on: local (simulated control plane, default), kind "
+        "(pytest-kubernetes and kind-config.yaml) or kubeconfig.",
+    )
+    group.addoption(
+        "--mlgen-kubeconfig",
+        default=None,
+        help="Kubeconfig for --mlgen-cluster kubeconfig (default: $KUBECONFIG); never modified.",
+    )
     group.addoption("--mlgen-context", default=None, help="Kubeconfig context.")
     group.addoption("--mlgen-kind-config", default=None, help="kind config file.")
     group.addoption("--mlgen-nodes", default=None, help="Node pools YAML (local cluster).")
     group.addoption("--mlgen-artifacts", default=None, help="Timeline output directory.")
-    group.addoption("--mlgen-batch", action="append", default=[],
-                    help="Batch file glob for test_batch_conforms; repeatable.")
-    group.addoption("--mlgen-time-scale", type=float, default=None,
-                    help="Divide expectedDuration by this on simulated clusters.")
-    group.addoption("--mlgen-max-epsilon", type=float, default=None,
-                    help="Ceiling (seconds) on the calibrated per-step overhead; raise it for "
-                         "slower clusters such as kind.")
+    group.addoption(
+        "--mlgen-batch",
+        action="append",
+        default=[],
+        help="Batch file glob for test_batch_conforms; repeatable.",
+    )
+    group.addoption(
+        "--mlgen-time-scale",
+        type=float,
+        default=None,
+        help="Divide expectedDuration by this on simulated clusters.",
+    )
+    group.addoption(
+        "--mlgen-max-epsilon",
+        type=float,
+        default=None,
+        help="Ceiling (seconds) on the calibrated per-step overhead; raise it for "
+        "slower clusters such as kind.",
+    )
     parser.addini("mlgen_cluster", "default for --mlgen-cluster", default="local")
-    parser.addini("mlgen_kind_config", "default for --mlgen-kind-config",
-                  default="kind-config.yaml")
-    parser.addini("mlgen_artifacts", "default for --mlgen-artifacts",
-                  default="artifacts/conformance")
-    parser.addini("mlgen_batches", "batch file globs for test_batch_conforms", type="linelist",
-                  default=[])
+    parser.addini(
+        "mlgen_kind_config", "default for --mlgen-kind-config", default="kind-config.yaml"
+    )
+    parser.addini(
+        "mlgen_artifacts", "default for --mlgen-artifacts", default="artifacts/conformance"
+    )
+    parser.addini(
+        "mlgen_batches", "batch file globs for test_batch_conforms", type="linelist", default=[]
+    )
     parser.addini("mlgen_time_scale", "default for --mlgen-time-scale", default="1")
     parser.addini("mlgen_max_epsilon", "default for --mlgen-max-epsilon", default="")
 

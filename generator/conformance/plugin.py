@@ -35,15 +35,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "k8s(**kwargs): pytest-kubernetes cluster options")
     config.addinivalue_line("markers", "mlgen: needs a Kubernetes cluster (mlgen plugin)")
-    config.addinivalue_line("markers", f"{SIMULATED_ONLY}: needs the simulated cluster's fake "
-                                       "capacity or simulated failures (skipped elsewhere)")
+    config.addinivalue_line(
+        "markers",
+        f"{SIMULATED_ONLY}: needs the simulated cluster's fake "
+        "capacity or simulated failures (skipped elsewhere)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if any(item.get_closest_marker(SIMULATED_ONLY) for item in items) \
-            and not options.simulated(config):
-        skip = pytest.mark.skip(reason="needs KWOK's fake capacity or simulated failures, "
-                                       "which only the local simulated cluster has")
+    if any(item.get_closest_marker(SIMULATED_ONLY) for item in items) and not options.simulated(
+        config
+    ):
+        skip = pytest.mark.skip(
+            reason="needs KWOK's fake capacity or simulated failures, "
+            "which only the local simulated cluster has"
+        )
         for item in items:
             if item.get_closest_marker(SIMULATED_ONLY):
                 item.add_marker(skip)
@@ -98,31 +104,47 @@ def mlgen_time_scale(request: pytest.FixtureRequest, mlgen_cluster: Cluster) -> 
 
 
 @pytest.fixture
-def mlgen_run(mlgen_cluster: Cluster, mlgen_namespace: str, mlgen_artifacts: Path,
-              request: pytest.FixtureRequest) -> runner.Runner:
+def mlgen_run(
+    mlgen_cluster: Cluster,
+    mlgen_namespace: str,
+    mlgen_artifacts: Path,
+    request: pytest.FixtureRequest,
+) -> runner.Runner:
     """Render a batch into this test's namespace, apply a variant, return its timeline."""
-    return runner.Runner(client=mlgen_cluster.client, namespace=mlgen_namespace,
-                         artifacts=mlgen_artifacts / request.node.name.replace("/", "_"),
-                         time_scale=1.0, say=figures.reporter(request.config))
+    return runner.Runner(
+        client=mlgen_cluster.client,
+        namespace=mlgen_namespace,
+        artifacts=mlgen_artifacts / request.node.name.replace("/", "_"),
+        time_scale=1.0,
+        say=figures.reporter(request.config),
+    )
 
 
 @pytest.fixture(scope="session")
-def mlgen_epsilon(mlgen_cluster: Cluster, mlgen_artifacts: Path,
-                  request: pytest.FixtureRequest) -> Epsilon:
+def mlgen_epsilon(
+    mlgen_cluster: Cluster, mlgen_artifacts: Path, request: pytest.FixtureRequest
+) -> Epsilon:
     """Per-step overhead of this cluster, measured once by a calibration run that must
     keep its own promises and stay under the ceiling."""
     raw = options.value(request.config, "max_epsilon")
     ceiling = float(raw) if raw not in (None, "") else None
-    with namespaces.fresh(mlgen_cluster.client,
-                          f"mlgen-calibration-{secrets.token_hex(2)}") as namespace:
-        run = runner.Runner(client=mlgen_cluster.client, namespace=namespace,
-                            artifacts=mlgen_artifacts / "calibration", time_scale=1.0,
-                            say=figures.reporter(request.config))
+    with namespaces.fresh(
+        mlgen_cluster.client, f"mlgen-calibration-{secrets.token_hex(2)}"
+    ) as namespace:
+        run = runner.Runner(
+            client=mlgen_cluster.client,
+            namespace=namespace,
+            artifacts=mlgen_artifacts / "calibration",
+            time_scale=1.0,
+            say=figures.reporter(request.config),
+        )
         epsilon, measured = calibration.calibrate(run, ceiling=ceiling)
     calibration.save(measured, mlgen_artifacts / "calibration" / "epsilon.json")
     say = figures.reporter(request.config, keep=True)
     for m in measured:
         say(f"calibrated {m.describe()}")
-    say(f"ε: waves {epsilon.waves:.3f}s, indexed {epsilon.indexed:.3f}s; pod slack "
-        f"{epsilon.slack:.2f}s")
+    say(
+        f"ε: waves {epsilon.waves:.3f}s, indexed {epsilon.indexed:.3f}s; pod slack "
+        f"{epsilon.slack:.2f}s"
+    )
     return epsilon

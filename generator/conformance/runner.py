@@ -36,8 +36,12 @@ class Case:
 
 
 def cases(paths: Sequence[Path]) -> list[Case]:
-    return [Case(path=Path(b.source), batch=b.name, variant=v)
-            for path in paths for b in source.load_files([path]) for v in b.variants]
+    return [
+        Case(path=Path(b.source), batch=b.name, variant=v)
+        for path in paths
+        for b in source.load_files([path])
+        for v in b.variants
+    ]
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,10 @@ class Runner:
         batches = source.load_files([path])
         return next(b for b in batches if name is None or b.name == name)
 
-    def from_dict(self, doc: dict[str, Any], *, source_name: str = "test-batch.yaml"
-                  ) -> spec.Batch:
-        batches, problems = source.load_text(yaml.safe_dump(doc, sort_keys=False),
-                                             source=source_name)
+    def from_dict(self, doc: dict[str, Any], *, source_name: str = "test-batch.yaml") -> spec.Batch:
+        batches, problems = source.load_text(
+            yaml.safe_dump(doc, sort_keys=False), source=source_name
+        )
         assert not problems, problems
         return batches[0]
 
@@ -79,31 +83,50 @@ class Runner:
         def scaled(job: spec.Job) -> spec.Job:
             if job.expected_seconds is None or scale == 1:
                 return job
-            return dataclasses.replace(job, expected_seconds=max(MIN_SCALED_SECONDS, round(
-                job.expected_seconds / scale)))
+            return dataclasses.replace(
+                job, expected_seconds=max(MIN_SCALED_SECONDS, round(job.expected_seconds / scale))
+            )
 
         # Render the KWOK hints: on a simulated cluster they are how long a pod runs.
-        return dataclasses.replace(batch, namespace=self.namespace, simulated=True,
-                                   jobs=tuple(scaled(j) for j in batch.jobs))
+        return dataclasses.replace(
+            batch,
+            namespace=self.namespace,
+            simulated=True,
+            jobs=tuple(scaled(j) for j in batch.jobs),
+        )
 
     def run(self, batch: spec.Batch, variant: str, *, timeout: float | None = None) -> RunResult:
         batch = self.prepare(batch)
         files = render.render_batch(batch, only=(variant,))
         # Apply the rendered files as parsed back, i.e. exactly the bytes a user commits.
-        objects = [d for path, text in sorted(files.items())
-                   if not path.endswith("kustomization.yaml")
-                   for d in yaml.safe_load_all(text) if d]
+        objects = [
+            d
+            for path, text in sorted(files.items())
+            if not path.endswith("kustomization.yaml")
+            for d in yaml.safe_load_all(text)
+            if d
+        ]
         self.provide(batch)
         if batch.pod_security != "restricted":  # the batch opted out: enforce what it asks
             with kube.errors(f"labelling namespace {self.namespace}"):
-                self.client.core.patch_namespace(self.namespace, {"metadata": {"labels": {
-                    "pod-security.kubernetes.io/enforce": batch.pod_security}}})
+                self.client.core.patch_namespace(
+                    self.namespace,
+                    {
+                        "metadata": {
+                            "labels": {"pod-security.kubernetes.io/enforce": batch.pod_security}
+                        }
+                    },
+                )
         total = sum(float(j.expected_seconds or 0) for j in batch.jobs)
         failure: JobFailedError | None = None
         with timeline.recorder_for(self.client, objects) as recorded:
             try:
-                apply.run(self.client, objects, timeout=timeout or 3 * total + 120,
-                          progress=lambda line: self.say(f"{batch.name}/{variant}: {line}"))
+                apply.run(
+                    self.client,
+                    objects,
+                    timeout=timeout or 3 * total + 120,
+                    progress=lambda line: self.say(f"{batch.name}/{variant}: {line}"),
+                )
             except JobFailedError as e:
                 failure = e
             recorded.settle()
@@ -112,15 +135,18 @@ class Runner:
         gantt.save(found, target)
         unit = variants.select(batch, variant)
         durations = [float(j.expected_seconds or 0) for j in batch.jobs]
-        predicted = unit.predict(durations, parallelism=batch.parallelism,
-                                 overhead=estimate.OVERHEAD[unit.name])
+        predicted = unit.predict(
+            durations, parallelism=batch.parallelism, overhead=estimate.OVERHEAD[unit.name]
+        )
         error = 100 * (predicted - found.makespan) / found.makespan if found.makespan else 0.0
-        self.say(f"{batch.name}/{variant}: makespan {found.makespan:.2f}s, estimate "
-                 f"{predicted:.2f}s ({error:+.1f}%), peak {found.max_concurrency()} pods "
-                 f"-> {target}")
-        return RunResult(batch=batch, variant=variant, timeline=found, failure=failure,
-                         objects=objects)
-
+        self.say(
+            f"{batch.name}/{variant}: makespan {found.makespan:.2f}s, estimate "
+            f"{predicted:.2f}s ({error:+.1f}%), peak {found.max_concurrency()} pods "
+            f"-> {target}"
+        )
+        return RunResult(
+            batch=batch, variant=variant, timeline=found, failure=failure, objects=objects
+        )
 
     def provide(self, batch: spec.Batch) -> None:
         """The ServiceAccounts and Secrets a batch names, as placeholders in the throwaway
@@ -132,27 +158,50 @@ class Runner:
                 name, _, key = ref.partition("/")
                 secrets.setdefault(name, set()).add(key)
         for account in accounts:
-            self.client.apply({"apiVersion": "v1", "kind": "ServiceAccount",
-                               "metadata": {"name": account, "namespace": self.namespace}})
+            self.client.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": account, "namespace": self.namespace},
+                }
+            )
         for name, keys in sorted(secrets.items()):
-            self.client.apply({"apiVersion": "v1", "kind": "Secret",
-                               "metadata": {"name": name, "namespace": self.namespace},
-                               "stringData": {k: "placeholder" for k in sorted(keys)}})
+            self.client.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": name, "namespace": self.namespace},
+                    "stringData": {k: "placeholder" for k in sorted(keys)},
+                }
+            )
 
 
-def sleeper_batch(name: str, *, durations: Sequence[int], parallelism: int | None = None,
-                  strategy: str = "waves", on_failure: str = "stop",
-                  extra_defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+def sleeper_batch(
+    name: str,
+    *,
+    durations: Sequence[int],
+    parallelism: int | None = None,
+    strategy: str = "waves",
+    on_failure: str = "stop",
+    extra_defaults: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A test batch whose pods sleep for their duration on a real cluster too."""
     doc: dict[str, Any] = {
-        "apiVersion": spec.API_VERSION, "kind": "Batch", "metadata": {"name": name},
+        "apiVersion": spec.API_VERSION,
+        "kind": "Batch",
+        "metadata": {"name": name},
         "spec": {
             "sequential": {"strategy": strategy, "onFailure": on_failure},
-            "defaults": {"image": PROBE_IMAGE, "command": ["sh", "-c"],
-                         "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}},
-                         **(extra_defaults or {})},
-            "jobs": [{"name": f"step-{i}", "args": [f"sleep {d}"], "expectedDuration": f"{d}s"}
-                     for i, d in enumerate(durations)],
+            "defaults": {
+                "image": PROBE_IMAGE,
+                "command": ["sh", "-c"],
+                "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}},
+                **(extra_defaults or {}),
+            },
+            "jobs": [
+                {"name": f"step-{i}", "args": [f"sleep {d}"], "expectedDuration": f"{d}s"}
+                for i, d in enumerate(durations)
+            ],
         },
     }
     if parallelism is not None:

@@ -82,16 +82,18 @@ class ClusterSession:
             from pytest_kubernetes.options import ClusterOptions
             from pytest_kubernetes.providers import select_provider_manager
         except ImportError as e:
-            raise pytest.UsageError("--mlgen-cluster kind needs pytest-kubernetes: "
-                                    "pip install 'mlgen[kind]'") from e
+            raise pytest.UsageError(
+                "--mlgen-cluster kind needs pytest-kubernetes: pip install 'mlgen[kind]'"
+            ) from e
         kind_config = Path(options.value(self.config, "kind_config"))
         # A kubeconfig of our own, so that no teardown path can touch the user's.
         handle, name = tempfile.mkstemp(prefix="mlgen-kind-", suffix=".yaml")
         os.close(handle)
         manager = select_provider_manager("kind")(provider_config=str(kind_config))
         try:
-            manager.create(ClusterOptions(provider_config=kind_config,
-                                          kubeconfig_path=Path(name)), timeout=240)
+            manager.create(
+                ClusterOptions(provider_config=kind_config, kubeconfig_path=Path(name)), timeout=240
+            )
         except BaseException:
             manager.delete()
             raise

@@ -20,8 +20,12 @@ from mlgen.conformance import runner
 from mlgen.conformance.checks import Epsilon
 
 
-def test_batch_conforms(mlgen_batch_case: runner.Case, mlgen_run: runner.Runner,
-                        mlgen_epsilon: Epsilon, mlgen_time_scale: float) -> None:
+def test_batch_conforms(
+    mlgen_batch_case: runner.Case,
+    mlgen_run: runner.Runner,
+    mlgen_epsilon: Epsilon,
+    mlgen_time_scale: float,
+) -> None:
     run = dataclasses.replace(mlgen_run, time_scale=mlgen_time_scale)
     batch = run.load(mlgen_batch_case.path, mlgen_batch_case.batch)
     result = run.run(batch, mlgen_batch_case.variant)
@@ -32,5 +36,6 @@ def test_batch_conforms(mlgen_batch_case: runner.Case, mlgen_run: runner.Runner,
 def check_result(result: runner.RunResult, epsilon: Epsilon) -> None:
     """The checks for a run that should have succeeded, by variant."""
     unit = variants.select(result.batch, result.variant)
-    unit.check(result.timeline, result.batch, epsilon=epsilon.for_strategy(unit.name),
-               slack=epsilon.slack)
+    unit.check(
+        result.timeline, result.batch, epsilon=epsilon.for_strategy(unit.name), slack=epsilon.slack
+    )

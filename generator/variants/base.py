@@ -41,8 +41,7 @@ class Variant(Protocol):
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
         """Predicted makespan in seconds, with `overhead` seconds per step."""
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
-              slack: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         """Raise AssertionError when a successful run broke one of the variant's promises;
         `slack` is how much longer than planned a pod may run (process start on real
         nodes)."""
@@ -50,5 +49,4 @@ class Variant(Protocol):
 
 def planned(batch: spec.Batch) -> dict[str, float]:
     """Each job's expected run time by name (jobs without one are not checked)."""
-    return {j.name: float(j.expected_seconds) for j in batch.jobs
-            if j.expected_seconds is not None}
+    return {j.name: float(j.expected_seconds) for j in batch.jobs if j.expected_seconds is not None}

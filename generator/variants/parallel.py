@@ -26,22 +26,32 @@ class Parallel:
 
     def render(self, batch: spec.Batch) -> Rendered:
         indexed_job.check_shared(batch, fix="set spec.variants: [sequential]")
-        out = indexed_job.render(batch, variant="parallel", strategy=self.name,
-                                 parallelism=batch.parallelism, max_failed_indexes=None)
-        return Rendered(files={"parallel/params.yaml": [out.config],
-                               "parallel/job.yaml": [out.job]},
-                        resources=["params.yaml", "job.yaml"])
+        out = indexed_job.render(
+            batch,
+            variant="parallel",
+            strategy=self.name,
+            parallelism=batch.parallelism,
+            max_failed_indexes=None,
+        )
+        return Rendered(
+            files={"parallel/params.yaml": [out.config], "parallel/job.yaml": [out.job]},
+            resources=["params.yaml", "job.yaml"],
+        )
 
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
-        return estimate.parallel(durations, parallelism=parallelism, overhead=overhead,
-                                 lag=estimate.COMPLETION_LAG)
+        return estimate.parallel(
+            durations, parallelism=parallelism, overhead=overhead, lag=estimate.COMPLETION_LAG
+        )
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
-              slack: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         checks.all_complete(timeline)
         checks.ran_for(timeline, base.planned(batch), slack=slack)
-        checks.parallel_bounds(timeline, [float(j.expected_seconds or 0) for j in batch.jobs],
-                               parallelism=batch.parallelism, epsilon=epsilon)
+        checks.parallel_bounds(
+            timeline,
+            [float(j.expected_seconds or 0) for j in batch.jobs],
+            parallelism=batch.parallelism,
+            epsilon=epsilon,
+        )
 
 
 VARIANT = Parallel()

@@ -25,11 +25,17 @@ class Serial:
     done_when_pod_succeeds = False
 
     def render(self, batch: spec.Batch) -> Rendered:
-        indexed_job.check_shared(batch, fix="set spec.sequential.strategy: waves, which gives "
-                                            "every job its own pod template")
-        out = indexed_job.render(batch, variant="sequential", strategy=self.name,
-                                 parallelism=1,
-                                 max_failed_indexes=0 if batch.on_failure == "stop" else None)
+        indexed_job.check_shared(
+            batch,
+            fix="set spec.sequential.strategy: waves, which gives every job its own pod template",
+        )
+        out = indexed_job.render(
+            batch,
+            variant="sequential",
+            strategy=self.name,
+            parallelism=1,
+            max_failed_indexes=0 if batch.on_failure == "stop" else None,
+        )
         files = {"sequential/params.yaml": [out.config], "sequential/job.yaml": [out.job]}
         if batch.flux is not None:  # the Job controller keeps the order: one suffices
             files["flux/kustomizations.yaml"] = [flux.whole(batch)]
@@ -38,13 +44,13 @@ class Serial:
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
         return estimate.sequential(durations, overhead=overhead, lag=estimate.COMPLETION_LAG)
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
-              slack: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         checks.all_complete(timeline)
         checks.ran_for(timeline, base.planned(batch), slack=slack)
         checks.steps_in_order(timeline, [j.name for j in batch.jobs])
-        checks.sequential_bounds(timeline, [float(j.expected_seconds or 0) for j in batch.jobs],
-                                 epsilon=epsilon)
+        checks.sequential_bounds(
+            timeline, [float(j.expected_seconds or 0) for j in batch.jobs], epsilon=epsilon
+        )
 
 
 VARIANT = Serial()

@@ -38,13 +38,16 @@ def steps(batch: spec.Batch) -> list[Step]:
     for job in batch.jobs:
         labels = pod.labels(batch, variant="sequential", job=job, step=job.index)
         template = pod.template(
-            batch, job,
+            batch,
+            job,
             labels=dict(labels),
             annotations=pod.hints(batch, [job]),
             command=pod.literals(job.command) if job.command is not None else None,
             args=pod.literals(job.args),
-            env=[*pod.env_entries(job.env, job.secret_env),
-                 {"name": contract.JOB_NAME_ENV, "value": job.name}],
+            env=[
+                *pod.env_entries(job.env, job.secret_env),
+                {"name": contract.JOB_NAME_ENV, "value": job.name},
+            ],
         )
         job_spec: dict[str, object] = {
             "backoffLimit": job.retries,
@@ -60,22 +63,34 @@ def steps(batch: spec.Batch) -> list[Step]:
             "apiVersion": "batch/v1",
             "kind": "Job",
             "metadata": {
-                "name": naming.job_name(batch.name, job.name, digest=digest,
-                                        source=batch.source,
-                                        path=f"spec.jobs[{job.index}].name"),
+                "name": naming.job_name(
+                    batch.name,
+                    job.name,
+                    digest=digest,
+                    source=batch.source,
+                    path=f"spec.jobs[{job.index}].name",
+                ),
                 "namespace": batch.namespace,
                 "labels": labels,
                 # Mutable metadata, outside the hash: an estimate edit re-runs nothing.
-                "annotations": {contract.SYNC_WAVE: str(job.index),
-                                contract.STEP_NAME: job.name,
-                                contract.STRATEGY: "waves",
-                                contract.ON_FAILURE: batch.on_failure,
-                                contract.PLANNED_DURATIONS: pod.planned([job])},
+                "annotations": {
+                    contract.SYNC_WAVE: str(job.index),
+                    contract.STEP_NAME: job.name,
+                    contract.STRATEGY: "waves",
+                    contract.ON_FAILURE: batch.on_failure,
+                    contract.PLANNED_DURATIONS: pod.planned([job]),
+                },
             },
             "spec": job_spec,
         }
-        out.append(Step(number=job.index, job=job, directory=f"{job.index:0{width}d}-{job.name}",
-                        manifest=manifest))
+        out.append(
+            Step(
+                number=job.index,
+                job=job,
+                directory=f"{job.index:0{width}d}-{job.name}",
+                manifest=manifest,
+            )
+        )
     return out
 
 
@@ -92,7 +107,8 @@ class Waves:
                     f"{batch.source}: spec.jobs[{job.index}].simulate.failAttempts: a waves "
                     "step is a plain Job, whose pods carry no attempt count to simulate by; "
                     "drop failAttempts (the step then fails every attempt) or use "
-                    "spec.sequential.strategy: indexed")
+                    "spec.sequential.strategy: indexed"
+                )
         rendered = steps(batch)
         files = {f"sequential/{s.directory}/job.yaml": [s.manifest] for s in rendered}
         if batch.flux is not None:
@@ -102,8 +118,7 @@ class Waves:
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
         return estimate.sequential(durations, overhead=overhead, lag=estimate.COMPLETION_LAG)
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float,
-              slack: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         checks.all_complete(timeline)
         checks.ran_for(timeline, base.planned(batch), slack=slack)
         checks.steps_in_order(timeline, [j.name for j in batch.jobs])
