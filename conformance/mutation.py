@@ -66,8 +66,8 @@ MUTANTS = [
         (
             (
                 "generator/apply.py",
-                'phase = client.wait_pod_ended(namespace, f"job-name={name}",',
-                'phase = "Succeeded" or client.wait_pod_ended(namespace, f"job-name={name}",',
+                "phase = client.wait_pod_ended(",
+                'phase = "Succeeded" or client.wait_pod_ended(',
             ),
         ),
     ),
@@ -90,8 +90,8 @@ MUTANTS = [
         (
             (
                 "generator/variants/parallel.py",
-                "parallelism=batch.parallelism, max_failed_indexes=None",
-                "parallelism=1, max_failed_indexes=None",
+                "parallelism=batch.parallelism,\n            max_failed_indexes=None",
+                "parallelism=1,\n            max_failed_indexes=None",
             ),
         ),
     ),
@@ -100,8 +100,8 @@ MUTANTS = [
         (
             (
                 "generator/variants/parallel.py",
-                "parallelism=batch.parallelism, max_failed_indexes=None",
-                "parallelism=batch.parallelism + 1, max_failed_indexes=None",
+                "parallelism=batch.parallelism,\n            max_failed_indexes=None",
+                "parallelism=batch.parallelism + 1,\n            max_failed_indexes=None",
             ),
         ),
     ),
@@ -110,8 +110,8 @@ MUTANTS = [
         (
             (
                 "generator/pod.py",
-                "    durations = [units.go_duration(j.expected_seconds) if",
-                "    durations = [units.go_duration(2 * j.expected_seconds) if",
+                "    durations = [\n        units.go_duration(j.expected_seconds) if",
+                "    durations = [\n        units.go_duration(2 * j.expected_seconds) if",
             ),
         ),
     ),
@@ -120,8 +120,8 @@ MUTANTS = [
         (
             (
                 "generator/pod.py",
-                "    durations = [units.go_duration(j.expected_seconds) if",
-                "    durations = [units.go_duration(round(1.5 * j.expected_seconds)) if",
+                "    durations = [\n        units.go_duration(j.expected_seconds) if",
+                "    durations = [\n        units.go_duration(round(1.5 * j.expected_seconds)) if",
             ),
         ),
     ),
