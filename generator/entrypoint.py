@@ -10,8 +10,54 @@ command starts with exactly the environment the batch gave.
 
 from __future__ import annotations
 
+import re
+
 from mlgen import spec, templating
 from mlgen.errors import RenderError
+
+# envFrom keys land in the entrypoint shell's environment: only under a prefix that no
+# variable a POSIX shell, dash, busybox sh or bash reads starts with.
+_SAFE_PREFIX = re.compile(r"[A-Z][A-Z0-9]*_")
+_SHELL_NAMES = (
+    "IFS",
+    "PS1",
+    "PS2",
+    "PS4",
+    "OPTIND",
+    "OPTARG",
+    "PATH",
+    "HOME",
+    "ENV",
+    "CDPATH",
+    "MAIL",
+    "MAILCHECK",
+    "MAILPATH",
+    "PPID",
+    "PWD",
+    "OLDPWD",
+    "LINENO",
+    "HISTFILE",
+    "HISTSIZE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_COLLATE",
+    "LC_MESSAGES",
+    "LANG",
+    "NLSPATH",
+    "TERM",
+    "SHELL",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "BASH_ENV",
+    "BASH_XTRACEFD",
+    "POSIXLY_CORRECT",
+    "FUNCNEST",
+    "GLOBIGNORE",
+    "TMOUT",
+    "TMPDIR",
+    "MLGEN_",
+    "JOB_COMPLETION_INDEX",
+)
 
 
 def check(batch: spec.Batch, *, fix: str) -> None:
@@ -27,6 +73,18 @@ def check(batch: spec.Batch, *, fix: str) -> None:
                 "Indexed Job shares one pod template, so each would be handed every job's "
                 "secret; give all jobs the same secretEnv (spec.defaults.secretEnv), or "
                 f"keep per-job secrets and {fix}"
+            )
+    for position, entry in enumerate(first.pod.env_from):
+        prefix = str(entry.get("prefix", ""))
+        if not _SAFE_PREFIX.fullmatch(prefix) or any(
+            name.startswith(prefix) for name in _SHELL_NAMES
+        ):
+            raise RenderError(
+                f"{batch.source}: spec.defaults.envFrom[{position}].prefix: an Indexed Job's "
+                "entrypoint is a shell, and envFrom puts keys nobody lists here into its "
+                "environment, where a name like OPTIND, IFS or PATH changes how it runs; give "
+                "the entry a prefix such as CFG_ (capitals, digits, ending in '_', not MLGEN_ "
+                f"or a shell's own like LC_ or BASH_), or keep it as is and {fix}"
             )
     command = first.command or ("",)
     if "=" in command[0]:

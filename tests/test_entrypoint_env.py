@@ -289,3 +289,33 @@ def test_an_empty_command_is_refused() -> None:
     doc["spec"]["defaults"]["command"] = []
     _, problems = source.load_text(yaml.safe_dump(doc), source="batch.yaml")
     assert any("spec.defaults.command: is empty" in p for p in problems), problems
+
+
+def test_env_from_reaches_an_indexed_job_only_under_a_safe_prefix() -> None:
+    from mlgen import render, source
+    from mlgen.errors import RenderError
+
+    from .conftest import batch_doc
+
+    for prefix, ok in (
+        ("", False),
+        ("LC_", False),
+        ("BASH_", False),
+        ("MLGEN_", False),
+        ("cfg_", False),
+        ("CFG_", True),
+        ("S_", True),
+    ):
+        doc = batch_doc()
+        entry: dict[str, object] = {"configMapRef": {"name": "train-env"}}
+        if prefix:
+            entry["prefix"] = prefix
+        doc["spec"]["defaults"]["envFrom"] = [entry]
+        batches, problems = source.load_text(yaml.safe_dump(doc), source="batch.yaml")
+        assert not problems, problems
+        if ok:
+            assert render.render_batch(batches[0])
+        else:
+            with pytest.raises(RenderError, match=r"envFrom\[0\].prefix: .*OPTIND"):
+                render.render_batch(batches[0], only=("parallel",))
+            assert render.render_batch(batches[0], only=("sequential",))  # waves: no shell
