@@ -191,6 +191,7 @@ def sleeper_batch(
         "kind": "Batch",
         "metadata": {"name": name},
         "spec": {
+            "simulated": True,  # KWOK runs each pod for its expectedDuration (or fails it)
             "sequential": {"strategy": strategy, "onFailure": on_failure},
             "defaults": {
                 "image": PROBE_IMAGE,
