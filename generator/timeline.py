@@ -11,11 +11,12 @@ one, the API's times are all there is (`resolution` 1 s).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlgen import contract, lazy
 
@@ -256,33 +257,18 @@ def _as_recorded(found: Timeline, recorded: recorder.Recorder) -> Timeline:
     def at(moment: float | None) -> float | None:
         return None if moment is None else round(moment - base, 3)
 
-    def seen(table: dict[str, recorder.Seen], name: str) -> recorder.Seen:
-        return table.get(name) or recorder.Seen(created=0.0)
+    def retimed(record: _Record, table: dict[str, recorder.Seen]) -> _Record:
+        moments = table.get(record.name) or recorder.Seen(created=0.0)
+        return dataclasses.replace(
+            record,
+            api_start=record.start,
+            api_end=record.end,
+            start=at(moments.running),
+            end=at(moments.ended),
+        )
 
-    jobs = [
-        JobRecord(
-            **{
-                **asdict(j),
-                "api_start": j.start,
-                "api_end": j.end,
-                "start": at(seen(recorded.jobs, j.name).running),
-                "end": at(seen(recorded.jobs, j.name).ended),
-            }
-        )
-        for j in found.jobs
-    ]
-    pods = [
-        PodRecord(
-            **{
-                **asdict(p),
-                "api_start": p.start,
-                "api_end": p.end,
-                "start": at(seen(recorded.pods, p.name).running),
-                "end": at(seen(recorded.pods, p.name).ended),
-            }
-        )
-        for p in found.pods
-    ]
+    jobs = [retimed(j, recorded.jobs) for j in found.jobs]
+    pods = [retimed(p, recorded.pods) for p in found.pods]
     origin = datetime.fromtimestamp(recorded.wall_origin + base).astimezone().isoformat()
     return Timeline(
         batch=found.batch,
@@ -293,6 +279,9 @@ def _as_recorded(found: Timeline, recorded: recorder.Recorder) -> Timeline:
         pods=pods,
         resolution=recorder.RESOLUTION,
     )
+
+
+_Record = TypeVar("_Record", JobRecord, PodRecord)
 
 
 def _wave(notes: dict[str, str]) -> int:
