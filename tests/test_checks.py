@@ -211,3 +211,28 @@ def test_statuses_by_step_name() -> None:
     checks.statuses(run, {"a": "Complete", "b": "Failed"})
     with pytest.raises(AssertionError, match=r"a: Complete \(expected Failed\)"):
         checks.statuses(run, {"a": "Failed", "b": "Failed"})
+
+
+def test_each_variant_runs_its_checks_on_a_timeline() -> None:
+    from mlgen import variants
+
+    from .conftest import batch_doc, load
+
+    batch = load(batch_doc())  # jobs a, b, c of 2 s
+    good = chain((0.0, 2.1), (2.2, 4.3), (4.4, 6.5), names=["a", "b", "c"])
+    for name in ("waves", "indexed"):
+        variants.get(name).check(good, batch, epsilon=0.5, slack=0.5)
+        with pytest.raises(AssertionError, match="out of order"):
+            variants.get(name).check(
+                chain((0, 2), (2.1, 4.1), (4.2, 6.2), names=["b", "a", "c"]),
+                batch,
+                epsilon=0.5,
+                slack=0.5,
+            )
+    two = indexed(
+        (0, 0.0, 2.0, "Succeeded"),
+        (1, 0.0, 2.0, "Succeeded"),
+        (2, 2.3, 4.3, "Succeeded"),
+        span=(0.0, 4.6),
+    )
+    variants.get("parallel").check(two, batch, epsilon=1.5, slack=0.5)

@@ -50,3 +50,21 @@ class Variant(Protocol):
 def planned(batch: spec.Batch) -> dict[str, float]:
     """Each job's expected run time by name (jobs without one are not checked)."""
     return {j.name: float(j.expected_seconds) for j in batch.jobs if j.expected_seconds is not None}
+
+
+def check_sequential(
+    timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float
+) -> None:
+    """The promises of every sequential variant: all complete, each pod its duration, in
+    the batch's order, Σd ≤ makespan ≤ Σd + n·ε + lag."""
+    from mlgen.conformance import checks
+
+    checks.all_complete(timeline)
+    checks.ran_for(timeline, planned(batch), slack=slack)
+    checks.steps_in_order(timeline, [j.name for j in batch.jobs])
+    checks.sequential_bounds(timeline, planned_all(batch), epsilon=epsilon)
+
+
+def planned_all(batch: spec.Batch) -> list[float]:
+    """Every job's expected run time in batch order (0 when unset)."""
+    return [float(j.expected_seconds or 0) for j in batch.jobs]

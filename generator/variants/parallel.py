@@ -48,7 +48,7 @@ class Parallel:
         checks.ran_for(timeline, base.planned(batch), slack=slack)
         checks.parallel_bounds(
             timeline,
-            [float(j.expected_seconds or 0) for j in batch.jobs],
+            base.planned_all(batch),
             parallelism=batch.parallelism,
             epsilon=epsilon,
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlgen import estimate, flux, indexed_job, spec
-from mlgen.conformance import checks
 from mlgen.variants import base
 from mlgen.variants.base import JOB_ENDS, Rendered
 
@@ -45,12 +44,7 @@ class Serial:
         return estimate.sequential(durations, overhead=overhead, lag=estimate.COMPLETION_LAG)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
-        checks.all_complete(timeline)
-        checks.ran_for(timeline, base.planned(batch), slack=slack)
-        checks.steps_in_order(timeline, [j.name for j in batch.jobs])
-        checks.sequential_bounds(
-            timeline, [float(j.expected_seconds or 0) for j in batch.jobs], epsilon=epsilon
-        )
+        base.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)
 
 
 VARIANT = Serial()

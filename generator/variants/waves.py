@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlgen import contract, estimate, flux, naming, pod, spec
-from mlgen.conformance import checks
 from mlgen.errors import RenderError
 from mlgen.variants import base
 from mlgen.variants.base import JOB_ENDS, Rendered
@@ -119,14 +118,7 @@ class Waves:
         return estimate.sequential(durations, overhead=overhead, lag=estimate.COMPLETION_LAG)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
-        checks.all_complete(timeline)
-        checks.ran_for(timeline, base.planned(batch), slack=slack)
-        checks.steps_in_order(timeline, [j.name for j in batch.jobs])
-        checks.sequential_bounds(timeline, _durations(batch), epsilon=epsilon)
-
-
-def _durations(batch: spec.Batch) -> list[float]:
-    return [float(j.expected_seconds or 0) for j in batch.jobs]
+        base.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)
 
 
 VARIANT = Waves()
