@@ -35,33 +35,28 @@ _PART_OF = {contract.PART_OF: "argocd"}  # Argo CD reads its config maps by it
 
 
 @dataclass
-class ArgoCD:
+class ArgoCD(processes.Group):
     """Running components; `stop()` ends them (idempotent)."""
 
     server: str  # the destination cluster's URL, as registered in the cluster Secret
     processes: list[processes.Process] = field(default_factory=list)
 
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-
-    def rss_mib(self) -> dict[str, float]:
-        return {p.name: p.rss_mib() for p in self.processes if p.alive()}
-
 
 @contextmanager
 def running(
-    k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
+    client: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
 ) -> Iterator[ArgoCD]:
     """Install CRDs and settings, start redis and both components, always stop them."""
-    argo = start(k, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
+    argo = start(client, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
     try:
         yield argo
     finally:
         argo.stop()
 
 
-def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None) -> ArgoCD:
+def start(
+    client: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
+) -> ArgoCD:
     tools = binaries or build.group_dir("gitops")
     if not build.is_built(tools, "gitops"):
         raise ClusterError(
@@ -69,7 +64,7 @@ def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | Non
         )
     redis = _which("redis-server", "apt-get install -y --no-install-recommends redis-server")
     server, tls = _credentials(kubeconfig)
-    _install(k, tools, server=server, tls=tls)
+    _install(client, tools, server=server, tls=tls)
     logs = workdir / "logs"
     argo = ArgoCD(server=server)
     redis_port, repo_port = processes.free_port(), processes.free_port()
@@ -167,14 +162,14 @@ def application(
     }
 
 
-def refresh(k: kube.Kube, name: str) -> None:
+def refresh(client: kube.Kube, name: str) -> None:
     """Compare with Git now (after a push) rather than at the reconciliation timeout."""
-    crds.annotate_now(k, API, "Application", name, NAMESPACE, key=REFRESH, value="normal")
+    crds.annotate_now(client, API, "Application", name, NAMESPACE, key=REFRESH, value="normal")
 
 
-def status(k: kube.Kube, name: str) -> dict[str, str]:
+def status(client: kube.Kube, name: str) -> dict[str, str]:
     """Sync status, health, operation phase and synced revision of an Application."""
-    found = (crds.get(k, API, "Application", name, NAMESPACE) or {}).get("status") or {}
+    found = (crds.get(client, API, "Application", name, NAMESPACE) or {}).get("status") or {}
     return {
         "sync": str((found.get("sync") or {}).get("status", "")),
         "revision": str((found.get("sync") or {}).get("revision", "")),
@@ -183,11 +178,11 @@ def status(k: kube.Kube, name: str) -> dict[str, str]:
     }
 
 
-def _install(k: kube.Kube, tools: Path, *, server: str, tls: dict[str, str]) -> None:
-    crds.install(k, sorted((tools / "crds" / "argocd").glob("*.yaml")))
+def _install(client: kube.Kube, tools: Path, *, server: str, tls: dict[str, str]) -> None:
+    crds.install(client, sorted((tools / "crds" / "argocd").glob("*.yaml")))
     meta = {"namespace": NAMESPACE, "labels": _PART_OF}
-    k.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    k.apply(
+    client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    client.apply(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -195,7 +190,7 @@ def _install(k: kube.Kube, tools: Path, *, server: str, tls: dict[str, str]) -> 
             "data": {"timeout.reconciliation": RECONCILIATION},
         }
     )
-    k.apply(
+    client.apply(
         {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -203,7 +198,7 @@ def _install(k: kube.Kube, tools: Path, *, server: str, tls: dict[str, str]) -> 
             "stringData": {"server.secretkey": secrets.token_urlsafe(32)},
         }
     )
-    k.apply(
+    client.apply(
         {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -220,7 +215,7 @@ def _install(k: kube.Kube, tools: Path, *, server: str, tls: dict[str, str]) -> 
         }
     )
     crds.create(
-        k,
+        client,
         {
             "apiVersion": API,
             "kind": "AppProject",

@@ -31,7 +31,7 @@ HEALTH_POLL_SECONDS = 5.0
 
 
 @dataclass
-class Flux:
+class Flux(processes.Group):
     """Running controllers; `stop()` ends them (idempotent)."""
 
     kubeconfig: Path
@@ -39,36 +39,30 @@ class Flux:
     storage_port: int
     processes: list[processes.Process] = field(default_factory=list)
 
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-
-    def rss_mib(self) -> dict[str, float]:
-        """Resident memory of each controller now, from /proc (Linux)."""
-        return {p.name: p.rss_mib() for p in self.processes if p.alive()}
-
 
 @contextmanager
 def running(
-    k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
+    client: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
 ) -> Iterator[Flux]:
     """Install the CRDs and namespace, start both controllers, always stop them."""
-    flux = start(k, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
+    flux = start(client, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
     try:
         yield flux
     finally:
         flux.stop()
 
 
-def start(k: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None) -> Flux:
+def start(
+    client: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
+) -> Flux:
     tools = binaries or build.group_dir("gitops")
     if not build.is_built(tools, "gitops"):
         raise ClusterError(
             f"the GitOps tools are not built in {tools}; run `mlgen cluster build` first"
         )
-    crds.install(k, sorted((tools / "crds" / "flux").glob("*.yaml")))
-    if not k.namespace_exists(NAMESPACE):
-        k.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    crds.install(client, sorted((tools / "crds" / "flux").glob("*.yaml")))
+    if not client.namespace_exists(NAMESPACE):
+        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "RUNTIME_NAMESPACE": NAMESPACE}
     flux = Flux(kubeconfig=kubeconfig, workdir=workdir, storage_port=processes.free_port())
     logs = workdir / "logs"
@@ -141,21 +135,21 @@ def kustomization(
     }
 
 
-def request_reconcile(k: kube.Kube, repository: str) -> None:
+def request_reconcile(client: kube.Kube, repository: str) -> None:
     """Ask source-controller to fetch the repository now instead of at its interval."""
-    crds.annotate_now(k, SOURCE_API, "GitRepository", repository, NAMESPACE, key=RECONCILE)
+    crds.annotate_now(client, SOURCE_API, "GitRepository", repository, NAMESPACE, key=RECONCILE)
 
 
-def ready(k: kube.Kube, kind: str, name: str) -> dict[str, Any]:
+def ready(client: kube.Kube, kind: str, name: str) -> dict[str, Any]:
     """The Ready condition of a Flux object in flux-system (empty until it has one)."""
     api = SOURCE_API if kind == "GitRepository" else KUSTOMIZE_API
-    return crds.condition(crds.get(k, api, kind, name, NAMESPACE), "Ready")
+    return crds.condition(crds.get(client, api, kind, name, NAMESPACE), "Ready")
 
 
-def revision(k: kube.Kube, kind: str, name: str) -> str:
+def revision(client: kube.Kube, kind: str, name: str) -> str:
     """The revision the object last fetched (GitRepository) or applied (Kustomization)."""
     api = SOURCE_API if kind == "GitRepository" else KUSTOMIZE_API
-    status = (crds.get(k, api, kind, name, NAMESPACE) or {}).get("status") or {}
+    status = (crds.get(client, api, kind, name, NAMESPACE) or {}).get("status") or {}
     if kind == "GitRepository":
         return str((status.get("artifact") or {}).get("revision", ""))
     return str(status.get("lastAppliedRevision", ""))

@@ -62,6 +62,21 @@ class Process:
             pass
 
 
+class Group:
+    """What a set of helper processes (the Flux controllers, Argo CD's parts) shares:
+    stop them all, newest first, and read their memory."""
+
+    processes: list[Process]
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def rss_mib(self) -> dict[str, float]:
+        """Resident memory of each live process now, from /proc (Linux)."""
+        return {p.name: p.rss_mib() for p in self.processes if p.alive()}
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now (the kernel's choice)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
