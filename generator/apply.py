@@ -194,7 +194,9 @@ def run(
             client.apply(job)
             progress(f"[{number}/{len(waves)}] {_label(job)}: applied, waiting for Complete")
         for job in wave:
-            result = _await(client, job, deadline=deadline, started=started)
+            result = _await(
+                client, job, deadline=deadline, started=started, progress=_counts(job, progress)
+            )
             outcome.jobs.append(result)
             detail = (
                 f" (failed indexes {result.failed_indexes}: {_named(result, by_name)})"
@@ -276,7 +278,12 @@ def _check_references(
 
 
 def _await(
-    client: kube.Kube, job: dict[str, Any], *, deadline: float, started: float
+    client: kube.Kube,
+    job: dict[str, Any],
+    *,
+    deadline: float,
+    started: float,
+    progress: Callable[[Any], None] | None = None,
 ) -> JobOutcome:
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     unit = variant_of(job)
@@ -287,7 +294,11 @@ def _await(
         if phase == "Succeeded":  # its Job says Complete up to a second later: _confirm
             return _outcome(job, _SUCCEEDED, time.monotonic() - started)
     found = client.wait_jobs(
-        namespace, [name], until=unit.ends, timeout=max(0.0, deadline - time.monotonic())
+        namespace,
+        [name],
+        until=unit.ends,
+        timeout=max(0.0, deadline - time.monotonic()),
+        seen=progress,
     )
     if name not in found:
         raise JobFailedError(
@@ -300,6 +311,31 @@ def _await(
     return _outcome(
         job, ended, time.monotonic() - started, failed_indexes=status.failed_indexes or ""
     )
+
+
+PROGRESS_EVERY = 10.0  # seconds between progress lines for a Job of many completions
+
+
+def _counts(job: dict[str, Any], progress: Progress) -> Callable[[Any], None] | None:
+    """For a Job of several completions: say how many have succeeded, at most every
+    PROGRESS_EVERY seconds and only when the counts changed."""
+    completions = (job.get("spec") or {}).get("completions") or 1
+    if completions == 1:
+        return None
+    said: list[Any] = [time.monotonic(), None]
+
+    def seen(found: Any) -> None:
+        status = found.status
+        counts = (status.succeeded or 0, status.active or 0, status.failed or 0) if status else None
+        if counts is None or counts == said[1] or time.monotonic() - said[0] < PROGRESS_EVERY:
+            return
+        said[:] = [time.monotonic(), counts]
+        progress(
+            f"  {_label(job)}: {counts[0]:,}/{completions:,} succeeded, "
+            f"{counts[1]:,} running, {counts[2]:,} failed"
+        )
+
+    return seen
 
 
 _SUCCEEDED = "PodSucceeded"  # a step whose pod succeeded; its Job's condition still to come

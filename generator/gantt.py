@@ -1,6 +1,8 @@
 """A Gantt chart of a timeline: one row per job, one bar per pod attempt, coloured by how
 the attempt ended. Rows name the batch's jobs (in an Indexed Job, by completion index:
-`lr-1e-3 (index 2)`), never bare indexes.
+`lr-1e-3 (index 2)`), never bare indexes. Past `MAX_ROWS` jobs (a 10,000-index sweep),
+a row stands for a run of consecutive jobs and its bars for the stretches in which their
+attempts overlapped, so the chart stays one screen high.
 
 The chart is SVG written as text, so the core install needs no plotting library; a PNG
 (`.png` path) is drawn with matplotlib, from the `mlgen[png]` extra.
@@ -32,34 +34,107 @@ def row_of(pod: PodRecord, steps: dict[str, str]) -> str:
     return f"{pod.step} (index {pod.index})" if pod.step else f"index {pod.index}"
 
 
+MAX_ROWS = 60  # beyond this many jobs, each row stands for a run of consecutive jobs
+
+
+@dataclass(frozen=True)
+class Bar:
+    row: int
+    start: float
+    end: float
+    phase: str
+    tip: str
+    attempt: int = 1  # > 1 is written on the bar (a retry)
+
+
 @dataclass(frozen=True)
 class Layout:
     rows: list[str]
+    bars: list[Bar]
     horizon: float
     title: str
 
 
-def layout(timeline: Timeline) -> Layout:
+def layout(timeline: Timeline, *, max_rows: int = MAX_ROWS) -> Layout:
+    """Rows and bars: a bar per pod attempt, or, with more than `max_rows` jobs, rows that
+    each stand for a run of consecutive jobs, with one bar per stretch of time in which
+    their attempts overlapped (per outcome) and the counts in its tip."""
     steps = {j.name: j.step for j in timeline.jobs}
-    ordered = sorted(
-        timeline.pods,
-        key=lambda p: (
-            p.index is None,
-            p.index if p.index is not None else 0,
-            p.start if p.start is not None else float("inf"),
-        ),
+    indexed = all(p.index is not None for p in timeline.pods)
+    ordered = (
+        sorted(
+            timeline.pods,
+            key=lambda p: (p.index or 0, p.start if p.start is not None else float("inf")),
+        )
+        if indexed
+        else timeline.pods
     )
-    rows: list[str] = []
-    for pod in ordered if all(p.index is not None for p in timeline.pods) else timeline.pods:
-        row = row_of(pod, steps)
-        if row not in rows:
-            rows.append(row)
+    names: dict[str, int] = {}
+    for pod in ordered:
+        names.setdefault(row_of(pod, steps), len(names))
     horizon = max([p.end or p.start or 0 for p in timeline.pods] + [timeline.makespan, 1.0])
     title = (
         f"{timeline.batch} / {timeline.variant}: makespan {timeline.makespan:.0f}s, "
         f"peak {timeline.max_concurrency()} pods"
     )
-    return Layout(rows=rows, horizon=horizon, title=title)
+    started = [p for p in ordered if p.start is not None]
+    if len(names) <= max_rows:
+        bars = [_bar(names[row_of(p, steps)], p, steps, horizon) for p in started]
+        return Layout(rows=list(names), bars=bars, horizon=horizon, title=title)
+    size = -(-len(names) // max_rows)  # jobs per row, rounded up
+    labels = list(names)
+    rows = [
+        _span(labels[first], labels[min(first + size, len(labels)) - 1])
+        for first in range(0, len(labels), size)
+    ]
+    groups: dict[int, list[PodRecord]] = {}
+    for pod in started:
+        groups.setdefault(names[row_of(pod, steps)] // size, []).append(pod)
+    bars = [
+        bar
+        for number, pods in sorted(groups.items())
+        for bar in _merged(number, rows[number], pods, horizon)
+    ]
+    title += f" ({len(labels):,} jobs, {size} per row)"
+    return Layout(rows=rows, bars=bars, horizon=horizon, title=title)
+
+
+def _bar(row: int, pod: PodRecord, steps: dict[str, str], horizon: float) -> Bar:
+    assert pod.start is not None
+    tip = f"{row_of(pod, steps)} attempt {pod.attempt}: {pod.phase}" + (
+        f", exit code {pod.exit_code}" if pod.exit_code else ""
+    )
+    end = pod.end if pod.end is not None else horizon
+    return Bar(row, pod.start, end, pod.phase, tip, pod.attempt)
+
+
+def _span(first: str, last: str) -> str:
+    return first if first == last else f"{first} … {last}"
+
+
+def _merged(row: int, label: str, pods: list[PodRecord], horizon: float) -> list[Bar]:
+    """One bar per phase per stretch of overlapping attempts; failures drawn last (on top)."""
+    counts: dict[str, int] = {}
+    for pod in pods:
+        counts[pod.phase] = counts.get(pod.phase, 0) + 1
+    summary = ", ".join(f"{count} {phase}" for phase, count in sorted(counts.items()))
+    retries = sum(1 for p in pods if p.attempt > 1)
+    tip = f"{label}: {len(pods)} attempts ({summary})" + (f", {retries} retries" if retries else "")
+    bars: list[Bar] = []
+    for phase in sorted(counts, key=lambda k: k == "Failed"):
+        spans = sorted(
+            (p.start, p.end if p.end is not None else horizon)
+            for p in pods
+            if p.phase == phase and p.start is not None
+        )
+        begin, finish = spans[0]
+        for start, end in spans[1:]:
+            if start > finish:
+                bars.append(Bar(row, begin, finish, phase, tip))
+                begin = start
+            finish = max(finish, end)
+        bars.append(Bar(row, begin, finish, phase, tip))
+    return bars
 
 
 def draw(timeline: Timeline, path: Path) -> Path:
@@ -73,7 +148,6 @@ def draw(timeline: Timeline, path: Path) -> Path:
 
 def svg(timeline: Timeline) -> str:
     found = layout(timeline)
-    steps = {j.name: j.step for j in timeline.jobs}
     plot = _WIDTH - _LEFT - 20
     scale = plot / found.horizon
     height = _TOP + _ROW * max(len(found.rows), 1) + 40
@@ -89,24 +163,18 @@ def svg(timeline: Timeline) -> str:
         parts.append(
             f'<text x="{_LEFT - 8}" y="{y + _ROW / 2 + 4}" text-anchor="end">{escape(row)}</text>'
         )
-    for pod in timeline.pods:
-        if pod.start is None:
-            continue
-        y = _TOP + found.rows.index(row_of(pod, steps)) * _ROW + 4
-        end = pod.end if pod.end is not None else found.horizon
-        x, width = _LEFT + pod.start * scale, max((end - pod.start) * scale, 1.0)
-        tip = f"{row_of(pod, steps)} attempt {pod.attempt}: {pod.phase}" + (
-            f", exit code {pod.exit_code}" if pod.exit_code else ""
-        )
+    for bar in found.bars:
+        y = _TOP + bar.row * _ROW + 4
+        x, width = _LEFT + bar.start * scale, max((bar.end - bar.start) * scale, 1.0)
         parts.append(
             f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="{_ROW - 8}" '
-            f'fill="{COLOURS.get(pod.phase, "#9e9e9e")}" stroke="black" '
-            f'stroke-width="0.5"><title>{escape(tip)}</title></rect>'
+            f'fill="{COLOURS.get(bar.phase, "#9e9e9e")}" stroke="black" '
+            f'stroke-width="0.5"><title>{escape(bar.tip)}</title></rect>'
         )
-        if pod.attempt > 1:
+        if bar.attempt > 1:
             parts.append(
                 f'<text x="{x + 3:.1f}" y="{y + _ROW / 2}" fill="white" '
-                f'font-size="10">#{pod.attempt}</text>'
+                f'font-size="10">#{bar.attempt}</text>'
             )
     axis = _TOP + _ROW * max(len(found.rows), 1) + 4
     parts.append(f'<line x1="{_LEFT}" y1="{axis}" x2="{_LEFT + plot}" y2="{axis}" stroke="black"/>')
@@ -136,25 +204,20 @@ def _png(timeline: Timeline, path: Path) -> Path:
     from matplotlib.patches import Patch
 
     found = layout(timeline)
-    steps = {j.name: j.step for j in timeline.jobs}
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.35 * max(len(found.rows), 1)))
-    for pod in timeline.pods:
-        if pod.start is None:
-            continue
-        row = found.rows.index(row_of(pod, steps))
-        end = pod.end if pod.end is not None else found.horizon
+    for bar in found.bars:
         ax.barh(
-            row,
-            end - pod.start,
-            left=pod.start,
+            bar.row,
+            bar.end - bar.start,
+            left=bar.start,
             height=0.6,
-            color=COLOURS.get(pod.phase, "#9e9e9e"),
+            color=COLOURS.get(bar.phase, "#9e9e9e"),
             edgecolor="black",
             linewidth=0.5,
         )
-        if pod.attempt > 1:
+        if bar.attempt > 1:
             ax.text(
-                pod.start + 0.05, row, f"#{pod.attempt}", va="center", fontsize=7, color="white"
+                bar.start + 0.05, bar.row, f"#{bar.attempt}", va="center", fontsize=7, color="white"
             )
     ax.set_yticks(range(len(found.rows)), found.rows)
     ax.invert_yaxis()

@@ -73,19 +73,28 @@ class Kube:
         return result
 
     def wait_jobs(
-        self, namespace: str, names: Collection[str], *, until: tuple[str, ...], timeout: float
+        self,
+        namespace: str,
+        names: Collection[str],
+        *,
+        until: tuple[str, ...],
+        timeout: float,
+        seen: Callable[[Any], None] | None = None,
     ) -> dict[str, Any]:
         """Watch until each named Job has one of the `until` conditions True.
 
         Returns {name: the Job as last seen} for those that got there; on timeout the
         others are missing. One list, then a watch from its resourceVersion: no polling,
-        so a condition is seen the moment the API server records it."""
+        so a condition is seen the moment the API server records it. `seen` is called
+        with every version of a named Job that arrives (for progress)."""
         pending = set(names)
         done: dict[str, Any] = {}
         deadline = time.monotonic() + timeout
 
         def settle(job: Any) -> None:
             name = job.metadata.name
+            if seen is not None and name in pending:
+                seen(job)
             if name in pending and any(
                 c.status == "True" and c.type in until
                 for c in (job.status and job.status.conditions) or []

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -175,6 +176,9 @@ def collect_for(
     )
 
 
+PAGE = 500  # objects per list call: collection holds one page of API objects at a time
+
+
 def collect(
     client: kube.Kube,
     *,
@@ -183,65 +187,96 @@ def collect(
     namespace: str,
     manifests: list[dict[str, Any]] | None = None,
     recorded: recorder.Recorder | None = None,
+    page: int = PAGE,
 ) -> Timeline:
     """Read every Job of `batch`/`variant` in `namespace` and its pods from the cluster;
-    with `recorded`, take every start and end from what the recorder's watches saw."""
+    with `recorded`, take every start and end from what the recorder's watches saw.
+
+    Lists go `page` objects at a time (0: all at once) and each object is reduced to its
+    record before the next page is read, so memory grows with the records, not with the
+    API objects (about 40 times larger in the client's models)."""
     wanted = selector(batch, variant)
+    raw_jobs: list[tuple[str, dict[str, str], Any]] = []
     with kube.errors(f"listing the jobs of {batch} in {namespace}"):
-        jobs = client.batch.list_namespaced_job(namespace, label_selector=wanted).items
-        pods = client.core.list_namespaced_pod(namespace, label_selector=wanted).items
-    raw_jobs = [(j.metadata.name, (j.metadata.annotations or {}), j.status) for j in jobs]
-    present = {name for name, _, _ in raw_jobs}
-    for obj in manifests or []:  # steps that never started are part of the story too
-        if obj["kind"] == "Job" and obj["metadata"]["name"] not in present:
-            raw_jobs.append(
-                (obj["metadata"]["name"], obj["metadata"].get("annotations") or {}, None)
-            )
-    times = [j.status.start_time for j in jobs if j.status and j.status.start_time]
-    times += [p.status.start_time for p in pods if p.status and p.status.start_time]
-    origin = min(times) if times else None
+        for j in _pages(client.batch.list_namespaced_job, namespace, wanted, page):
+            raw_jobs.append((j.metadata.name, dict(j.metadata.annotations or {}), j.status))
+        present = {name for name, _, _ in raw_jobs}
+        for obj in manifests or []:  # steps that never started are part of the story too
+            if obj["kind"] == "Job" and obj["metadata"]["name"] not in present:
+                raw_jobs.append(
+                    (obj["metadata"]["name"], obj["metadata"].get("annotations") or {}, None)
+                )
+        steps = {name: notes.get(contract.STEP_NAME, "") for name, notes, _ in raw_jobs}
+        indexed = {
+            name: notes[contract.JOB_NAMES].split(",")
+            for name, notes, _ in raw_jobs
+            if notes.get(contract.JOB_NAMES)
+        }
+        pods = [  # absolute times (epoch seconds) until the origin is known
+            _pod(p, steps=steps, indexed=indexed)
+            for p in _pages(client.core.list_namespaced_pod, namespace, wanted, page)
+        ]
+    records = [_job(name, notes, status) for name, notes, status in raw_jobs]
+    starts = [r.start for r in records if r.start is not None]
+    starts += [p.start for p in pods if p.start is not None]
+    origin = min(starts) if starts else None
 
-    def offset(moment: datetime | None) -> float | None:
-        return None if moment is None or origin is None else (moment - origin).total_seconds()
-
-    records = []
-    for name, notes, status in raw_jobs:
-        state = "NotStarted" if status is None else "Running"
-        for condition in (status.conditions or []) if status else []:
-            if condition.status == "True" and condition.type in ("Complete", "Failed"):
-                state = condition.type
-        records.append(
-            JobRecord(
-                name=name,
-                step=notes.get(contract.STEP_NAME, name),
-                wave=_wave(notes),
-                status=state,
-                start=offset(status.start_time) if status else None,
-                end=offset(status.completion_time) if status else None,
-                failed_indexes=(status.failed_indexes or "") if status else "",
-            )
+    def shifted(record: _Record) -> _Record:
+        if origin is None:
+            return record
+        return dataclasses.replace(
+            record,
+            start=None if record.start is None else record.start - origin,
+            end=None if record.end is None else record.end - origin,
         )
+
+    records = [shifted(r) for r in records]
     records.sort(key=lambda r: (r.wave, r.start if r.start is not None else float("inf")))
-    steps = {name: notes.get(contract.STEP_NAME, "") for name, notes, _ in raw_jobs}
-    indexed = {
-        name: notes[contract.JOB_NAMES].split(",")
-        for name, notes, _ in raw_jobs
-        if notes.get(contract.JOB_NAMES)
-    }
-    pod_records = [_pod(p, offset, steps=steps, indexed=indexed) for p in pods]
     found = Timeline(
         batch=batch,
         variant=variant,
         namespace=namespace,
-        origin=origin.isoformat() if origin else "",
+        origin=datetime.fromtimestamp(origin, tz=UTC).isoformat() if origin else "",
         jobs=records,
-        pods=pod_records,
+        pods=[shifted(p) for p in pods],
     )
     if recorded is not None:
         found = _as_recorded(found, recorded)
     found.pods.sort(key=lambda p: (p.start if p.start is not None else float("inf"), p.name))
     found.pods[:] = _number_attempts(found.pods)
     return found
+
+
+def _pages(lister: Callable[..., Any], namespace: str, wanted: str, page: int) -> Iterator[Any]:
+    """Every object the list returns, `page` at a time (0: one unpaginated list)."""
+    token: str | None = None
+    while True:
+        paging = {"limit": page, "_continue": token} if page else {}
+        listing = lister(namespace, label_selector=wanted, **paging)
+        yield from listing.items
+        token = listing.metadata._continue
+        if not page or not token:
+            return
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _job(name: str, notes: dict[str, str], status: Any) -> JobRecord:
+    state = "NotStarted" if status is None else "Running"
+    for condition in (status.conditions or []) if status else []:
+        if condition.status == "True" and condition.type in ("Complete", "Failed"):
+            state = condition.type
+    return JobRecord(
+        name=name,
+        step=notes.get(contract.STEP_NAME, name),
+        wave=_wave(notes),
+        status=state,
+        start=_epoch(status.start_time) if status else None,
+        end=_epoch(status.completion_time) if status else None,
+        failed_indexes=(status.failed_indexes or "") if status else "",
+    )
 
 
 def _as_recorded(found: Timeline, recorded: recorder.Recorder) -> Timeline:
@@ -291,9 +326,7 @@ def _wave(notes: dict[str, str]) -> int:
         return 0  # not one of mlgen's Jobs; its place in the record does not matter
 
 
-def _pod(
-    pod: Any, offset: Any, *, steps: dict[str, str], indexed: dict[str, list[str]]
-) -> PodRecord:
+def _pod(pod: Any, *, steps: dict[str, str], indexed: dict[str, list[str]]) -> PodRecord:
     labels = pod.metadata.labels or {}
     annotations = pod.metadata.annotations or {}
     terminated = running = None
@@ -313,8 +346,8 @@ def _pod(
         attempt=int(annotations.get(contract.INDEX_FAILURE_COUNT, "0")) + 1,
         node=pod.spec.node_name or "",
         phase=pod.status.phase or "",
-        start=offset(start),
-        end=offset(terminated.finished_at) if terminated else None,
+        start=_epoch(start),
+        end=_epoch(terminated.finished_at) if terminated else None,
         exit_code=terminated.exit_code if terminated else None,
         step=step,
     )
@@ -328,5 +361,5 @@ def _number_attempts(pods: list[PodRecord]) -> list[PodRecord]:
         key = (pod.job, pod.index)
         seen[key] = seen.get(key, 0) + 1
         attempt = pod.attempt if pod.index is not None else seen[key]
-        out.append(PodRecord(**{**asdict(pod), "attempt": attempt}))
+        out.append(pod if attempt == pod.attempt else dataclasses.replace(pod, attempt=attempt))
     return out

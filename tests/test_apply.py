@@ -73,7 +73,13 @@ class FakeCluster:
         return "Failed" if name in self.failing else "Succeeded"
 
     def wait_jobs(
-        self, namespace: str, names: list[str], *, until: tuple[str, ...], timeout: float
+        self,
+        namespace: str,
+        names: list[str],
+        *,
+        until: tuple[str, ...],
+        timeout: float,
+        seen: Any = None,
     ) -> dict[str, Any]:
         self.calls.append(f"job {','.join(names)}")
         return {
@@ -189,7 +195,13 @@ def test_rendered_jobs_name_their_variant_unit() -> None:
 def test_failures_of_an_indexed_job_name_the_batch_jobs() -> None:
     class Failing(FakeCluster):
         def wait_jobs(
-            self, namespace: str, names: list[str], *, until: tuple[str, ...], timeout: float
+            self,
+            namespace: str,
+            names: list[str],
+            *,
+            until: tuple[str, ...],
+            timeout: float,
+            seen: Any = None,
         ) -> dict[str, Any]:
             return {
                 n: SimpleNamespace(
@@ -227,3 +239,31 @@ def test_a_missing_service_account_or_secret_is_named_before_anything_is_applied
     ):
         apply.run(cluster, jobs, timeout=60, progress=lambda _: None)  # type: ignore[arg-type]
     assert cluster.calls == [], "nothing applied"
+
+
+def test_a_job_of_many_completions_reports_progress_only_when_counts_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("time.monotonic", lambda: clock[0])
+    said: list[str] = []
+    sweep = {"kind": "Job", "metadata": {"name": "sweep-par"}, "spec": {"completions": 10_000}}
+    seen = apply._counts(sweep, said.append)
+    assert seen is not None and apply._counts(job("a", 0), said.append) is None
+
+    def status(succeeded: int, active: int) -> Any:
+        return SimpleNamespace(status=SimpleNamespace(succeeded=succeeded, active=active, failed=0))
+
+    seen(status(10, 100))  # too soon after the apply
+    clock[0] += apply.PROGRESS_EVERY
+    seen(status(1200, 100))
+    clock[0] += 1
+    seen(status(1300, 100))  # too soon after the last line
+    clock[0] += apply.PROGRESS_EVERY
+    seen(status(1300, 100))
+    clock[0] += apply.PROGRESS_EVERY
+    seen(status(1300, 100))  # unchanged
+    assert said == [
+        "  job/sweep-par: 1,200/10,000 succeeded, 100 running, 0 failed",
+        "  job/sweep-par: 1,300/10,000 succeeded, 100 running, 0 failed",
+    ]

@@ -33,7 +33,7 @@ def apply_command(
         Path | None,
         typer.Option(
             "--timeline",
-            help="Also write the run's timeline JSON here (and a PNG beside it).",
+            help="Also write the run's timeline JSON here (and an SVG chart beside it).",
         ),
     ] = None,
 ) -> None:
