@@ -1,15 +1,17 @@
 """Predicted makespans from `expectedDuration`, the way the Job controller schedules,
-plus the per-step overhead that each way of running a batch adds.
+plus the overhead that each way of running a batch adds between one job and the next.
 
-Sequential: Σd plus an overhead per step. Parallel: the Job controller starts the lowest
-pending index whenever one of the p slots frees up, so the schedule is list scheduling
-in index order (each job `overhead` longer); its makespan lies between max(Σd/p, max d)
-and that bound plus the longest job. Both end with the Job controller's completion lag
-(it syncs a Job at most once a second after pod events).
+Sequential: Σd plus an overhead between steps. Parallel: the Job controller starts the
+lowest pending index whenever one of the p slots frees up, so the schedule is list
+scheduling in index order, each slot pausing `overhead` between its jobs (the Job
+controller replaces a finished pod at its next sync), and pods are created no faster
+than START_RATE per second; its makespan lies between max(Σd/p, max d) and that bound
+plus the longest job. Both end with the Job controller's completion lag (it syncs a
+Job at most once a second after pod events).
 
-Default overheads per variant are the local control plane's measured figures
-(docs/design.md); `mlgen estimate --overhead` overrides them, and `--overhead-from`
-reads the ε a conformance run calibrated on your cluster.
+Default overheads per variant and the start rate are the local control plane's measured
+figures (docs/design.md, bench/); `mlgen estimate --overhead` overrides the overheads,
+and `--overhead-from` reads the ε a conformance run calibrated on your cluster.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ from pathlib import Path
 from mlgen import spec
 from mlgen.errors import UsageError
 
-# Seconds per step, measured on the local control plane (waves: `mlgen apply` moves on
-# when a step's pod succeeds; indexed: the Job controller's 1 s batching per step).
+# Seconds between one job's end and the next one's start, measured on the local control
+# plane (waves: `mlgen apply` moves on when a step's pod succeeds; indexed and parallel:
+# the Job controller's 1 s batching before it creates the next pod).
 OVERHEAD = {"waves": 0.1, "indexed": 1.1, "parallel": 1.1}
 COMPLETION_LAG = 1.0
+# Pods per second the Job controller, scheduler and KWOK start on the local control plane
+# when thousands are due at once (bench/scale-results.md: 44.5 at n = 10,000).
+START_RATE = 40.0
 
 
 @dataclass(frozen=True)
@@ -61,31 +67,44 @@ class Estimate:
         }
 
 
-def schedule(durations: Sequence[float], parallelism: int) -> tuple[float, list[float]]:
-    """Makespan and start times when index i starts on the first free of p slots."""
-    slots = [0.0] * max(1, min(parallelism, len(durations)))
+def schedule(
+    durations: Sequence[float],
+    parallelism: int,
+    *,
+    gap: float = 0.0,
+    rate: float | None = None,
+) -> tuple[float, list[float]]:
+    """Makespan and start times when index i starts on the first free of p slots, `gap`
+    after the slot's previous job and no earlier than i / `rate` (pods per second)."""
+    slots = [(0.0, False)] * max(1, min(parallelism, len(durations)))  # (free at, used)
     heapq.heapify(slots)
     starts: list[float] = []
     end = 0.0
-    for duration in durations:
-        start = heapq.heappop(slots)
+    for index, duration in enumerate(durations):
+        free, used = heapq.heappop(slots)
+        start = max(free + (gap if used else 0.0), index / rate if rate else 0.0)
         starts.append(start)
         finish = start + duration
         end = max(end, finish)
-        heapq.heappush(slots, finish)
+        heapq.heappush(slots, (finish, True))
     return end, starts
 
 
 def sequential(durations: Sequence[float], *, overhead: float = 0.0, lag: float = 0.0) -> float:
-    """One step after another: Σd, plus the per-step overhead, plus the final lag."""
-    return sum(durations) + overhead * len(durations) + (lag if durations else 0.0)
+    """One step after another: Σd, the overhead between steps, and the final lag."""
+    return sum(durations) + overhead * max(len(durations) - 1, 0) + (lag if durations else 0.0)
 
 
 def parallel(
-    durations: Sequence[float], *, parallelism: int, overhead: float = 0.0, lag: float = 0.0
+    durations: Sequence[float],
+    *,
+    parallelism: int,
+    overhead: float = 0.0,
+    lag: float = 0.0,
+    rate: float | None = None,
 ) -> float:
-    """Lowest pending index first onto p slots, each job `overhead` longer."""
-    makespan, _ = schedule([d + overhead for d in durations], parallelism)
+    """Lowest pending index first onto p slots, `overhead` between a slot's jobs."""
+    makespan, _ = schedule(durations, parallelism, gap=overhead, rate=rate)
     return makespan + (lag if durations else 0.0)
 
 
@@ -118,10 +137,11 @@ def of(
     durations = [float(j.expected_seconds or 0) for j in batch.jobs]
     p = min(parallelism or batch.parallelism, len(durations))
     per = overhead if overhead is not None else dict(OVERHEAD)
-    lag = COMPLETION_LAG if overhead is None or any(per.values()) else 0.0
+    measured = overhead is None or any(per.values())  # --overhead 0: the ideal schedule
+    lag, rate = (COMPLETION_LAG, START_RATE) if measured else (0.0, None)
     serial = variants.select(batch, "sequential")
-    makespan = parallel(durations, parallelism=p, overhead=per["parallel"], lag=lag)
-    _, starts = schedule([d + per["parallel"] for d in durations], p)
+    makespan = parallel(durations, parallelism=p, overhead=per["parallel"], lag=lag, rate=rate)
+    _, starts = schedule(durations, p, gap=per["parallel"], rate=rate)
     total = sum(durations)
     return Estimate(
         batch=batch.name,

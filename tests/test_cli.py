@@ -84,8 +84,9 @@ def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., P
         app, ["estimate", "--json", "--overhead-from", str(calibrated), str(path)]
     )
     (row,) = json.loads(result.output)
-    # 14 + 3·0.5 + 1 (lag); parallel: (2+2, 2+2, 10+2) onto 2 slots = 16, + 1
-    assert (row["sequentialSeconds"], row["parallelSeconds"]) == (16.5, 17.0)
+    # 14 + 2·0.5 between steps + 1 (lag); parallel: 2 and 2 at once, then 10 after a
+    # 2 s gap = 14, + 1
+    assert (row["sequentialSeconds"], row["parallelSeconds"]) == (16.0, 15.0)
     calibrated.write_text("{}")
     result = runner.invoke(app, ["estimate", "--overhead-from", str(calibrated), str(path)])
     assert result.exit_code == 2 and "not a calibration file" in result.output
@@ -115,10 +116,21 @@ def test_estimate_of_a_batch() -> None:
     assert (result.sequential_seconds, result.parallel_seconds, result.waves) == (6, 4, 2)
     assert result.starts == (0, 0, 2)
     measured = estimate.of(load(batch_doc(parallelism=2)))  # the measured defaults
-    assert measured.sequential_seconds == pytest.approx(6 + 3 * 0.1 + 1)
-    assert measured.parallel_seconds == pytest.approx(2 * 3.1 + 1)
+    # overhead between one job and the next in a slot, not before the first
+    assert measured.sequential_seconds == pytest.approx(6 + 2 * 0.1 + 1)
+    assert measured.parallel_seconds == pytest.approx(2 + 1.1 + 2 + 1)
     indexed = estimate.of(load(batch_doc(parallelism=2, sequential={"strategy": "indexed"})))
-    assert indexed.sequential_seconds == pytest.approx(6 + 3 * 1.1 + 1)
+    assert indexed.sequential_seconds == pytest.approx(6 + 2 * 1.1 + 1)
+
+
+def test_parallel_starts_are_held_to_the_pod_start_rate() -> None:
+    # 100 at once cannot all start at 0: index i starts no earlier than i / rate
+    makespan, starts = estimate.schedule([10.0] * 100, 100, rate=40.0)
+    assert starts[1] == pytest.approx(1 / 40) and starts[99] == pytest.approx(99 / 40)
+    assert makespan == pytest.approx(99 / 40 + 10)
+    # one slot: each job waits `gap` after the previous one, none before the first
+    makespan, starts = estimate.schedule([1.0, 2.0, 3.0], 1, gap=0.5)
+    assert starts == [0.0, 1.5, 4.0] and makespan == 7.0
 
 
 def test_committed_json_schema_matches_the_models() -> None:

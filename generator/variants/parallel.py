@@ -40,7 +40,11 @@ class Parallel:
 
     def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
         return estimate.parallel(
-            durations, parallelism=parallelism, overhead=overhead, lag=estimate.COMPLETION_LAG
+            durations,
+            parallelism=parallelism,
+            overhead=overhead,
+            lag=estimate.COMPLETION_LAG,
+            rate=estimate.START_RATE,
         )
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
