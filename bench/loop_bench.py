@@ -317,11 +317,11 @@ def gitops(bench: Bench, tool: str) -> Iterator[None]:
     scratch = bench.work / f"{tool}-controllers"
     scratch.mkdir(exist_ok=True)
     if tool == "flux":
-        with fluxcd.running(bench.client, kubeconfig=bench.cluster.kubeconfig, workdir=scratch):
+        with fluxcd.start(bench.client, kubeconfig=bench.cluster.kubeconfig, workdir=scratch):
             bench.flux = FluxDriver(client=bench.client)
             yield
     else:
-        with argocd.running(
+        with argocd.start(
             bench.client, kubeconfig=bench.cluster.kubeconfig, workdir=scratch
         ) as argo:
             bench.argo = ArgoDriver(client=bench.client, server=argo.server)

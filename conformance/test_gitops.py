@@ -184,7 +184,7 @@ def flux_harness(
 ) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("flux")
     build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
-    with fluxcd.running(
+    with fluxcd.start(
         mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig, workdir=work
     ) as flux:
         driver = FluxDriver(client=mlgen_cluster.client)
@@ -211,7 +211,7 @@ def argo_harness(
 ) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("argocd")
     build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
-    with argocd.running(
+    with argocd.start(
         mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig, workdir=work
     ) as argo:
         driver = ArgoDriver(client=mlgen_cluster.client, server=argo.server)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgen.cluster import build, golang, versions
+from mlgen.cluster import build, fluxcd, golang, processes, versions
 from mlgen.errors import ClusterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +98,31 @@ def test_gitops_pins_live_only_in_versions() -> None:
         if path.name != "versions.py":
             text = path.read_text()
             assert not [v for v in pinned if v in text], f"{path} repeats a pinned version"
+
+
+def test_a_tool_that_is_not_built_says_how_to_build_it(tmp_path: Path) -> None:
+    target = build.group_dir("gitops", tmp_path)
+    with pytest.raises(
+        ClusterError, match=r"gitops binaries are missing; run `mlgen cluster build"
+    ):
+        build.require_group("gitops", target)
+    with pytest.raises(ClusterError, match="gitops binaries are missing"):
+        fluxcd.start(None, kubeconfig=tmp_path, workdir=tmp_path, binaries=target)  # type: ignore[arg-type]
+
+
+def test_a_process_group_in_a_with_block_always_stops(tmp_path: Path) -> None:
+    stopped: list[str] = []
+
+    class Fake:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def stop(self) -> None:
+            stopped.append(self.name)
+
+    group = processes.Group()
+    group.processes = [Fake("redis"), Fake("controller")]  # type: ignore[list-item]
+    with pytest.raises(RuntimeError), group as same:
+        assert same is group
+        raise RuntimeError("a test failed inside")
+    assert stopped == ["controller", "redis"]

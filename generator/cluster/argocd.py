@@ -15,8 +15,6 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,26 +40,12 @@ class ArgoCD(processes.Group):
     processes: list[processes.Process] = field(default_factory=list)
 
 
-@contextmanager
-def running(
-    client: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
-) -> Iterator[ArgoCD]:
-    """Install CRDs and settings, start redis and both components, always stop them."""
-    argo = start(client, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
-    try:
-        yield argo
-    finally:
-        argo.stop()
-
-
 def start(
     client: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
 ) -> ArgoCD:
-    tools = binaries or build.group_dir("gitops")
-    if not build.is_built(tools, "gitops"):
-        raise ClusterError(
-            f"the GitOps tools are not built in {tools}; run `mlgen cluster build` first"
-        )
+    """Install CRDs and settings, start redis and both components. Use it in a `with`
+    block, which always stops them."""
+    tools = build.require_group("gitops", binaries)
     redis = _which("redis-server", "apt-get install -y --no-install-recommends redis-server")
     server, tls = _credentials(kubeconfig)
     _install(client, tools, server=server, tls=tls)

@@ -105,6 +105,16 @@ def is_built(directory: Path, group: str = "control-plane") -> bool:
     return all((directory / name).is_file() for name in _group(group).files)
 
 
+def require_group(name: str, directory: Path | None = None) -> Path:
+    """The directory of a group that is built, or ClusterError saying how to build it."""
+    target = directory or group_dir(name)
+    if not is_built(target, name):
+        raise ClusterError(
+            f"{target}: the {name} binaries are missing; run `mlgen cluster build` first"
+        )
+    return target
+
+
 def ensure_binaries(*, root: Path | None = None, progress: Progress = print) -> Path:
     """Return the directory holding the control plane's binaries, building what is missing."""
     return ensure_group("control-plane", root=root, progress=progress)

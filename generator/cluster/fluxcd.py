@@ -10,15 +10,12 @@ the chain then moves as fast as Flux can, and ε measures Flux, not a timer we c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlgen import kube
 from mlgen.cluster import build, crds, processes
-from mlgen.errors import ClusterError
 
 NAMESPACE = "flux-system"
 SOURCE_API = "source.toolkit.fluxcd.io/v1"
@@ -40,26 +37,12 @@ class Flux(processes.Group):
     processes: list[processes.Process] = field(default_factory=list)
 
 
-@contextmanager
-def running(
-    client: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
-) -> Iterator[Flux]:
-    """Install the CRDs and namespace, start both controllers, always stop them."""
-    flux = start(client, kubeconfig=kubeconfig, workdir=workdir, binaries=binaries)
-    try:
-        yield flux
-    finally:
-        flux.stop()
-
-
 def start(
     client: kube.Kube, *, kubeconfig: Path, workdir: Path, binaries: Path | None = None
 ) -> Flux:
-    tools = binaries or build.group_dir("gitops")
-    if not build.is_built(tools, "gitops"):
-        raise ClusterError(
-            f"the GitOps tools are not built in {tools}; run `mlgen cluster build` first"
-        )
+    """Install the CRDs and namespace, start both controllers. Use it in a `with` block,
+    which always stops them."""
+    tools = build.require_group("gitops", binaries)
     crds.install(client, sorted((tools / "crds" / "flux").glob("*.yaml")))
     if not client.namespace_exists(NAMESPACE):
         client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})

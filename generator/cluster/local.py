@@ -122,10 +122,7 @@ def up(
     kubelet_dir = (
         (node_bin_dir or build.ensure_group("node", progress=progress)) if real_node else None
     )
-    if not build.is_built(binaries):
-        raise ClusterError(
-            f"{binaries}: the cluster binaries are missing; run `mlgen cluster build` first"
-        )
+    build.require_group("control-plane", binaries)
     cluster = LocalCluster(
         name=name or f"mlgen-{secrets.token_hex(3)}", workdir=workdir or default_workdir()
     )

@@ -18,8 +18,11 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from mlgen.errors import ClusterError
+
+_G = TypeVar("_G", bound="Group")
 
 
 @dataclass
@@ -64,9 +67,15 @@ class Process:
 
 class Group:
     """What a set of helper processes (the Flux controllers, Argo CD's parts) shares:
-    stop them all, newest first, and read their memory."""
+    stop them all, newest first (also on leaving a `with` block), and read their memory."""
 
     processes: list[Process]
+
+    def __enter__(self: _G) -> _G:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         for process in reversed(self.processes):
