@@ -48,6 +48,7 @@ def crash_during(
 def test_a_crashed_component_restarted_mid_batch_runs_every_step_once_in_order(
     mlgen_cluster: Any, mlgen_run: Runner, component: str
 ) -> None:
+    mlgen_run.estimated = None  # a planted fault: no estimate models it
     home = faults.home_of(mlgen_cluster.kubeconfig)
     durations = [3, 3, 3, 3]
     batch = mlgen_run.from_dict(
@@ -150,6 +151,7 @@ def test_a_node_deleted_under_a_running_pod_is_a_disruption_not_a_retry(
     """The pod garbage collector deletes the pods of a deleted node (about 40 s later) with
     a DisruptionTarget condition; the podFailurePolicy ignores it, so the index is run
     again without spending its retries (retries: 0 would otherwise fail the batch)."""
+    mlgen_run.estimated = None  # a planted fault: no estimate models it
     from mlgen.cluster import nodes
 
     client = mlgen_cluster.client

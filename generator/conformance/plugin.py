@@ -117,6 +117,7 @@ def mlgen_run(
         artifacts=mlgen_artifacts / request.node.name.replace("/", "_"),
         time_scale=1.0,
         say=figures.reporter(request.config),
+        estimated=figures.estimates(request.config),
     )
 
 
