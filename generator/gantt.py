@@ -70,8 +70,10 @@ def layout(timeline: Timeline, *, max_rows: int = MAX_ROWS) -> Layout:
         else timeline.pods
     )
     names: dict[str, int] = {}
+    first: list[PodRecord] = []  # a pod of each row, for aggregated labels
     for pod in ordered:
-        names.setdefault(row_of(pod, steps), len(names))
+        if names.setdefault(row_of(pod, steps), len(names)) == len(first):
+            first.append(pod)
     horizon = max([p.end or p.start or 0 for p in timeline.pods] + [timeline.makespan, 1.0])
     title = (
         f"{timeline.batch} / {timeline.variant}: makespan {timeline.makespan:.0f}s, "
@@ -82,10 +84,9 @@ def layout(timeline: Timeline, *, max_rows: int = MAX_ROWS) -> Layout:
         bars = [_bar(names[row_of(p, steps)], p, steps, horizon) for p in started]
         return Layout(rows=list(names), bars=bars, horizon=horizon, title=title)
     size = -(-len(names) // max_rows)  # jobs per row, rounded up
-    labels = list(names)
     rows = [
-        _span(labels[first], labels[min(first + size, len(labels)) - 1])
-        for first in range(0, len(labels), size)
+        _span(first[at], first[min(at + size, len(first)) - 1], steps)
+        for at in range(0, len(first), size)
     ]
     groups: dict[int, list[PodRecord]] = {}
     for pod in started:
@@ -95,7 +96,7 @@ def layout(timeline: Timeline, *, max_rows: int = MAX_ROWS) -> Layout:
         for number, pods in sorted(groups.items())
         for bar in _merged(number, rows[number], pods, horizon)
     ]
-    title += f" ({len(labels):,} jobs, {size} per row)"
+    title += f" ({len(names):,} jobs, {size} per row)"
     return Layout(rows=rows, bars=bars, horizon=horizon, title=title)
 
 
@@ -108,8 +109,14 @@ def _bar(row: int, pod: PodRecord, steps: dict[str, str], horizon: float) -> Bar
     return Bar(row, pod.start, end, pod.phase, tip, pod.attempt)
 
 
-def _span(first: str, last: str) -> str:
-    return first if first == last else f"{first} … {last}"
+def _span(first: PodRecord, last: PodRecord, steps: dict[str, str]) -> str:
+    """`lr-0 … lr-166 (indexes 0-166)`: the first and last job a row stands for."""
+    if first is last:
+        return row_of(first, steps)
+    if first.index is None or last.index is None:
+        return f"{row_of(first, steps)} … {row_of(last, steps)}"
+    names = f"{first.step} … {last.step} " if first.step and last.step else ""
+    return f"{names}(indexes {first.index}-{last.index})"
 
 
 def _merged(row: int, label: str, pods: list[PodRecord], horizon: float) -> list[Bar]:

@@ -46,6 +46,7 @@ class Recorder:
     wall_origin: float = field(default_factory=time.time)
     jobs: dict[str, Seen] = field(default_factory=dict)
     pods: dict[str, Seen] = field(default_factory=dict)
+    events: int = 0  # watch events seen (each is noted and dropped, never kept)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,6 +100,7 @@ class Recorder:
                     item = event["object"]
                     version = item.metadata.resource_version or version
                     note(item, moment)
+                    self.events += 1
                     if self._stop.is_set():
                         stream.stop()
                         break
