@@ -382,6 +382,9 @@ def report(rows: list[Row], skipped: list[str], path_md: Path, path_png: Path) -
             "Not run (longer than --max-minutes at the measured per-step cost):",
             *[f"- {s}" for s in skipped],
         ]
+    reading = path_md.with_name("loop-reading.md")  # the human reading, kept across runs
+    if reading.exists():
+        lines += ["", reading.read_text(encoding="utf-8").rstrip("\n")]
     path_md.write_text("\n".join(lines) + "\n")
     try:
         import matplotlib
@@ -391,21 +394,46 @@ def report(rows: list[Row], skipped: list[str], path_md: Path, path_png: Path) -
     except ImportError:
         print("matplotlib missing: no plot (pip install 'mlgen[png]')")
         return
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for d in sorted({r.d for r in rows}):
+    figure, panels = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    colours = dict(zip(STRATEGIES, plt.get_cmap("tab10").colors, strict=False))
+    for axes, d in zip(panels, sorted({r.d for r in rows}), strict=False):
+        sizes = sorted({r.n for r in rows if r.d == d})
+        span = [min(sizes), max(sizes)]
+        axes.plot(span, [n * d for n in span], ":", color="grey", label="ideal n·d")
+        axes.plot(span, [n * d / 10 for n in span], "--", color="grey", label="ideal n/10·d")
         for strategy in STRATEGIES:
-            points = sorted((r.n, r.median) for r in rows if r.strategy == strategy and r.d == d)
+            points = sorted(
+                (r.n, r.makespan or r.median) for r in rows if r.strategy == strategy and r.d == d
+            )
             if points:
-                axes.plot(*zip(*points, strict=True), marker="o", label=f"{strategy}, d={d:g}s")
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlabel("jobs n")
-    axes.set_ylabel("makespan (s)")
-    axes.set_title("Makespan against n: linear (sequential) and n/p (parallel)")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
+                axes.plot(
+                    *zip(*points, strict=True),
+                    marker="o",
+                    color=colours[strategy],
+                    label=f"{strategy} (p = {_p_label(strategy)})",
+                )
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("jobs n")
+        axes.set_title(f"d = {d:g} s")
+        axes.grid(True, which="both", alpha=0.3)
+    panels[0].set_ylabel("cluster makespan (s)")
+    legend: dict[str, Any] = {}
+    for axes in panels:
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    panels[-1].legend(
+        legend.values(), legend.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
+    figure.suptitle("Makespan against n: linear (sequential) and n/p (parallel)")
     figure.tight_layout()
     figure.savefig(path_png, dpi=110)
+
+
+def _p_label(strategy: str) -> str:
+    if strategy == "par-n":
+        return "n"
+    return str(PARALLELISM.get(strategy, 1))
 
 
 def main() -> int:
