@@ -49,6 +49,7 @@ class Measured:
     what: str
     seconds: float
     peak_mib: float
+    cpu: float = 0.0  # user + system CPU seconds
 
 
 @dataclass
@@ -64,6 +65,20 @@ class Run:
     ideal: float
     events: int
     timeline_mib: float
+    cpu: dict[str, float]  # CPU seconds per control-plane component during the run
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """user + system CPU seconds so far of each process, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return found
 
 
 def child(args: list[str], env: dict[str, str], what: str) -> tuple[Measured, str]:
@@ -77,7 +92,8 @@ def child(args: list[str], env: dict[str, str], what: str) -> tuple[Measured, st
     if process.returncode != 0:
         raise SystemExit(f"{what} failed with exit code {process.returncode}: {args}")
     seconds = time.monotonic() - started
-    return Measured(what, seconds, usage.ru_maxrss / 1024), out
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(what, seconds, usage.ru_maxrss / 1024, cpu), out
 
 
 def batch_file(work: Path, *, n: int, p: int, d: float, namespace: str) -> Path:
@@ -173,6 +189,8 @@ def measure(
         if recorder.poll() is not None:
             raise SystemExit("the recorder stopped before the run began")
         time.sleep(0.1)
+    pids = cluster.pids()
+    before = cpu_seconds(pids)
     started = time.monotonic()
     applied, _ = child([mlgen, "apply", str(directory), "--timeout", f"{timeout}s"], env, "apply")
     steps.append(applied)
@@ -181,7 +199,18 @@ def measure(
     _, status, usage = os.wait4(recorder.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("the recorder failed")
-    steps.append(Measured("record", time.monotonic() - started, usage.ru_maxrss / 1024))
+    steps.append(
+        Measured(
+            "record",
+            time.monotonic() - started,
+            usage.ru_maxrss / 1024,
+            usage.ru_utime + usage.ru_stime,
+        )
+    )
+    after = cpu_seconds(pids)
+    cpu = {name: round(after[name] - before.get(name, 0.0), 1) for name in sorted(after)}
+    cpu["mlgen apply"] = round(applied.cpu, 1)
+    cpu["recorder"] = round((usage.ru_utime + usage.ru_stime), 1)
     for page in (timeline.PAGE, 0):
         steps.append(
             child(
@@ -206,6 +235,7 @@ def measure(
         ideal=-(-n // p) * d,
         events=json.loads(said)["events"],
         timeline_mib=saved.stat().st_size / 2**20,
+        cpu=cpu,
     )
     for step in steps:
         print(f"  n={n:<6} {step.what:10} {step.seconds:8.1f}s {step.peak_mib:8.1f} MiB")
@@ -233,10 +263,31 @@ def report(runs: list[Run], path: Path) -> None:
             f"{r.peak_running:,} | {r.makespan:.1f} | {r.ideal:g} | {r.events:,} | "
             f"{r.timeline_mib:.1f} |"
         )
-    lines += ["", "| n | step | time (s) | peak memory (MiB) |", "|---:|---|---:|---:|"]
+    lines += [
+        "",
+        "| n | step | time (s) | CPU (s) | peak memory (MiB) |",
+        "|---:|---|---:|---:|---:|",
+    ]
     for r in runs:
         for s in r.steps:
-            lines.append(f"| {r.n:,} | {s.what} | {s.seconds:.1f} | {s.peak_mib:.0f} |")
+            lines.append(
+                f"| {r.n:,} | {s.what} | {s.seconds:.1f} | {s.cpu:.1f} | {s.peak_mib:.0f} |"
+            )
+    lines += [
+        "",
+        "CPU seconds per process while the batch ran (the machine has 2 cores: "
+        "twice the run's wall time is all there is):",
+        "",
+        "| n | wall (s) | " + " | ".join(runs[-1].cpu) + " |",
+        "|---:|---:|" + "---:|" * len(runs[-1].cpu),
+    ]
+    for r in runs:
+        wall = next(s.seconds for s in r.steps if s.what == "record")
+        lines.append(
+            f"| {r.n:,} | {wall:.0f} | "
+            + " | ".join(f"{r.cpu.get(k, 0.0):.1f}" for k in runs[-1].cpu)
+            + " |"
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
