@@ -288,6 +288,9 @@ def report(runs: list[Run], path: Path) -> None:
             + " | ".join(f"{r.cpu.get(k, 0.0):.1f}" for k in runs[-1].cpu)
             + " |"
         )
+    reading = path.with_name("scale-reading.md")  # the human reading, kept across runs
+    if reading.exists():
+        lines += ["", reading.read_text(encoding="utf-8").rstrip("\n")]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -311,7 +314,17 @@ def main() -> int:
     parser.add_argument("--d", type=float, default=1.0)
     parser.add_argument("--small", type=int, default=100, help="first a run at this n (0: none)")
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument(
+        "--report-only", action="store_true", help="redraw the table from the committed JSON"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        committed = json.loads((args.out / "scale-results.json").read_text())
+        runs = [
+            Run(**{**r, "steps": [Measured(**m) for m in r["steps"]]}) for r in committed["runs"]
+        ]
+        report(runs, args.out / "scale-results.md")
+        return 0
     if args.mode == "record":
         return record(args)
     if args.mode == "collect":

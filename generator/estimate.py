@@ -31,7 +31,7 @@ from mlgen.errors import UsageError
 OVERHEAD = {"waves": 0.1, "indexed": 1.1, "parallel": 1.1}
 COMPLETION_LAG = 1.0
 # Pods per second the Job controller, scheduler and KWOK start on the local control plane
-# when thousands are due at once (bench/scale-results.md: 44.5 at n = 10,000).
+# when thousands are due at once (bench/scale-results.md: 47 at n = 10,000).
 START_RATE = 40.0
 
 
