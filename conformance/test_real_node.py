@@ -140,8 +140,11 @@ def real_placement(mlgen_cluster: Cluster, request: pytest.FixtureRequest) -> It
 
 @pytest.fixture
 def real_run(mlgen_run: Runner, real_placement: Placement) -> Runner:
-    """`mlgen_run`, with every Job placed on a real node (see the module docstring)."""
-    return dataclasses.replace(mlgen_run, client=PlacingKube(mlgen_run.client, real_placement))
+    """`mlgen_run`, with every Job placed on a real node (see the module docstring); no
+    estimate: real containers take as long as they take, not their expectedDuration."""
+    return dataclasses.replace(
+        mlgen_run, client=PlacingKube(mlgen_run.client, real_placement), estimated=None
+    )
 
 
 @pytest.fixture(scope="session")
