@@ -48,11 +48,12 @@ from typing import Any
 import yaml
 
 from mlgen import estimate, kube, render, source, timeline
-from mlgen.cluster import argocd, build, fluxcd, gitserver, local, nodes
+from mlgen.cluster import argocd, build, fluxcd, gitserver, local
 from mlgen.recorder import Recorder
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "conformance"))  # the GitOps harness of the suite
+import bench_cluster  # noqa: E402
 from gitops_fixtures import ArgoDriver, FluxDriver, Repo  # noqa: E402
 
 STRATEGIES = ("loop", "waves", "indexed", "flux", "argocd", "par-10", "par-100", "par-n")
@@ -501,24 +502,12 @@ def main() -> int:
             return False
         return True
 
-    cluster = local.up(progress=print)
     server = None
     try:
-        client = kube.connect(kubeconfig=cluster.kubeconfig)
-        # Room for 1,000 pods at once: the default pools hold 440.
-        nodes.create(
-            client,
-            [
-                *nodes.load(None),
-                nodes.Pool(
-                    pool="bench",
-                    count=4,
-                    capacity={"cpu": "64", "memory": "256Gi", "pods": "300"},
-                    labels={"mlgen.io/pool": "bench"},
-                ),
-            ],
-        )
-        with tempfile.TemporaryDirectory(prefix="mlgen-bench-") as tmp:
+        with (
+            bench_cluster.running() as (cluster, client),
+            tempfile.TemporaryDirectory(prefix="mlgen-bench-") as tmp,
+        ):
             bench = Bench(cluster=cluster, client=client, work=Path(tmp))
             for n, d in plan:
                 chosen = [s for s in wanted if s not in GITOPS and runs(s, n, d)]
@@ -549,7 +538,6 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-        local.down(cluster, progress=print)
     if args.merge and path.exists():
         measured = {(r.strategy, r.n, r.d) for r in rows}
         kept = [Row(**r) for r in json.loads(path.read_text())["rows"]]

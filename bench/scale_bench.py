@@ -35,10 +35,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import bench_cluster
 import yaml
 
 from mlgen import gantt, kube, timeline
-from mlgen.cluster import build, local, nodes
+from mlgen.cluster import build, local
 from mlgen.recorder import Recorder
 
 HERE = Path(__file__).resolve().parent
@@ -320,41 +321,24 @@ def main() -> int:
     args = parser.parse_args()
     if args.report_only:
         committed = json.loads((args.out / "scale-results.json").read_text())
-        runs = [
-            Run(**{**r, "steps": [Measured(**m) for m in r["steps"]]}) for r in committed["runs"]
-        ]
-        report(runs, args.out / "scale-results.md")
+        report(
+            [Run(**{**r, "steps": [Measured(**m) for m in r["steps"]]}) for r in committed["runs"]],
+            args.out / "scale-results.md",
+        )
         return 0
     if args.mode == "record":
         return record(args)
     if args.mode == "collect":
         return collect(args)
     runs: list[Run] = []
-    cluster = local.up(progress=print)
-    try:
-        client = kube.connect(kubeconfig=cluster.kubeconfig)
-        nodes.create(
-            client,
-            [
-                *nodes.load(None),
-                nodes.Pool(
-                    pool="bench",
-                    count=4,
-                    capacity={"cpu": "64", "memory": "256Gi", "pods": "300"},
-                    labels={"mlgen.io/pool": "bench"},
-                ),
-            ],
-        )
-        with tempfile.TemporaryDirectory(prefix="mlgen-scale-") as tmp:
-            sizes = [s for s in (args.small, args.n) if s]
-            for n in sizes:
-                run, found = measure(
-                    cluster, client, n=n, p=min(args.p, n), d=args.d, work=Path(tmp)
-                )
-                runs.append(run)
-            gantt.draw(found, args.out / "scale-gantt.svg")
-    finally:
-        local.down(cluster, progress=print)
+    with (
+        bench_cluster.running() as (cluster, client),
+        tempfile.TemporaryDirectory(prefix="mlgen-scale-") as tmp,
+    ):
+        for n in [s for s in (args.small, args.n) if s]:
+            run, found = measure(cluster, client, n=n, p=min(args.p, n), d=args.d, work=Path(tmp))
+            runs.append(run)
+        gantt.draw(found, args.out / "scale-gantt.svg")
     (args.out / "scale-results.json").write_text(
         json.dumps(
             {
