@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlgen import render, source, templating, tree
+from mlgen.cluster import versions
 from mlgen.errors import UsageError
 
 HOOK_REPO = "https://github.com/mlgen-io/mlgen"  # where .pre-commit-hooks.yaml lives
@@ -50,6 +51,8 @@ class Options:
 def files(options: Options) -> dict[str, str]:
     """Every scaffold file's text by its path in the repository."""
     values = {k: getattr(options, k) for k in Options.__dataclass_fields__}
+    # What the users' CI pulls: kind and its node image as kind's release notes list it.
+    values.update(kind_version=versions.KIND, kind_node_image=versions.KIND_RELEASED_NODE)
     return {path: templating.render(f"init/{name}", **values) for path, name in FILES.items()}
 
 

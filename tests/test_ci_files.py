@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,34 +32,64 @@ def test_workflow_runs_the_conformance_suite_on_kind_with_the_repo_config() -> N
     assert "--mlgen-kind-config kind-config.yaml" in commands
 
 
-def test_kind_config_is_named_and_pins_node_images() -> None:
+def test_kind_config_is_named_and_pins_node_images_by_digest() -> None:
     config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
     assert config["kind"] == "Cluster" and config["name"]
-    assert all(node["image"].startswith("kindest/node:v1.") for node in config["nodes"])
+    assert all(
+        re.fullmatch(r"kindest/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}", node["image"])
+        for node in config["nodes"]
+    )
 
 
 def test_ci_script_runs_the_readme_test_command_and_handles_no_tests() -> None:
     script = (ROOT / ".ci/run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "bash .ci/run" in readme and "`pytest`" in readme
-    assert ".venv/bin/pytest\n" in script
-    assert '"$status" -eq 5' in script
+    assert "\n.venv/bin/pytest --junitxml=" in script  # the README's command, plus a report
+    assert '"$status" -eq 5' in script and '"$kind_status" -eq 5' in script
     assert "trap teardown EXIT" in script
 
 
+def test_ci_script_runs_the_users_kind_command_against_real_kind() -> None:
+    script = (ROOT / ".ci/run").read_text()
+    assert "mlgen cluster build --kind" in script
+    assert "mlgen cluster docker -- " in script
+    for words in (
+        "pytest conformance/ --mlgen-cluster kind",
+        "--mlgen-kind-config kind-config.yaml",
+        '--mlgen-kind-image "$MLGEN_KIND_NODE_IMAGE"',
+    ):
+        assert words in " ".join(script.split()), words
+
+
 def test_kind_workflow_local_control_plane_and_default_version_agree() -> None:
-    from mlgen import features, spec
+    from mlgen import features, scaffold, spec
     from mlgen.cluster import versions
 
     config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
-    assert {node["image"] for node in config["nodes"]} == {f"kindest/node:{versions.KUBERNETES}"}
-    workflow = yaml.safe_load((ROOT / ".github/workflows/conformance.yaml").read_text())
-    kind_step = next(
-        s
-        for s in workflow["jobs"]["kind"]["steps"]
-        if str(s.get("uses", "")).startswith("helm/kind-action")
-    )
-    assert kind_step["with"]["kubectl_version"] == versions.KUBERNETES
+    assert {node["image"] for node in config["nodes"]} == {versions.KIND_RELEASED_NODE}
+    released = versions.KIND_RELEASED_NODE.split(":")[1].split("@")[0]  # v1.36.4
+    # The local image is built from the patch the Go module proxy serves, same minor.
+    assert released.rsplit(".", 1)[0] == versions.KUBERNETES.rsplit(".", 1)[0]
+    assert versions.KIND_NODE_IMAGE.endswith(f":{versions.KUBERNETES}")
+    for path in (ROOT / ".github/workflows/conformance.yaml", None):
+        text = (
+            path.read_text()
+            if path
+            else scaffold.files(scaffold.Options())[".github/workflows/conformance.yaml"]
+        )
+        kind_step = next(
+            s
+            for s in yaml.safe_load(text)["jobs"]["kind"]["steps"]
+            if str(s.get("uses", "")).startswith("helm/kind-action")
+        )
+        assert kind_step["with"]["version"] == versions.KIND, path or "mlgen init"
+        assert kind_step["with"].get("kubectl_version", released) == released
+    scaffolded = yaml.safe_load(scaffold.files(scaffold.Options())["kind-config.yaml"])
+    assert {node["image"] for node in scaffolded["nodes"]} == {versions.KIND_RELEASED_NODE}
+    readme = (ROOT / "README.md").read_text()
+    for pin in (versions.KIND, versions.KIND_RELEASED_NODE, versions.KIND_NODE_IMAGE):
+        assert pin in readme, f"the README's real-kind table does not name {pin}"
     minor = ".".join(versions.KUBERNETES.removeprefix("v").split(".")[:2])
     assert spec.DEFAULT_KUBERNETES_VERSION == features.DEFAULT == minor
     assert minor in features.supported()

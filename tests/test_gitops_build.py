@@ -26,7 +26,10 @@ def test_each_group_has_its_own_directory_and_the_control_plane_keeps_its_name(
         f"gitops-flux-{versions.FLUX}_argocd-{versions.ARGOCD}_kustomize-{versions.KUSTOMIZE}"
     )
     assert len({build.group_dir(g) for g in build.GROUPS}) == len(build.GROUPS)
-    assert list(build.GROUPS) == ["control-plane", "node", "gitops"]
+    assert list(build.GROUPS) == ["control-plane", "node", "gitops", "kind"]
+    # kind is built on request (`--kind`: root, Docker), after the groups it reads.
+    assert [n for n, g in build.GROUPS.items() if not g.default] == ["kind"]
+    assert build.GROUPS["kind"].requires == ("control-plane", "node")
 
 
 def test_a_group_key_changes_only_with_its_own_pins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,6 +37,9 @@ def test_a_group_key_changes_only_with_its_own_pins(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(versions, "ARGOCD", "v2.99.0")
     after = {g: versions.group_key(g) for g in build.GROUPS}
     assert [g for g in build.GROUPS if before[g] != after[g]] == ["gitops"]
+    monkeypatch.setattr(versions, "KIND", "v0.99.0")
+    again = {g: versions.group_key(g) for g in build.GROUPS}
+    assert [g for g in build.GROUPS if after[g] != again[g]] == ["kind"]
 
 
 def test_a_complete_group_is_reused_without_go(
@@ -53,7 +59,7 @@ def test_an_unknown_group_names_the_choices() -> None:
     with pytest.raises(
         ClusterError,
         match=r"no build group 'gpu'; choose one of "
-        r"control-plane, node, gitops",
+        r"control-plane, node, gitops, kind",
     ):
         build.ensure_group("gpu", progress=lambda _: None)
 

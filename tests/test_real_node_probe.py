@@ -1,5 +1,5 @@
-"""The real node's pure parts: the probe script and its parser, the pod-spec placement,
-and the node's generated configs."""
+"""The real node's pure parts: the probe script and its parser, and the node's
+generated configs (the stand-ins that run the probe: test_standin.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import subprocess
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -74,73 +73,6 @@ def test_mismatch_names_a_dropped_argument() -> None:
 def test_read_rejects_a_truncated_log() -> None:
     with pytest.raises(ValueError, match="not a complete"):
         probe.read(f"{probe.MARK} uid 1000\n{probe.MARK} arg 61\n")
-
-
-def job(pod: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "j"},
-        "spec": {"template": {"spec": pod}},
-    }
-
-
-def test_place_changes_only_image_pull_requests_and_placement() -> None:
-    container = {
-        "name": "main",
-        "image": "ghcr.io/acme/train:1",
-        "args": ["--x"],
-        "resources": {
-            "requests": {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1"},
-            "limits": {"nvidia.com/gpu": "1"},
-        },
-    }
-    pod = {
-        "containers": [container],
-        "nodeSelector": {"gpu": "a100"},
-        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
-    }
-    original = job(pod)
-    placed = probe.place(original, image=image.PROBE, node_name=node.NAME, pull_never=True)
-    assert (
-        original["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/train:1"
-    )  # the input is left alone
-    got = placed["spec"]["template"]["spec"]
-    (main,) = got["containers"]
-    assert main["image"] == image.PROBE and main["imagePullPolicy"] == "Never"
-    assert main["resources"] == {
-        "requests": {"cpu": "50m", "memory": "32Mi", "nvidia.com/gpu": "1"},
-        "limits": {"nvidia.com/gpu": "1"},
-    }
-    assert main["args"] == ["--x"]
-    assert got["nodeSelector"] == {"gpu": "a100", "kubernetes.io/hostname": node.NAME}
-    assert got["tolerations"][1] == {**node.TAINT, "operator": "Equal"}
-    on_kind = probe.place(original, image="busybox:1.36.1", node_name=None, pull_never=False)
-    spec = on_kind["spec"]["template"]["spec"]
-    assert "imagePullPolicy" not in spec["containers"][0]
-    assert spec["nodeSelector"] == {"gpu": "a100"} and len(spec["tolerations"]) == 1
-    small = probe.place(
-        job(
-            {
-                "containers": [
-                    {
-                        "name": "m",
-                        "image": "x",
-                        "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}},
-                    }
-                ]
-            }
-        ),
-        image="i",
-        node_name=None,
-        pull_never=False,
-    )
-    assert small["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
-        "cpu": "10m",
-        "memory": "8Mi",
-    }
-    config_map = {"kind": "ConfigMap", "data": {"a": "b"}}
-    assert probe.place(config_map, image="i", node_name="n", pull_never=True) == config_map
 
 
 def test_shm_size_follows_the_kubelet_rule() -> None:

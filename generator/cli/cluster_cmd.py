@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -33,12 +34,54 @@ def _say(line: str) -> None:
 
 
 @app.command("build")
-def build_command() -> None:
+def build_command(
+    kind: Annotated[
+        bool,
+        typer.Option(
+            "--kind",
+            help="Also build real kind offline: kind, its node image (debootstrap, Debian's "
+            "docker.io, `kind build node-image`) and every image a node runs. Needs root.",
+        ),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write each group's state (cold or cached) and seconds as JSON."),
+    ] = None,
+) -> None:
     """Build every group of pinned binaries into the cache: the control plane, a real node
     (kubelet) and the GitOps tools (minutes the first time, then instant)."""
     with reported():
-        for directory in build.ensure_all(progress=_say).values():
+        extra = ("kind",) if kind else ()
+        timings: dict[str, dict[str, object]] = {}
+        for directory in build.ensure_all(progress=_say, extra=extra, timings=timings).values():
             out.print(str(directory))
+        for name, row in timings.items():
+            _say(f"{name}: {row['state']}, {row['seconds']:.0f}s")
+        if report is not None:
+            report.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
+
+
+@app.command(
+    "docker",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def docker_command(
+    ctx: typer.Context,
+) -> None:
+    """Run a command beside a Docker engine of mlgen's own, for real kind: Debian's dockerd
+    in a network namespace of its own (the host's network and iptables never change),
+    with the locally built kind node image loaded, `kind` and `kubectl` on PATH. The
+    command runs inside that namespace; afterwards every container is removed and the
+    engine stopped, also after a failure or Ctrl-C. Needs root and `mlgen cluster build
+    --kind`. Example: mlgen cluster docker -- pytest conformance/ --mlgen-cluster kind"""
+    from mlgen.cluster import kind as kind_engine
+
+    with reported():
+        argv = list(ctx.args)
+        if not argv:
+            raise UsageError("name the command to run: mlgen cluster docker -- COMMAND [ARGS...]")
+        code = kind_engine.run_beside(argv, progress=_say)
+    raise typer.Exit(code)
 
 
 @app.command("up")

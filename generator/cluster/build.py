@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgen.cluster import golang, recipes, versions
+from mlgen.cluster import golang, nodeimage, recipes, versions
 from mlgen.errors import ClusterError
 
 Progress = Callable[[str], None]
@@ -32,6 +32,8 @@ class Group:
     name: str
     files: tuple[str, ...]  # relative paths that must all exist in a complete directory
     steps: tuple[tuple[str, recipes.Recipe], ...]  # (label, recipe), in build order
+    requires: tuple[str, ...] = ()  # groups whose files this group's recipes read
+    default: bool = True  # built by a plain `mlgen cluster build`
 
 
 GROUPS: dict[str, Group] = {
@@ -77,6 +79,37 @@ GROUPS: dict[str, Group] = {
                 (f"kustomize {versions.KUSTOMIZE}", recipes.kustomize),
             ),
         ),
+        Group(
+            "kind",
+            (
+                *versions.KIND_BINARIES,
+                *versions.CONTAINERD_BINARIES,
+                "coredns",
+                "local-path-provisioner",
+                "crictl",
+                "pause",
+                nodeimage.ARCHIVE,
+            ),
+            (
+                (f"kind {versions.KIND}", recipes.kind),
+                (
+                    f"kubeadm, kube-proxy {versions.KUBERNETES}",
+                    recipes.kubernetes(("kubeadm", "kube-proxy")),
+                ),
+                (f"containerd {versions.CONTAINERD}", recipes.containerd),
+                (f"coredns {versions.COREDNS}", recipes.coredns),
+                (f"local-path-provisioner {versions.LOCAL_PATH}", recipes.local_path),
+                (f"crictl {versions.CRICTL}", recipes.crictl),
+                (f"pause {versions.PAUSE_TAG}", recipes.pause),
+                (
+                    f"node image {versions.KIND_NODE_IMAGE} (debootstrap, docker, "
+                    "kind build node-image)",
+                    nodeimage.recipe(lambda name: group_dir(name)),
+                ),
+            ),
+            requires=("control-plane", "node"),
+            default=False,
+        ),
     )
 }
 
@@ -120,9 +153,28 @@ def ensure_binaries(*, root: Path | None = None, progress: Progress = print) -> 
     return ensure_group("control-plane", root=root, progress=progress)
 
 
-def ensure_all(*, root: Path | None = None, progress: Progress = print) -> dict[str, Path]:
-    """Every group, built if missing: what `mlgen cluster build` (and CI) runs."""
-    return {name: ensure_group(name, root=root, progress=progress) for name in GROUPS}
+def ensure_all(
+    *,
+    root: Path | None = None,
+    progress: Progress = print,
+    extra: tuple[str, ...] = (),
+    timings: dict[str, dict[str, object]] | None = None,
+) -> dict[str, Path]:
+    """Every default group and the `extra` ones, built if missing: what `mlgen cluster
+    build` (and CI, with `--kind`) runs. `timings` gets each group's state (cold or
+    cached) and seconds."""
+    names = [n for n, g in GROUPS.items() if g.default or n in extra]
+    found = {}
+    for name in names:
+        started = time.monotonic()
+        cached = is_built(group_dir(name, root), name)
+        found[name] = ensure_group(name, root=root, progress=progress)
+        if timings is not None:
+            timings[name] = {
+                "state": "cached" if cached else "cold",
+                "seconds": round(time.monotonic() - started, 1),
+            }
+    return found
 
 
 def ensure_group(name: str, *, root: Path | None = None, progress: Progress = print) -> Path:
@@ -132,6 +184,8 @@ def ensure_group(name: str, *, root: Path | None = None, progress: Progress = pr
     if is_built(target, name):
         progress(f"{name}: cached in {target}")
         return target
+    for required in group.requires:
+        ensure_group(required, root=root, progress=progress)
     go = golang.binary()
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=target.parent))

@@ -1,33 +1,20 @@
-"""Rendered Jobs executed for real, with a probe in place of the user's command.
+"""What a process received, recorded by a POSIX `sh` probe on a real kubelet.
 
-The conformance suite swaps a batch's command for `COMMAND` — a POSIX `sh` script that
-prints, hex-encoded so that no byte is lost in a log line, its argv, its environment,
-its uid, its privilege flags and the size of /dev/shm — renders the batch as usual and
-then changes the rendered pod spec in these ways only (`place`):
-
-- every container's image becomes the probe image (a local busybox, or busybox pulled
-  on kind) and, on the local real node, `imagePullPolicy: Never`;
-- cpu and memory requests shrink to at most `CPU`/`MEMORY`, since a 2-core CI machine
-  cannot hold a batch planned for 8-CPU, 64 GiB nodes (limits stay as rendered);
-- on the local cluster the pod is pinned to the real node: a `kubernetes.io/hostname`
-  node selector and a toleration of its taint.
-
-`read` parses the probe's log and `mismatches` compares it with what the batch file
+`SCRIPT` prints, hex-encoded so that no byte is lost in a log line, its argv, its
+environment, its uid, its privilege flags and the size of /dev/shm; the conformance
+suite's stand-in containers (`mlgen.conformance.standin`) run it in front of every
+program. `read` parses the log and `mismatches` compares it with what the batch file
 promised, in sentences that name the argument or variable.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from kubernetes.utils import parse_quantity
-
-from mlgen.cluster import node
 
 MARK = "mlgen-probe"
 SCRIPT = f"""hex() {{ od -An -v -tx1 | tr -d ' \\n'; }}
@@ -41,8 +28,6 @@ echo "{MARK} end $#"
 """
 # `sh -c SCRIPT NAME ARGS...`: the job's args become "$@", untouched by any shell.
 COMMAND = ("/bin/sh", "-c", SCRIPT, MARK)
-CPU, MEMORY = "50m", "32Mi"
-_CAPS = {"cpu": CPU, "memory": MEMORY}
 
 
 @dataclass(frozen=True)
@@ -55,28 +40,6 @@ class Report:
     shm_bytes: int | None
     args: list[str]
     env: dict[str, str]
-
-
-def place(
-    obj: dict[str, Any], *, image: str, node_name: str | None, pull_never: bool
-) -> dict[str, Any]:
-    """A copy of a rendered object, changed as the module docstring says (Jobs only)."""
-    out = copy.deepcopy(obj)
-    if out.get("kind") != "Job":
-        return out
-    pod = out["spec"]["template"]["spec"]
-    for container in [*pod.get("initContainers", []), *pod["containers"]]:
-        container["image"] = image
-        if pull_never:
-            container["imagePullPolicy"] = "Never"
-        requests = container.get("resources", {}).get("requests", {})
-        for key, cap in _CAPS.items():
-            if key in requests and parse_quantity(str(requests[key])) > parse_quantity(cap):
-                requests[key] = cap
-    if node_name is not None:
-        pod.setdefault("nodeSelector", {})["kubernetes.io/hostname"] = node_name
-        pod.setdefault("tolerations", []).append({**node.TAINT, "operator": "Equal"})
-    return out
 
 
 def _text(hex_digits: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -185,6 +186,90 @@ def kustomize(go: str, work: Path, out: Path) -> None:
             ldflags=f"{_FLAGS} {stamp}",
             modcache=cache,
         )
+
+
+def kind(go: str, work: Path, out: Path) -> None:
+    """kind itself, whose module also carries the base image's files (`images/base/files`)."""
+    module = "sigs.k8s.io/kind"
+    golang.write_module(work, "kind", f"\nrequire {module} {versions.KIND}\n")
+    _build(go, work, out=out / "kind", package=module)
+    source = golang.module_dir(go, f"{module}@{versions.KIND}", cwd=work)
+    shutil.copytree(source / "images" / "base" / "files", out / "kind-base-files")
+    for path in (out / "kind-base-files").rglob("*"):  # the module cache is read-only
+        path.chmod(0o755 if path.is_dir() or path.stat().st_mode & 0o100 else 0o644)
+
+
+def containerd(go: str, work: Path, out: Path) -> None:
+    """containerd, ctr and the runc shim for the kind node image, static, without the
+    snapshotters that need C libraries."""
+    module = "github.com/containerd/containerd/v2"
+    golang.write_module(work, "containerd", f"\nrequire {module} {versions.CONTAINERD}\n")
+    stamp = (
+        f"-X {module}/version.Version={versions.CONTAINERD} -X {module}/version.Package={module}"
+    )
+    for name in versions.CONTAINERD_BINARIES:
+        golang.run(
+            go,
+            [
+                "build",
+                "-trimpath",
+                "-tags=no_btrfs no_devmapper no_zfs no_aufs",
+                f"-ldflags={_FLAGS} {stamp}",
+                "-o",
+                str(out / name),
+                f"{module}/cmd/{name}",
+            ],
+            cwd=work,
+        )
+
+
+def _plain(module: str, version: str, package: str, name: str) -> Recipe:
+    """A module without replace lines: require it, build one package."""
+
+    def recipe(go: str, work: Path, out: Path) -> None:
+        golang.write_module(work, name, f"\nrequire {module} {version}\n")
+        _build(go, work, out=out / name, package=package)
+
+    return recipe
+
+
+coredns = _plain(
+    "github.com/coredns/coredns", versions.COREDNS, "github.com/coredns/coredns", "coredns"
+)
+local_path = _plain(
+    "github.com/rancher/local-path-provisioner",
+    versions.LOCAL_PATH,
+    "github.com/rancher/local-path-provisioner",
+    "local-path-provisioner",
+)
+crictl = _plain(
+    "sigs.k8s.io/cri-tools", versions.CRICTL, "sigs.k8s.io/cri-tools/cmd/crictl", "crictl"
+)
+
+
+def pause(go: str, work: Path, out: Path) -> None:
+    """The pod sandbox: Kubernetes' own pause.c, linked statically (gcc, libc6-dev)."""
+    golang.write_module(work, "pause")
+    source = golang.module_dir(go, f"k8s.io/kubernetes@{versions.KUBERNETES}", cwd=work)
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise ClusterError("no gcc on PATH: apt-get install gcc libc6-dev (kind's pause image)")
+    proc = subprocess.run(
+        [
+            gcc,
+            "-Os",
+            "-static",
+            f"-DVERSION=v{versions.PAUSE_TAG}",
+            "-o",
+            str(out / "pause"),
+            str(source / "build" / "pause" / "linux" / "pause.c"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ClusterError(f"gcc could not build pause.c: {proc.stderr.strip()[-400:]}")
 
 
 def _copy_yaml(source: Path, target: Path) -> None:

@@ -47,6 +47,28 @@ FLUX_REPLACES = {
 FLUX_BINARIES = ("source-controller", "kustomize-controller")
 GITOPS_BINARIES = (*FLUX_BINARIES, "argocd", "kustomize")
 
+# Real kind, built offline: kind itself, the node image `kind build node-image` makes from
+# the Kubernetes binaries above plus kubeadm and kube-proxy, and every image a node needs.
+# Where the proxy does not serve kind's own pin, the closest served version stands in
+# (the README's "Real kind without Docker Hub" lists each substitution and why).
+KIND = "v0.33.0"
+KIND_BINARIES = ("kind", "kubeadm", "kube-proxy")
+CONTAINERD = "v2.3.4"  # kind v0.33's; Debian's 1.6 `ctr` lacks `images import --label`
+CONTAINERD_BINARIES = ("containerd", "ctr", "containerd-shim-runc-v2")
+COREDNS = "v1.14.3"  # kubeadm 1.36 names v1.14.2, which the proxy does not serve
+COREDNS_TAG = "v1.14.2"  # ... so v1.14.3 is tagged with the name kubeadm asks for
+LOCAL_PATH = "v0.0.30"  # kind uses v0.0.34; v0.0.30 is the newest the proxy serves
+CRICTL = "v1.37.0"
+PAUSE_TAG = "3.10.2"  # kubeadm 1.36's sandbox image, built from pause.c in k8s.io/kubernetes
+ETCD_TAG = "3.6.8-0"  # kubeadm 1.36's etcd image name; it carries ETCD above
+DEBIAN_SUITE = "bookworm"  # systemd 252: kind's trixie base (systemd 256+) refuses cgroup v1
+KIND_NODE_IMAGE = f"mlgen.local/kind-node:{KUBERNETES}"
+# What users' CI pulls: the image kind's release notes list for KIND, by digest. The Go
+# module proxy serves Kubernetes v1.36.3, not v1.36.4, so the local image is one patch behind.
+KIND_RELEASED_NODE = (
+    "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"
+)
+
 
 def cache_key() -> str:
     """The control plane's directory name: changes whenever one of its versions does."""
@@ -59,5 +81,9 @@ def group_key(group: str) -> str:
         "control-plane": cache_key(),
         "node": f"node-k8s-{KUBERNETES}",
         "gitops": f"gitops-flux-{FLUX}_argocd-{ARGOCD}_kustomize-{KUSTOMIZE}",
+        "kind": (
+            f"kind-{KIND}_k8s-{KUBERNETES}_etcd-{ETCD}_containerd-{CONTAINERD}_"
+            f"coredns-{COREDNS}_lpp-{LOCAL_PATH}_{DEBIAN_SUITE}"
+        ),
     }
     return keys[group]

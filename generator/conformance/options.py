@@ -4,12 +4,18 @@ Options (also as ini keys without the leading dashes and with `_`):
   --mlgen-cluster local|kind|kubeconfig   which cluster (default: local)
   --mlgen-kubeconfig PATH, --mlgen-context NAME   for `kubeconfig` (read, never written)
   --mlgen-kind-config PATH    kind cluster config (default: kind-config.yaml)
+  --mlgen-kind-image IMAGE    run every kind node on IMAGE instead of the config's (a node
+                              image built offline, e.g. by `mlgen cluster build --kind`)
+  --mlgen-standin-image IMAGE the stand-in containers' image on real kubelets (default:
+                              busybox:1.36.1; see standin.py)
   --mlgen-nodes PATH          node pools of the local cluster
   --mlgen-artifacts DIR       where timelines (JSON + PNG) go (default: artifacts/conformance)
   --mlgen-batch GLOB          batch files for the generic `test_batch_conforms` (repeatable;
                               ini `mlgen_batches`, one glob a line)
-  --mlgen-time-scale X        test_batch_conforms runs expectedDuration / X (at least 3 s)
-                              on simulated clusters (default 1; dedicated tests unscaled)
+  --mlgen-time-scale X|auto   runs take expectedDuration / X (at least 3 s), on every
+                              cluster and in every test that uses `mlgen_run` (default auto:
+                              1 on the simulated cluster, 600 where kubelets are real, so a
+                              3 h job runs 18 s)
   --mlgen-max-epsilon S       the ceiling on the calibrated per-step overhead (default: the
                               local control plane's, see calibration.py; raise it for kind)
 """
@@ -23,6 +29,9 @@ from typing import Any
 import pytest
 
 CLUSTERS = ("local", "kind", "kubeconfig")
+STANDIN_IMAGE = "busybox:1.36.1"
+# Where kubelets are real, a run takes what the stand-ins sleep: 3 h of training become 18 s.
+REAL_TIME_SCALE = 600.0
 
 
 def add(parser: pytest.Parser) -> None:
@@ -41,6 +50,18 @@ def add(parser: pytest.Parser) -> None:
     )
     group.addoption("--mlgen-context", default=None, help="Kubeconfig context.")
     group.addoption("--mlgen-kind-config", default=None, help="kind config file.")
+    group.addoption(
+        "--mlgen-kind-image",
+        default=None,
+        help="Run every kind node on this image instead of the kind config's (e.g. one "
+        "built offline by `mlgen cluster build --kind`).",
+    )
+    group.addoption(
+        "--mlgen-standin-image",
+        default=None,
+        help="Image of the stand-in containers on clusters with real kubelets "
+        f"(default {STANDIN_IMAGE}).",
+    )
     group.addoption("--mlgen-nodes", default=None, help="Node pools YAML (local cluster).")
     group.addoption("--mlgen-artifacts", default=None, help="Timeline output directory.")
     group.addoption(
@@ -51,9 +72,9 @@ def add(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--mlgen-time-scale",
-        type=float,
         default=None,
-        help="Divide expectedDuration by this on simulated clusters.",
+        help="Divide expectedDuration by this (or 'auto': 1 on the simulated cluster, "
+        f"{REAL_TIME_SCALE:g} where kubelets are real).",
     )
     group.addoption(
         "--mlgen-max-epsilon",
@@ -72,7 +93,9 @@ def add(parser: pytest.Parser) -> None:
     parser.addini(
         "mlgen_batches", "batch file globs for test_batch_conforms", type="linelist", default=[]
     )
-    parser.addini("mlgen_time_scale", "default for --mlgen-time-scale", default="1")
+    parser.addini("mlgen_time_scale", "default for --mlgen-time-scale", default="auto")
+    parser.addini("mlgen_kind_image", "default for --mlgen-kind-image", default="")
+    parser.addini("mlgen_standin_image", "default for --mlgen-standin-image", default="")
     parser.addini("mlgen_max_epsilon", "default for --mlgen-max-epsilon", default="")
 
 
@@ -104,3 +127,17 @@ def batch_files(config: pytest.Config) -> list[Path]:
             raise pytest.UsageError(f"mlgen: no batch file matches {pattern!r}")
         found.extend(Path(m) for m in matches)
     return found
+
+
+def time_scale(config: pytest.Config, *, simulated: bool) -> float:
+    """The session's time scale: the option or ini key, `auto` by kind of cluster."""
+    raw = str(value(config, "time_scale")).strip()
+    if raw in ("", "auto"):
+        return 1.0 if simulated else REAL_TIME_SCALE
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = float("nan")
+    if not scale > 0 or scale == float("inf"):
+        raise pytest.UsageError(f"mlgen_time_scale must be a positive number or auto, not {raw!r}")
+    return scale

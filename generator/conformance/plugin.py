@@ -18,7 +18,16 @@ from typing import Any
 
 import pytest
 
-from mlgen.conformance import calibration, figures, namespaces, options, runner, sessions
+from mlgen import kube
+from mlgen.conformance import (
+    calibration,
+    figures,
+    namespaces,
+    options,
+    runner,
+    sessions,
+    standin,
+)
 from mlgen.conformance.checks import Epsilon
 from mlgen.conformance.namespaces import RESTRICTED
 from mlgen.conformance.sessions import Cluster
@@ -97,10 +106,33 @@ def mlgen_artifacts(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def mlgen_time_scale(request: pytest.FixtureRequest, mlgen_cluster: Cluster) -> float:
-    """How much faster user batches run: only on a simulated cluster, where a pod's run
-    time is its annotation; real containers take as long as they take."""
-    scale = float(options.value(request.config, "time_scale"))
-    return scale if mlgen_cluster.simulated else 1.0
+    """How much faster batches run than their expectedDuration, on every cluster: on the
+    simulated one a pod's run time is its annotation, elsewhere what its stand-in sleeps."""
+    return options.time_scale(request.config, simulated=mlgen_cluster.simulated)
+
+
+@pytest.fixture(scope="session")
+def mlgen_placement(
+    mlgen_cluster: Cluster, request: pytest.FixtureRequest
+) -> standin.Placement | None:
+    """Where kubelets are real, every Job runs stand-in containers (standin.py); None on
+    the simulated cluster, where KWOK runs each pod by its hints. On a cluster the suite
+    created, the nodes advertise GPUs and take the labels the batches select."""
+    if mlgen_cluster.simulated:
+        return None
+    from mlgen.cluster import node
+
+    image = options.value(request.config, "standin_image") or options.STANDIN_IMAGE
+    names: tuple[str, ...] = ()
+    if mlgen_cluster.throwaway:
+        with kube.errors("listing the nodes"):
+            names = tuple(n.metadata.name for n in mlgen_cluster.client.core.list_node().items)
+        for name in names:
+            node.advertise(mlgen_cluster.client, name, node.EXTENDED)
+    say = figures.reporter(request.config, keep=True)
+    for line in standin.describe():
+        say(line)
+    return standin.Placement(image=str(image), nodes=names)
 
 
 @pytest.fixture
@@ -108,38 +140,49 @@ def mlgen_run(
     mlgen_cluster: Cluster,
     mlgen_namespace: str,
     mlgen_artifacts: Path,
+    mlgen_time_scale: float,
+    mlgen_placement: standin.Placement | None,
     request: pytest.FixtureRequest,
 ) -> runner.Runner:
-    """Render a batch into this test's namespace, apply a variant, return its timeline."""
+    """Render a batch into this test's namespace, apply a variant, return its timeline;
+    durations divided by the session's time scale, stand-ins where kubelets are real."""
     return runner.Runner(
-        client=mlgen_cluster.client,
+        client=runner.client_for(mlgen_cluster.client, mlgen_placement),
         namespace=mlgen_namespace,
         artifacts=mlgen_artifacts / request.node.name.replace("/", "_"),
-        time_scale=1.0,
+        time_scale=mlgen_time_scale,
         say=figures.reporter(request.config),
-        estimated=figures.estimates(request.config),
+        # The estimate models the simulated cluster; real containers are left out.
+        estimated=figures.estimates(request.config) if mlgen_placement is None else None,
+        standin=mlgen_placement is not None,
     )
 
 
 @pytest.fixture(scope="session")
 def mlgen_epsilon(
-    mlgen_cluster: Cluster, mlgen_artifacts: Path, request: pytest.FixtureRequest
+    mlgen_cluster: Cluster,
+    mlgen_artifacts: Path,
+    mlgen_placement: standin.Placement | None,
+    request: pytest.FixtureRequest,
 ) -> Epsilon:
     """Per-step overhead of this cluster, measured once by a calibration run that must
-    keep its own promises and stay under the ceiling."""
+    keep its own promises and stay under the ceilings of its kind of cluster."""
     raw = options.value(request.config, "max_epsilon")
-    ceiling = float(raw) if raw not in (None, "") else None
+    limits = calibration.limits_for(mlgen_cluster.kind)
+    if raw not in (None, ""):
+        limits = limits.raised(float(raw))
     with namespaces.fresh(
         mlgen_cluster.client, f"mlgen-calibration-{secrets.token_hex(2)}"
     ) as namespace:
         run = runner.Runner(
-            client=mlgen_cluster.client,
+            client=runner.client_for(mlgen_cluster.client, mlgen_placement),
             namespace=namespace,
             artifacts=mlgen_artifacts / "calibration",
             time_scale=1.0,
             say=figures.reporter(request.config),
+            standin=mlgen_placement is not None,
         )
-        epsilon, measured = calibration.calibrate(run, ceiling=ceiling)
+        epsilon, measured = calibration.calibrate(run, limits=limits)
     calibration.save(measured, mlgen_artifacts / "calibration" / "epsilon.json")
     say = figures.reporter(request.config, keep=True)
     for m in measured:

@@ -13,10 +13,11 @@ from typing import Any
 import yaml
 
 from mlgen import apply, estimate, gantt, kube, render, source, spec, timeline, variants
-from mlgen.conformance.checks import Epsilon
+from mlgen.conformance import standin
 from mlgen.errors import JobFailedError
 
-PROBE_IMAGE = "busybox:1.36.1"  # real clusters (kind) run `sleep d`; KWOK ignores it
+PROBE_IMAGE = "busybox:1.36.1"  # sleeper batches' image; stand-ins replace it where real
+SECRET_VALUE = "placeholder"  # what `Runner.provide` puts in every Secret it makes
 # Scaled-down jobs run at least this long: the API server keeps whole seconds, and two
 # pods of 1 s that start either side of a second boundary would read as not overlapping.
 MIN_SCALED_SECONDS = 3
@@ -67,6 +68,8 @@ class Runner:
     # Where each run's predicted and measured makespans go (the suite's estimate table);
     # None where the estimate's model does not apply (real containers, planted faults).
     estimated: Callable[[str, float, float], None] | None = None
+    # Stand-in containers (standin.py): each run then checks what every pod received.
+    standin: bool = False
 
     def load(self, path: Path, name: str | None = None) -> spec.Batch:
         batches = source.load_files([path])
@@ -146,6 +149,19 @@ class Runner:
             self.estimated(f"{batch.name}/{variant}", predicted, found.makespan)
             said += f", estimate {predicted:.2f}s"
         self.say(f"{said}, peak {found.max_concurrency()} pods -> {target}")
+        if self.standin:
+            problems = standin.verify(
+                self.client,
+                batch=batch,
+                variant=variant,
+                objects=objects,
+                secret_value=SECRET_VALUE,
+                complete=failure is None,
+            )
+            if problems:
+                raise AssertionError(
+                    "stand-ins did not receive what the batch promised:\n" + "\n".join(problems)
+                )
         return RunResult(
             batch=batch, variant=variant, timeline=found, failure=failure, objects=objects
         )
@@ -173,7 +189,7 @@ class Runner:
                     "apiVersion": "v1",
                     "kind": "Secret",
                     "metadata": {"name": name, "namespace": self.namespace},
-                    "stringData": {k: "placeholder" for k in sorted(keys)},
+                    "stringData": dict.fromkeys(sorted(keys), SECRET_VALUE),
                 }
             )
 
@@ -212,9 +228,6 @@ def sleeper_batch(
     return doc
 
 
-def calibrate(run: Runner, **kwargs: Any) -> Epsilon:
-    """Kept for callers of the old location; see calibration.calibrate."""
-    from mlgen.conformance import calibration
-
-    epsilon, _ = calibration.calibrate(run, **kwargs)
-    return epsilon
+def client_for(client: kube.Kube, placement: standin.Placement | None) -> kube.Kube:
+    """The session's client, or one that runs stand-ins where kubelets are real."""
+    return client if placement is None else standin.StandinKube(client, placement)
