@@ -17,6 +17,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import NotFoundError as DynamicNotFound
 
 from mlgen.errors import ClusterError
 
@@ -183,15 +184,17 @@ class Kube:
                 stream.stop()
         return None
 
-    def exists(self, kind: str, namespace: str, name: str) -> bool:
-        """Whether a ServiceAccount or Secret of that name is in the namespace."""
-        read = {
-            "ServiceAccount": self.core.read_namespaced_service_account,
-            "Secret": self.core.read_namespaced_secret,
-        }[kind]
-        with errors(f"reading {kind} {namespace}/{name}"):
+    def exists(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Whether an object of a core kind (or a PriorityClass) is there; `namespace` None
+        for cluster-scoped kinds."""
+        api_version = "scheduling.k8s.io/v1" if kind == "PriorityClass" else "v1"
+        where = f"{namespace}/{name}" if namespace else name
+        with errors(f"reading {kind} {where}"):
+            resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
             try:
-                read(name, namespace)
+                resource.get(name=name, namespace=namespace)
+            except DynamicNotFound:
+                return False
             except ApiException as e:
                 if e.status == 404:
                     return False

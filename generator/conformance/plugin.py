@@ -155,6 +155,7 @@ def mlgen_run(
         # The estimate models the simulated cluster; real containers are left out.
         estimated=figures.estimates(request.config) if mlgen_placement is None else None,
         standin=mlgen_placement is not None,
+        throwaway=mlgen_cluster.throwaway,
     )
 
 

@@ -13,11 +13,10 @@ from typing import Any
 import yaml
 
 from mlgen import apply, estimate, gantt, kube, render, source, spec, timeline, variants
-from mlgen.conformance import standin
+from mlgen.conformance import fitting, standin
 from mlgen.errors import JobFailedError
 
 PROBE_IMAGE = "busybox:1.36.1"  # sleeper batches' image; stand-ins replace it where real
-SECRET_VALUE = "placeholder"  # what `Runner.provide` puts in every Secret it makes
 # Scaled-down jobs run at least this long: the API server keeps whole seconds, and two
 # pods of 1 s that start either side of a second boundary would read as not overlapping.
 MIN_SCALED_SECONDS = 3
@@ -70,6 +69,8 @@ class Runner:
     estimated: Callable[[str, float, float], None] | None = None
     # Stand-in containers (standin.py): each run then checks what every pod received.
     standin: bool = False
+    # Whether the suite may change the cluster (PriorityClasses, volumes, node labels).
+    throwaway: bool = True
 
     def load(self, path: Path, name: str | None = None) -> spec.Batch:
         batches = source.load_files([path])
@@ -155,7 +156,7 @@ class Runner:
                 batch=batch,
                 variant=variant,
                 objects=objects,
-                secret_value=SECRET_VALUE,
+                secret_value=fitting.SECRET_VALUE,
                 complete=failure is None,
             )
             if problems:
@@ -166,32 +167,20 @@ class Runner:
             batch=batch, variant=variant, timeline=found, failure=failure, objects=objects
         )
 
-    def provide(self, batch: spec.Batch) -> None:
-        """The ServiceAccounts and Secrets a batch names, as placeholders in the throwaway
-        namespace: a user's cluster has the real ones, a test namespace has none."""
-        accounts = sorted({j.service_account for j in batch.jobs if j.service_account})
-        secrets: dict[str, set[str]] = {}
-        for job in batch.jobs:
-            for ref in job.secret_env.values():
-                name, _, key = ref.partition("/")
-                secrets.setdefault(name, set()).add(key)
-        for account in accounts:
-            self.client.apply(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ServiceAccount",
-                    "metadata": {"name": account, "namespace": self.namespace},
-                }
-            )
-        for name, keys in sorted(secrets.items()):
-            self.client.apply(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {"name": name, "namespace": self.namespace},
-                    "stringData": dict.fromkeys(sorted(keys), SECRET_VALUE),
-                }
-            )
+    def provide(self, batch: spec.Batch) -> list[str]:
+        """Fit the test cluster to the batch (fitting.py): placeholders for what its pods
+        reference, and node labels its selectors ask for. Returns what was made."""
+        objects = [
+            d
+            for path, text in sorted(render.render_batch(batch).items())
+            if not path.endswith("kustomization.yaml")
+            for d in yaml.safe_load_all(text)
+            if d
+        ]
+        made = fitting.fit(self.client, objects, namespace=self.namespace, throwaway=self.throwaway)
+        if made:
+            self.say(f"{batch.name}: made to fit the cluster: {', '.join(made)}")
+        return made
 
 
 def sleeper_batch(
