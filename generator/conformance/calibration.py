@@ -47,6 +47,12 @@ class Limits:
     def ceiling(self, strategy: str) -> float:
         return self.waves if strategy == "waves" else self.indexed
 
+    @property
+    def pending(self) -> float:
+        """How long a run's pods may all stand still while one is Pending (stalls.py):
+        fifteen worst steps, far beyond any start-up this kind of cluster measured."""
+        return 15 * max(self.waves, self.indexed)
+
     def raised(self, ceiling: float) -> Limits:
         """`--mlgen-max-epsilon`: both step ceilings set to `ceiling`."""
         return dataclasses.replace(self, waves=ceiling, indexed=ceiling)

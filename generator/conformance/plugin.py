@@ -156,6 +156,7 @@ def mlgen_run(
         estimated=figures.estimates(request.config) if mlgen_placement is None else None,
         standin=mlgen_placement is not None,
         throwaway=mlgen_cluster.throwaway,
+        stall_bound=calibration.limits_for(mlgen_cluster.kind).pending,
     )
 
 

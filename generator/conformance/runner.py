@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from mlgen import apply, estimate, gantt, kube, render, source, spec, timeline, variants
-from mlgen.conformance import fitting, standin
+from mlgen.conformance import fitting, stalls, standin
 from mlgen.errors import JobFailedError
 
 PROBE_IMAGE = "busybox:1.36.1"  # sleeper batches' image; stand-ins replace it where real
@@ -71,6 +71,8 @@ class Runner:
     standin: bool = False
     # Whether the suite may change the cluster (PriorityClasses, volumes, node labels).
     throwaway: bool = True
+    # Fail a run whose pods stall this long, with the reason (stalls.py); None: never.
+    stall_bound: float | None = None
 
     def load(self, path: Path, name: str | None = None) -> spec.Batch:
         batches = source.load_files([path])
@@ -126,14 +128,21 @@ class Runner:
                 )
         total = sum(float(j.expected_seconds or 0) for j in batch.jobs)
         failure: JobFailedError | None = None
+
+        def applying() -> None:
+            apply.run(
+                self.client,
+                objects,
+                timeout=timeout or 3 * total + 120,
+                progress=lambda line: self.say(f"{batch.name}/{variant}: {line}"),
+            )
+
         with timeline.recorder_for(self.client, objects) as recorded:
             try:
-                apply.run(
-                    self.client,
-                    objects,
-                    timeout=timeout or 3 * total + 120,
-                    progress=lambda line: self.say(f"{batch.name}/{variant}: {line}"),
-                )
+                if self.stall_bound is None:
+                    applying()
+                else:
+                    stalls.guarded(self.client, self.namespace, applying, bound=self.stall_bound)
             except JobFailedError as e:
                 failure = e
             recorded.settle()
