@@ -31,9 +31,8 @@ from gitops_fixtures import (
     wait_for,
 )
 
-from mlgen import kube, timeline
+from mlgen import checks, kube, timeline
 from mlgen.cluster import argocd, build, fluxcd, gitserver, overhead
-from mlgen.conformance import checks
 
 pytestmark = pytest.mark.skipif(
     "config.getoption('--mlgen-cluster') not in (None, 'local')",

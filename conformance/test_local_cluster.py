@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mlgen import kube, timeline
-from mlgen.conformance.checks import Epsilon
+from mlgen.checks import Epsilon
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import PROBE_IMAGE
 

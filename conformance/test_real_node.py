@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from mlgen import kube, spec
+from mlgen.checks import Epsilon
 from mlgen.cluster import build, image, node, probe
 from mlgen.conformance import calibration, runner, standin
-from mlgen.conformance.checks import Epsilon
 from mlgen.conformance.plugin import RESTRICTED, Cluster
 from mlgen.conformance.runner import Runner, sleeper_batch
 from mlgen.conformance.suite import check_result

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mlgen.conformance import checks
-from mlgen.conformance.checks import Epsilon
+from mlgen import checks
+from mlgen.checks import Epsilon
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import Runner, sleeper_batch
 from mlgen.conformance.suite import check_result

@@ -14,7 +14,6 @@ from typing import Any
 
 from mlgen.errors import RenderError
 
-LEVELS = ("restricted", "baseline", "privileged")
 _RESTRICTED_VOLUMES = {
     "configMap",
     "csi",

@@ -87,15 +87,6 @@ def dns_label(value: str) -> str:
     return value
 
 
-def dns_subdomain(value: str, *, what: str = "name") -> str:
-    if strict() and (len(value) > 253 or not _full(DNS_SUBDOMAIN, value)):
-        raise ValueError(
-            f"{value!r} is not a valid {what}; use at most 253 lowercase letters, "
-            "digits, '-' and '.', starting and ending with a letter or digit"
-        )
-    return value
-
-
 def label_key(key: str) -> str:
     prefix, _, name = key.rpartition("/")
     if strict() and (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlgen.conformance import checks
+from mlgen import checks
 from mlgen.timeline import JobRecord, PodRecord, Timeline
 
 RES = 0.25  # a watch-recorded timeline

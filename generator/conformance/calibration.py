@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgen.conformance import checks
-from mlgen.conformance.checks import Epsilon
+from mlgen import checks
+from mlgen.checks import Epsilon
 from mlgen.conformance.runner import Runner, sleeper_batch
 
 STEPS, SECONDS = 5, 2

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from mlgen import kube
+from mlgen.checks import Epsilon
 from mlgen.conformance import (
     calibration,
     figures,
@@ -28,7 +29,6 @@ from mlgen.conformance import (
     sessions,
     standin,
 )
-from mlgen.conformance.checks import Epsilon
 from mlgen.conformance.namespaces import RESTRICTED
 from mlgen.conformance.sessions import Cluster
 

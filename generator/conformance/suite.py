@@ -16,8 +16,8 @@ from __future__ import annotations
 import dataclasses
 
 from mlgen import variants
+from mlgen.checks import Epsilon
 from mlgen.conformance import runner
-from mlgen.conformance.checks import Epsilon
 
 
 def test_batch_conforms(

@@ -57,7 +57,7 @@ def check_sequential(
 ) -> None:
     """The promises of every sequential variant: all complete, each pod its duration, in
     the batch's order, Σd ≤ makespan ≤ Σd + n·ε + lag."""
-    from mlgen.conformance import checks
+    from mlgen import checks
 
     checks.all_complete(timeline)
     checks.ran_for(timeline, planned(batch), slack=slack)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlgen import estimate, indexed_job, spec
-from mlgen.conformance import checks
+from mlgen import checks, estimate, indexed_job, spec
 from mlgen.variants import base
 from mlgen.variants.base import JOB_ENDS, Rendered
 
