@@ -140,11 +140,10 @@ def start(engine: Engine, *, progress: Progress = print, timeout: float = 60) ->
     tools = require_tools()
     engine.run_dir.mkdir(parents=True, exist_ok=True)
     engine.data_root.mkdir(parents=True, exist_ok=True)
-    if engine.pidfile.exists() and host.alive(int(engine.pidfile.read_text() or 0)):
-        raise ClusterError(
-            f"a Docker engine already runs for {engine.run_dir} (pid "
-            f"{engine.pidfile.read_text().strip()}); stop it first"
-        )
+    if _pid(engine.pidfile) is not None:
+        # Left by a run that was killed before it could stop it (SIGKILL, a crash).
+        progress(f"stopping a leftover docker engine in netns {engine.name}")
+        stop(engine, progress=progress)
     if not engine.netns.exists():
         _ip("netns", "add", engine.name)
     _ip("netns", "exec", engine.name, "ip", "link", "set", "lo", "up")

@@ -193,10 +193,12 @@ def debootstrap(rootfs: Path) -> None:
 def base_image(docker: engine.Engine, rootfs: Path, base: Path, *, kind_group: Path) -> None:
     """kind's base image on the rootfs, imported as `BASE` (STOPSIGNAL set by a build)."""
     files = kind_group / "kind-base-files"
-    shutil.copytree(rootfs, base, symlinks=True)
+    _copy_tree(rootfs, base)
     shutil.copytree(
         files / "usr" / "local" / "bin", base / "usr" / "local" / "bin", dirs_exist_ok=True
     )
+    for script in (files / "usr" / "local" / "bin").iterdir():  # kind's Dockerfile: 0755
+        (base / "usr" / "local" / "bin" / script.name).chmod(0o755)
     shutil.copytree(files / "kind", base / "kind", dirs_exist_ok=True)
     for path in (base / "kind").rglob("*"):
         path.chmod(0o755 if path.is_dir() or path.parent.name == "bin" else 0o644)
@@ -480,7 +482,7 @@ def _proxy_image(docker: engine.Engine, work: Path, *, rootfs: Path, binary: Pat
     """kube-proxy on the Debian rootfs (iptables, nft, conntrack and their libraries),
     with iptables-wrapper choosing the node's backend."""
     tree = work / "kube-proxy"
-    shutil.copytree(rootfs, tree, symlinks=True)
+    _copy_tree(rootfs, tree)
     for junk in ("usr/share/doc", "usr/share/man", "usr/share/locale", "var/cache", "var/lib/apt"):
         shutil.rmtree(tree / junk, ignore_errors=True)
     (tree / "etc" / "resolv.conf").unlink(missing_ok=True)
@@ -503,6 +505,11 @@ def _proxy_image(docker: engine.Engine, work: Path, *, rootfs: Path, binary: Pat
         ],
     )
     shutil.rmtree(tree, ignore_errors=True)
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """`cp -a`: device nodes stay nodes (shutil would read /dev/zero for ever)."""
+    _run(["cp", "-a", str(source), str(target)], what=f"copying {source}")
 
 
 def _dir(tar: tarfile.TarFile, name: str, mode: int) -> None:
