@@ -44,7 +44,10 @@ def test_parallel_runs_p_at_a_time_and_beats_sequential_by_about_p(
         check_result(result, mlgen_epsilon)
     assert par.timeline.max_concurrency() == p
     rounds, res = -(-n // p), par.timeline.resolution
-    par_min, par_max = rounds * d, rounds * d + rounds * mlgen_epsilon.indexed + res
+    par_min, par_max = (
+        rounds * d,
+        rounds * d + rounds * mlgen_epsilon.for_strategy("parallel") + res,
+    )
     seq_max = n * d + n * mlgen_epsilon.waves + checks.COMPLETION_LAG + res
     ratio = seq.timeline.makespan / par.timeline.makespan
     low, high = n * d / par_max, seq_max / par_min
@@ -150,7 +153,10 @@ def test_gpu_capacity_bounds_concurrency_and_makespan(
         checks.max_running(result.timeline, 2)
         # With room for 2 the batch behaves as p = 2: four rounds of two.
         checks.parallel_bounds(
-            result.timeline, result.durations, parallelism=2, epsilon=mlgen_epsilon.indexed
+            result.timeline,
+            result.durations,
+            parallelism=2,
+            epsilon=mlgen_epsilon.for_strategy("parallel"),
         )
         mlgen_record(
             f"capacity: peak {result.timeline.max_concurrency()} pods, makespan "

@@ -236,3 +236,18 @@ def test_each_variant_runs_its_checks_on_a_timeline() -> None:
         span=(0.0, 4.6),
     )
     variants.get("parallel").check(two, batch, epsilon=1.5, slack=0.5)
+
+
+def test_ran_for_takes_the_containers_own_times_when_a_kubelet_reports_late() -> None:
+    import dataclasses
+
+    late = chain((0, 2), (2, 6.2))  # the watch saw s1 end 2.2 s late (a loaded real kubelet)
+    own = dataclasses.replace(late.pods[1], api_start=3.0, api_end=5.0)  # ...it ran 2 s
+    checks.ran_for(
+        dataclasses.replace(late, pods=[late.pods[0], own]), {"s0": 2.0, "s1": 2.0}, slack=0.3
+    )
+    slow = dataclasses.replace(late.pods[1], api_start=2.0, api_end=6.0)  # it ran 4 s
+    with pytest.raises(AssertionError, match="its container's own times say 4s"):
+        checks.ran_for(
+            dataclasses.replace(late, pods=[late.pods[0], slow]), {"s0": 2.0, "s1": 2.0}, slack=0.3
+        )

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from mlgen.errors import ClusterError
@@ -49,20 +50,40 @@ def environment(modcache: Path | None = None) -> dict[str, str]:
     return env
 
 
+NETWORK = (
+    r"dial tcp|proxy|no such host|connection refused|connection reset|timeout|"
+    r"TLS handshake|unexpected EOF|502|503|504"
+)
+RETRIES = 3  # attempts of a command that failed on the network (the proxy drops some)
+
+
 def run(go: str, args: list[str], *, cwd: Path, modcache: Path | None = None) -> str:
-    """Run one go command; a failure becomes a ClusterError quoting stderr's tail."""
-    proc = subprocess.run(
-        [go, *args], cwd=cwd, env=environment(modcache), capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
-        hint = ""
-        if re.search(r"dial tcp|proxy|no such host|connection refused|timeout", proc.stderr):
-            hint = " (is the Go module proxy reachable? check GOPROXY and the network)"
-        elif "SECURITY ERROR" in proc.stderr:
-            hint = " (a stale module cache: delete it, or build with GOMODCACHE of its own)"
-        raise ClusterError(f"`go {' '.join(args[:3])} ...` failed in {cwd}{hint}: {tail}")
-    return proc.stdout
+    """Run one go command; a failure becomes a ClusterError quoting stderr's tail. A
+    failure that looks like the network's is tried again (a download is idempotent)."""
+    for attempt in range(1, RETRIES + 1):
+        proc = subprocess.run(
+            [go, *args],
+            cwd=cwd,
+            env=environment(modcache),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return proc.stdout
+        if not re.search(NETWORK, proc.stderr) or attempt == RETRIES:
+            break
+        time.sleep(10 * attempt)
+    tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
+    hint = ""
+    if re.search(NETWORK, proc.stderr):
+        hint = (
+            f" after {RETRIES} attempts (is the Go module proxy reachable? check GOPROXY "
+            "and the network)"
+        )
+    elif "SECURITY ERROR" in proc.stderr:
+        hint = " (a stale module cache: delete it, or build with GOMODCACHE of its own)"
+    raise ClusterError(f"`go {' '.join(args[:3])} ...` failed in {cwd}{hint}: {tail}")
 
 
 def write_module(work: Path, name: str, body: str = "") -> None:

@@ -43,6 +43,7 @@ class Limits:
     indexed: float
     slack: float
     why: str
+    real: bool = True  # real kubelets: a round of p pods costs up to the slack more
 
     def ceiling(self, strategy: str) -> float:
         return self.waves if strategy == "waves" else self.indexed
@@ -66,6 +67,7 @@ LIMITS = {
         indexed=3.5,
         slack=0.75,
         why="the local control plane: KWOK times pods exactly (worst step 2.1 s measured)",
+        real=False,
     ),
     # A real container adds sandbox, CNI, runc and the kubelet's status reporting (PLEG
     # relist 1 s): measured on the local real node, worst 2.5 s (waves) and 3.0 s (indexed)
@@ -169,7 +171,13 @@ def calibrate(run: Runner, *, limits: Limits = LIMITS["local"]) -> tuple[Epsilon
                 "expected time"
             )
     slack = max(0.5, min(limits.slack, max(m.excess for m in found) + 0.25))
-    epsilon = Epsilon(waves=found[0].epsilon, indexed=found[1].epsilon, slack=slack)
+    indexed = found[1].epsilon
+    epsilon = Epsilon(
+        waves=found[0].epsilon,
+        indexed=indexed,
+        slack=slack,
+        parallel=indexed + slack if limits.real else None,
+    )
     return epsilon, found
 
 

@@ -132,6 +132,12 @@ def mlgen_placement(
     say = figures.reporter(request.config, keep=True)
     for line in standin.describe():
         say(line)
+    if names:
+        with namespaces.fresh(
+            mlgen_cluster.client, f"mlgen-warm-up-{secrets.token_hex(2)}"
+        ) as namespace:
+            seconds = standin.warm_up(mlgen_cluster.client, namespace, names, image=str(image))
+        say(f"warm-up: a first pod ran on each of {len(names)} nodes in {seconds:.1f}s")
     return standin.Placement(image=str(image), nodes=names)
 
 
@@ -190,7 +196,8 @@ def mlgen_epsilon(
     for m in measured:
         say(f"calibrated {m.describe()}")
     say(
-        f"ε: waves {epsilon.waves:.3f}s, indexed {epsilon.indexed:.3f}s; pod slack "
+        f"ε: waves {epsilon.waves:.3f}s, indexed {epsilon.indexed:.3f}s, parallel round "
+        f"{epsilon.for_strategy('parallel'):.3f}s; pod slack "
         f"{epsilon.slack:.2f}s"
     )
     return epsilon

@@ -115,7 +115,7 @@ class Runner:
             for d in yaml.safe_load_all(text)
             if d
         ]
-        self.provide(batch)
+        self.provide(batch, objects)
         if batch.pod_security != "restricted":  # the batch opted out: enforce what it asks
             with kube.errors(f"labelling namespace {self.namespace}"):
                 self.client.core.patch_namespace(
@@ -176,16 +176,18 @@ class Runner:
             batch=batch, variant=variant, timeline=found, failure=failure, objects=objects
         )
 
-    def provide(self, batch: spec.Batch) -> list[str]:
+    def provide(self, batch: spec.Batch, objects: list[dict[str, Any]] | None = None) -> list[str]:
         """Fit the test cluster to the batch (fitting.py): placeholders for what its pods
-        reference, and node labels its selectors ask for. Returns what was made."""
-        objects = [
-            d
-            for path, text in sorted(render.render_batch(batch).items())
-            if not path.endswith("kustomization.yaml")
-            for d in yaml.safe_load_all(text)
-            if d
-        ]
+        reference (in `objects`, else every variant rendered), and node labels its
+        selectors ask for. Returns what was made."""
+        if objects is None:
+            objects = [
+                d
+                for path, text in sorted(render.render_batch(batch).items())
+                if not path.endswith("kustomization.yaml")
+                for d in yaml.safe_load_all(text)
+                if d
+            ]
         made = fitting.fit(self.client, objects, namespace=self.namespace, throwaway=self.throwaway)
         if made:
             self.say(f"{batch.name}: made to fit the cluster: {', '.join(made)}")
