@@ -273,7 +273,11 @@ def retrying(doing: str, call: Callable[[], Any], *, patience: float) -> Any:
         except ClusterError as e:
             cause = e.__cause__
             transient = isinstance(cause, urllib3.exceptions.HTTPError | OSError) or (
-                isinstance(cause, ApiException) and cause.status in (500, 502, 503, 504)
+                isinstance(cause, ApiException)
+                and cause.status in (500, 502, 503, 504)
+                # ...but a 500 for a body the API server cannot convert (a quantity it does
+                # not parse) is the request's fault: the same request fails again.
+                and "unable to convert" not in _message(cause.body)
             )
             if not transient or time.monotonic() > deadline:
                 if transient:
