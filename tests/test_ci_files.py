@@ -87,9 +87,18 @@ def test_kind_workflow_local_control_plane_and_default_version_agree() -> None:
         assert kind_step["with"].get("kubectl_version", released) == released
     scaffolded = yaml.safe_load(scaffold.files(scaffold.Options())["kind-config.yaml"])
     assert {node["image"] for node in scaffolded["nodes"]} == {versions.KIND_RELEASED_NODE}
-    readme = (ROOT / "README.md").read_text()
-    for pin in (versions.KIND, versions.KIND_RELEASED_NODE, versions.KIND_NODE_IMAGE):
-        assert pin in readme, f"the README's real-kind table does not name {pin}"
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| ")
+    }
+    assert (
+        f"v{versions.KIND.removeprefix('v')} (the workflows pin `version: {versions.KIND}`)"
+        in rows["kind"]
+    )
+    assert f"`{versions.KIND_RELEASED_NODE}`" in rows["node image"]
+    assert f"`{versions.KIND_NODE_IMAGE}`" in rows["node image"]
+    assert f"| {released} | {versions.KUBERNETES}:" in rows["Kubernetes"]
     minor = ".".join(versions.KUBERNETES.removeprefix("v").split(".")[:2])
     assert spec.DEFAULT_KUBERNETES_VERSION == features.DEFAULT == minor
     assert minor in features.supported()

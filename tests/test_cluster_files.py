@@ -25,6 +25,12 @@ def test_versions_live_in_one_place_and_key_the_cache() -> None:
         if path.name == "versions.py" or not path.is_file():
             continue
         text = path.read_text()
+        if path.name == "README.md":  # its real-kind pins table, kept true by test_ci_files
+            text = "\n".join(
+                line
+                for line in text.splitlines()
+                if not line.startswith(("| node image |", "| Kubernetes |"))
+            )
         assert not any(v in text for v in pinned), f"{path} repeats a pinned version"
 
 
