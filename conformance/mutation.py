@@ -7,6 +7,11 @@ hole in mlgen's proof.
 
     .venv/bin/python conformance/mutation.py [--only NAME ...] [-o conformance/mutation-results.md]
 
+On real kind, beside mlgen's own Docker engine (the fast tests are the same there):
+
+    mlgen cluster docker -- sh -c '.venv/bin/python conformance/mutation.py --kind \
+        --only "5 s extra per step in apply" -o conformance/mutation-results-kind.md'
+
 The copy is imported instead of the installed tree by putting a package directory of
 links (`mlgen` -> the copy's generator/ and templates/) first on PYTHONPATH.
 """
@@ -196,7 +201,9 @@ def package_links(repo: Path, site: Path) -> None:
     (package / "templates").symlink_to(repo / "templates")
 
 
-def run_tests(repo: Path, site: Path, paths: list[str]) -> tuple[str, str]:
+def run_tests(
+    repo: Path, site: Path, paths: list[str], *, extra: tuple[str, ...] = ()
+) -> tuple[str, str]:
     """(the failing test or "", its first assertion line)."""
     env = {
         **os.environ,
@@ -216,6 +223,7 @@ def run_tests(repo: Path, site: Path, paths: list[str]) -> tuple[str, str]:
             "--tb=short",
             "-W",
             "ignore",
+            *extra,
         ],
         cwd=repo,
         env=env,
@@ -241,7 +249,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=[], help="mutant name(s)")
     parser.add_argument("-o", "--output", type=Path, default=None)
+    parser.add_argument(
+        "--kind",
+        action="store_true",
+        help="run the conformance tests on real kind (inside `mlgen cluster docker`; node "
+        "image from $MLGEN_KIND_NODE_IMAGE) and skip the fast tests",
+    )
     args = parser.parse_args()
+    extra: tuple[str, ...] = ()
+    if args.kind:
+        image = os.environ.get("MLGEN_KIND_NODE_IMAGE")
+        if not image:
+            raise SystemExit("--kind runs inside `mlgen cluster docker -- ...` (no node image)")
+        extra = (
+            "--mlgen-cluster",
+            "kind",
+            "--mlgen-kind-config",
+            "kind-config.yaml",
+            "--mlgen-kind-image",
+            image,
+        )
     chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
     lines = [
         "# Mutation results",
@@ -249,7 +276,8 @@ def main() -> int:
         f"`python conformance/mutation.py` on {time.strftime('%Y-%m-%d')}: each mutant "
         "planted alone in a copy of the tree; the first failing test of the fast "
         f"tests ({', '.join(FAST)}) and of the conformance scenarios "
-        f"({', '.join(CONFORMANCE)}, on a fresh local cluster), with its message.",
+        f"({', '.join(CONFORMANCE)}, on a fresh "
+        f"{'real kind' if args.kind else 'local'} cluster), with its message.",
         "",
         "| mutant | fast test | conformance test | conformance message |",
         "|---|---|---|---|",
@@ -262,8 +290,8 @@ def main() -> int:
             plant(repo, mutant)
             package_links(repo, site)
             started = time.monotonic()
-            fast, _ = run_tests(repo, site, FAST)
-            slow, message = run_tests(repo, site, CONFORMANCE)
+            fast = "(run on the local cluster)" if args.kind else run_tests(repo, site, FAST)[0]
+            slow, message = run_tests(repo, site, CONFORMANCE, extra=extra)
         missed += not slow
         row = (
             f"| {mutant.name} | {fast or 'not caught'} | {slow or '**NOT CAUGHT**'} | "

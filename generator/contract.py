@@ -28,6 +28,10 @@ EXPECTED_DURATION = "mlgen.io/expected-duration"
 EXPECTED_DURATIONS = "mlgen.io/expected-durations"
 SIMULATE_FAILURE = "mlgen.io/simulate-failure"
 
+# On nodes of a throwaway test cluster: the label keys the conformance suite set to fit a
+# batch (conformance/fitting.py), which a later batch may set to another value.
+FITTED_LABELS = "mlgen.io/fitted-labels"
+
 # Written by the Job controller, read by the timeline.
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"

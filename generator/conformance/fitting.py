@@ -221,10 +221,25 @@ def fit(
         }
         for each in nodes if missing else ():
             have = each.metadata.labels or {}
-            labels = {k: v for k, v in missing.items() if k not in have}
+            fitted = set(
+                filter(
+                    None,
+                    (each.metadata.annotations or {}).get(contract.FITTED_LABELS, "").split(","),
+                )
+            )
+            # A node's own labels stay; keys the suite set for an earlier batch may change.
+            labels = {k: v for k, v in missing.items() if k not in have or k in fitted}
             if labels:
+                patch = {
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": {
+                            contract.FITTED_LABELS: ",".join(sorted(fitted | set(labels)))
+                        },
+                    }
+                }
                 with kube.errors(f"labelling node {each.metadata.name}"):
-                    client.core.patch_node(each.metadata.name, {"metadata": {"labels": labels}})
+                    client.core.patch_node(each.metadata.name, patch)
         if missing:
             made.append(f"node labels {missing}")
     return made

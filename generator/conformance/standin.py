@@ -25,6 +25,7 @@ from kubernetes.utils import parse_quantity
 
 from mlgen import contract, kube, pod, spec, units
 from mlgen.cluster import probe
+from mlgen.conformance import fitting
 
 MARK = "mlgen-standin"
 # Set from the downward API on Indexed Jobs, so that `failAttempts` can count; the record
@@ -139,8 +140,9 @@ def _seconds(durations: str | None) -> str:
 
 
 class StandinKube(kube.Kube):
-    """A client that applies every Job through `place`, labelling the placement's nodes
-    for the node selectors a Job asks for; everything else goes through unchanged."""
+    """A client that applies every Job through `place`; everything else goes through
+    unchanged. A pinned node (the local real node, mlgen's own) takes every label the
+    Job's selectors and required affinity ask for; elsewhere `fitting` labels nodes."""
 
     def __init__(self, inner: kube.Kube, placement: Placement) -> None:
         super().__init__(inner.api, where=inner.where)
@@ -149,12 +151,12 @@ class StandinKube(kube.Kube):
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         placed = place(obj, self.placement)
-        if placed.get("kind") == "Job" and not dry_run:
-            wanted = placed["spec"]["template"]["spec"].get("nodeSelector") or {}
-            labels = {k: v for k, v in wanted.items() if k != "kubernetes.io/hostname"}
-            for name in self.placement.nodes if labels else ():
-                with kube.errors(f"labelling node {name}"):
-                    self.core.patch_node(name, {"metadata": {"labels": labels}})
+        pinned = self.placement.node_name
+        if placed.get("kind") == "Job" and not dry_run and pinned is not None:
+            labels = fitting.needs([placed]).node_labels
+            if labels:
+                with kube.errors(f"labelling node {pinned}"):
+                    self.core.patch_node(pinned, {"metadata": {"labels": labels}})
         return super().apply(placed, dry_run=dry_run)
 
 
