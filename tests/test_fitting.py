@@ -95,3 +95,62 @@ def test_what_the_batch_renders_itself_is_not_made_again() -> None:
     found = fitting.needs(objects(sweep))
     rendered = {o["metadata"]["name"] for o in objects(sweep) if o["kind"] == "ConfigMap"}
     assert rendered and not rendered & set(found.config_maps)
+
+
+class FakeCluster:
+    """Nodes and objects in memory: what `fitting.fit` reads and writes."""
+
+    def __init__(self, nodes: dict[str, dict[str, str]]) -> None:
+        from types import SimpleNamespace as NS
+
+        self.objects: list[dict[str, Any]] = []
+        self.nodes = {
+            name: NS(metadata=NS(name=name, labels=dict(labels), annotations={}))
+            for name, labels in nodes.items()
+        }
+        outer = self
+
+        class Core:
+            def list_node(self) -> Any:
+                return NS(items=list(outer.nodes.values()))
+
+            def patch_node(self, name: str, body: dict[str, Any]) -> None:
+                meta = outer.nodes[name].metadata
+                meta.labels.update(body["metadata"].get("labels", {}))
+                meta.annotations.update(body["metadata"].get("annotations", {}))
+
+        self.core = Core()
+
+    def exists(self, kind: str, namespace: str | None, name: str) -> bool:
+        return any(o["kind"] == kind and o["metadata"]["name"] == name for o in self.objects)
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.objects.append(obj)
+        return obj
+
+
+def test_fit_labels_nodes_but_never_changes_a_nodes_own_labels() -> None:
+    cluster = FakeCluster({"cpu-0": {"pool": "cpu"}, "fresh-0": {}})
+    made = fitting.fit(cluster, objects(), namespace="t-x", throwaway=True)  # type: ignore[arg-type]
+    assert cluster.nodes["cpu-0"].metadata.labels["pool"] == "cpu"  # its own: kept
+    assert cluster.nodes["fresh-0"].metadata.labels == {"pool": "a100", "zone": "eu-1"}
+    assert cluster.nodes["cpu-0"].metadata.labels["zone"] == "eu-1"
+    assert {o["kind"] for o in cluster.objects} >= {"PriorityClass", "PersistentVolume"}
+    assert any(line.startswith("node labels") for line in made)
+    # A later batch on another pool: the suite's own label moves, the node's own stays.
+    later = TEAM.replace("pool: a100", "pool: h100")
+    fitting.fit(cluster, objects(later), namespace="t-y", throwaway=True)  # type: ignore[arg-type]
+    assert cluster.nodes["fresh-0"].metadata.labels["pool"] == "h100"
+    assert cluster.nodes["cpu-0"].metadata.labels["pool"] == "cpu"
+
+
+def test_a_users_cluster_gets_namespaced_placeholders_only() -> None:
+    cluster = FakeCluster({"n": {}})
+    fitting.fit(cluster, objects(), namespace="t-x", throwaway=False)  # type: ignore[arg-type]
+    assert {o["kind"] for o in cluster.objects} == {
+        "ServiceAccount",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+    }
+    assert cluster.nodes["n"].metadata.labels == {}
