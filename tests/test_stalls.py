@@ -100,3 +100,21 @@ def test_the_works_own_error_comes_through() -> None:
 
     with pytest.raises(ValueError, match="boom"):
         stalls.guarded(client([]), "t", work, bound=10)
+
+
+def test_an_api_server_away_is_not_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgen.errors import ClusterError
+
+    monkeypatch.setattr(stalls, "POLL", 0.05)
+    fake = client([pending_pod("p", unschedulable="waiting")])
+
+    def away(namespace: str) -> Any:
+        raise ClusterError("cannot connect to the API server")
+
+    fake.core.list_namespaced_pod = away
+
+    def work() -> str:
+        time.sleep(0.6)
+        return "done"
+
+    assert stalls.guarded(fake, "t", work, bound=0.2) == "done"

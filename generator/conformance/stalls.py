@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mlgen import kube
+from mlgen.errors import ClusterError
 
 T = TypeVar("T")
 POLL = 2.0
@@ -74,8 +75,14 @@ def guarded(client: kube.Kube, namespace: str, work: Callable[[], T], *, bound: 
         worker.join(POLL)
         if not worker.is_alive():
             break
-        with kube.errors(f"listing the pods of namespace {namespace}"):
-            pods = client.core.list_namespaced_pod(namespace).items
+        try:
+            with kube.errors(f"listing the pods of namespace {namespace}"):
+                pods = client.core.list_namespaced_pod(namespace).items
+        except ClusterError:
+            # The API server is away (a restart): no word on the pods, so no stall either;
+            # the run's own waits ride out the restart.
+            last_progress = time.monotonic()
+            continue
         state = ";".join(
             sorted(f"{p.metadata.name}={p.status.phase}/{_running(p)}" for p in pods if p.status)
         )
