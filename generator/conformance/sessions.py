@@ -24,11 +24,9 @@ class Cluster:
     kubeconfig: Path
     context: str | None
     client: kube.Kube
-
-    @property
-    def simulated(self) -> bool:
-        """Pods on a KWOK cluster run for their annotated duration; elsewhere, for real."""
-        return self.kind == "local"
+    # Pods on KWOK's nodes run for their annotated duration; elsewhere kubelets are real.
+    # A kubeconfig cluster is simulated when its nodes are KWOK's (`mlgen cluster up`).
+    simulated: bool = False
 
     @property
     def throwaway(self) -> bool:
@@ -60,7 +58,13 @@ class ClusterSession:
         context = self.config.getoption("--mlgen-context")
         client = kube.connect(kubeconfig=kubeconfig, context=context)
         default = os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]
-        return Cluster("kubeconfig", kubeconfig or Path(default).expanduser(), context, client)
+        return Cluster(
+            "kubeconfig",
+            kubeconfig or Path(default).expanduser(),
+            context,
+            client,
+            simulated=_kwok_nodes(client),
+        )
 
     def __exit__(self, *exc: object) -> None:
         self._teardown()
@@ -88,7 +92,7 @@ class ClusterSession:
         except BaseException:
             stop()
             raise
-        return Cluster("local", cluster.kubeconfig, None, client)
+        return Cluster("local", cluster.kubeconfig, None, client, simulated=True)
 
     def _kind(self) -> Cluster:
         try:
@@ -134,6 +138,15 @@ class ClusterSession:
         )
         client = kube.connect(kubeconfig=Path(name))
         return Cluster("kind", Path(name), None, client)
+
+
+def _kwok_nodes(client: kube.Kube) -> bool:
+    """Whether the cluster's pods land on KWOK's fake nodes (mlgen's local cluster)."""
+    from mlgen.cluster import nodes
+
+    with kube.errors("listing the nodes"):
+        found = client.core.list_node().items
+    return any((n.metadata.annotations or {}).get(nodes.KWOK_ANNOTATION) == "fake" for n in found)
 
 
 def with_node_image(config: Path, image: str) -> Path:
