@@ -104,6 +104,7 @@ class FakeCluster:
         from types import SimpleNamespace as NS
 
         self.objects: list[dict[str, Any]] = []
+        self.reads: list[str] = []
         self.nodes = {
             name: NS(metadata=NS(name=name, labels=dict(labels), annotations={}))
             for name, labels in nodes.items()
@@ -113,6 +114,10 @@ class FakeCluster:
         class Core:
             def list_node(self) -> Any:
                 return NS(items=list(outer.nodes.values()))
+
+            def read_namespaced_persistent_volume_claim(self, name: str, namespace: str) -> Any:
+                outer.reads.append(name)
+                return NS(status=NS(phase="Bound"))
 
             def patch_node(self, name: str, body: dict[str, Any]) -> None:
                 meta = outer.nodes[name].metadata
@@ -136,6 +141,7 @@ def test_fit_labels_nodes_but_never_changes_a_nodes_own_labels() -> None:
     assert cluster.nodes["fresh-0"].metadata.labels == {"pool": "a100", "zone": "eu-1"}
     assert cluster.nodes["cpu-0"].metadata.labels["zone"] == "eu-1"
     assert {o["kind"] for o in cluster.objects} >= {"PriorityClass", "PersistentVolume"}
+    assert cluster.reads == ["imagenet"]  # the claim was awaited Bound
     assert any(line.startswith("node labels") for line in made)
     # A later batch on another pool: the suite's own label moves, the node's own stays.
     later = TEAM.replace("pool: a100", "pool: h100")

@@ -15,6 +15,7 @@ GPUs and other extended resources are advertised on the nodes by the plugin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,6 +190,27 @@ def cluster_placeholders(found: Needs, *, namespace: str) -> list[dict[str, Any]
     return out
 
 
+BIND_TIMEOUT = 60.0  # the volume controller binds a claim to its named volume in seconds
+
+
+def _await_bound(client: kube.Kube, namespace: str, claims: list[str]) -> None:
+    """Wait for each placeholder claim to be Bound: a run is timed from its first Job, and
+    binding (measured on kind: up to 9 s) is the fitting's time, not the batch's."""
+    deadline = time.monotonic() + BIND_TIMEOUT
+    for name in claims:
+        while True:
+            with kube.errors(f"reading PersistentVolumeClaim {namespace}/{name}"):
+                claim = client.core.read_namespaced_persistent_volume_claim(name, namespace)
+            if claim.status and claim.status.phase == "Bound":
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"placeholder claim {namespace}/{name} is not Bound after "
+                    f"{BIND_TIMEOUT:.0f}s (phase {claim.status.phase if claim.status else None})"
+                )
+            time.sleep(0.2)
+
+
 def fit(
     client: kube.Kube, objects: Iterable[dict[str, Any]], *, namespace: str, throwaway: bool
 ) -> list[str]:
@@ -211,6 +233,7 @@ def fit(
         if not client.exists(obj["kind"], None, obj["metadata"]["name"]):
             client.apply(obj)
             made.append(f"{obj['kind']} {obj['metadata']['name']}")
+    _await_bound(client, namespace, claims)
     if found.node_labels:
         with kube.errors("listing the nodes"):
             nodes = client.core.list_node().items
