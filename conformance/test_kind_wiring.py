@@ -5,7 +5,7 @@ cluster by handing out the session's local cluster kubeconfig, so the real
 pytest-kubernetes code (create, readiness via kubectl, delete) runs end to end. What it
 proves: mlgen passes the repo's kind config, keeps the cluster's kubeconfig in a file of
 its own, deletes the cluster afterwards, and never touches the user's kubeconfig.
-Creating a real kind cluster is left to the GitHub workflow."""
+Real kind runs in `.ci/run`'s own kind session (`mlgen cluster docker`)."""
 
 from __future__ import annotations
 

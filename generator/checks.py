@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlgen import estimate as estimates
+from mlgen import timeline as timelines
 
 if TYPE_CHECKING:
     from mlgen.timeline import Timeline
 
-API_RESOLUTION = 1.0  # timeline.API_RESOLUTION: the API server keeps whole seconds
 # The Job controller syncs a Job at most once a second after pod events
 # (SyncJobBatchPeriod), so a run's last Job says Complete up to ~1 s after its last pod
 # ended (estimate.COMPLETION_LAG, measured 1.03-1.04 s); allowed once per run, twice
@@ -114,7 +114,7 @@ def ran_for(timeline: Timeline, durations: dict[str, float], *, slack: float) ->
             # sees them late; the container's own start and finish (whole seconds, each
             # truncated) say how long it ran.
             own = pod.api_end - pod.api_start
-            if want - API_RESOLUTION <= own <= want + API_RESOLUTION:
+            if want - timelines.API_RESOLUTION <= own <= want + timelines.API_RESOLUTION:
                 continue
         said = f"; its container's own times say {own:.0f}s" if own is not None else ""
         _fail(

@@ -118,3 +118,20 @@ def test_an_api_server_away_is_not_a_stall(monkeypatch: pytest.MonkeyPatch) -> N
         return "done"
 
     assert stalls.guarded(fake, "t", work, bound=0.2) == "done"
+
+
+def test_a_long_running_pod_beside_a_queued_one_is_not_a_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stalls, "POLL", 0.05)
+    queued = pending_pod("queued", unschedulable="Insufficient nvidia.com/gpu")
+    training = NS(
+        metadata=NS(name="training", namespace="t", creation_timestamp=0),
+        status=NS(phase="Running", container_statuses=[], conditions=[]),
+    )
+
+    def work() -> str:
+        time.sleep(0.8)  # one 30 min job, unchanged for far longer than the bound
+        return "done"
+
+    assert stalls.guarded(client([queued, training]), "t", work, bound=0.2) == "done"

@@ -183,3 +183,29 @@ def test_every_change_is_listed_once_for_the_report() -> None:
         "resources",
         "placement (the local real node only)",
     ]
+
+
+def test_a_limit_without_a_request_is_capped_too() -> None:
+    job = {
+        "kind": "Job",
+        "spec": {
+            "template": {
+                "metadata": {},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "x",
+                            "command": ["train"],
+                            "resources": {"limits": {"memory": "64Gi", "nvidia.com/gpu": "1"}},
+                        }
+                    ]
+                },
+            }
+        },
+    }
+    (main,) = standin.place(job, KIND)["spec"]["template"]["spec"]["containers"]
+    assert main["resources"] == {
+        "limits": {"memory": "64Gi", "nvidia.com/gpu": "1"},
+        "requests": {"memory": "32Mi"},
+    }

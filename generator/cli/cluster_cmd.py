@@ -73,7 +73,8 @@ def docker_command(
     with the locally built kind node image loaded, `kind` and `kubectl` on PATH. The
     command runs inside that namespace; afterwards every container is removed and the
     engine stopped, also after a failure or Ctrl-C. Needs root and `mlgen cluster build
-    --kind`. Example: mlgen cluster docker -- pytest conformance/ --mlgen-cluster kind"""
+    --kind`. Example: mlgen cluster docker -- sh -c 'pytest conformance/ --mlgen-cluster kind
+    --mlgen-kind-image "$MLGEN_KIND_NODE_IMAGE"'"""
     from mlgen.cluster import kind as kind_engine
 
     with reported():

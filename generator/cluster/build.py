@@ -142,8 +142,9 @@ def require_group(name: str, directory: Path | None = None) -> Path:
     """The directory of a group that is built, or ClusterError saying how to build it."""
     target = directory or group_dir(name)
     if not is_built(target, name):
+        flag = "" if _group(name).default else f" --{name}"
         raise ClusterError(
-            f"{target}: the {name} binaries are missing; run `mlgen cluster build` first"
+            f"{target}: the {name} binaries are missing; run `mlgen cluster build{flag}` first"
         )
     return target
 

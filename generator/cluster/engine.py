@@ -209,7 +209,9 @@ def stop(engine: Engine, *, progress: Progress = print) -> None:
     pid = _pid(engine.pidfile)
     if pid is not None:
         host.kill(pid, grace=30.0)
-    # dockerd's own containerd and shims are its children; a killed dockerd leaves them.
+    # dockerd's own containerd and shims are its children; a killed dockerd leaves them,
+    # and each shim the container under it (a kind node: systemd, kubelet, etcd...).
+    host.kill_shims(engine.run_dir / "exec" / "containerd" / "containerd.sock")
     for leftover in _processes_under(engine.run_dir):
         with contextlib.suppress(ProcessLookupError):
             os.kill(leftover, signal.SIGKILL)
@@ -235,7 +237,7 @@ def _pid(path: Path) -> int | None:
 def _processes_under(run_dir: Path) -> list[int]:
     """Processes whose command line names the engine's run directory (containerd, shims)."""
     found = []
-    marker = str(run_dir).encode()
+    marker = str(run_dir).encode() + b"/"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

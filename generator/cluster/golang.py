@@ -71,7 +71,8 @@ def run(go: str, args: list[str], *, cwd: Path, modcache: Path | None = None) ->
         )
         if proc.returncode == 0:
             return proc.stdout
-        if not re.search(NETWORK, proc.stderr) or attempt == RETRIES:
+        refused = re.search(r"\b(403|404|410)\b|not available|not found", proc.stderr)
+        if not re.search(NETWORK, proc.stderr) or refused or attempt == RETRIES:
             break
         time.sleep(10 * attempt)
     tail = " | ".join(proc.stderr.strip().splitlines()[-6:])

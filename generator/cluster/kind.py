@@ -29,7 +29,8 @@ def default_engine() -> engine.Engine:
     return engine.Engine(
         name="mlgen-kind",
         data_root=build.cache_root() / "docker" / versions.group_key("kind"),
-        run_dir=Path(f"/run/mlgen-kind-{os.getpid()}"),
+        # Fixed, so that a run killed outright (SIGKILL) leaves a pid file the next finds.
+        run_dir=Path("/run/mlgen-kind"),
     )
 
 

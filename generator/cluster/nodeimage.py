@@ -64,7 +64,7 @@ ROOTFS_PACKAGES = [
 ]
 BASE = "mlgen.local/kind-base:" + versions.DEBIAN_SUITE
 # The suite's stand-in image on kind (Docker Hub's name; Debian's busybox-static here).
-BUSYBOX_TAGS = ("busybox:1.36.1", "busybox:1.36", "busybox:latest")
+BUSYBOX_TAGS = (versions.STANDIN_IMAGE, "busybox:1.36", "busybox:latest")
 # kind v0.33's add-on images, as its node-image build names them (pkg/build/nodeimage).
 KINDNETD = "docker.io/kindest/kindnetd:v20260820-69b56db7"
 LOCAL_PATH = "docker.io/kindest/local-path-provisioner:v20260820-69b56db7"
@@ -120,9 +120,7 @@ def make(work: Path, out: Path, *, control_plane: Path, node: Path, progress: Pr
     debootstrap(rootfs)
     progress(f"kind: Debian {versions.DEBIAN_SUITE} rootfs in {time.monotonic() - t0:.0f}s")
     build_engine = engine.Engine(
-        name=f"mlgen-kind-build-{os.getpid()}",
-        data_root=work / "docker",
-        run_dir=Path(f"/run/mlgen-kind-build-{os.getpid()}"),
+        name="mlgen-kind-build", data_root=work / "docker", run_dir=Path("/run/mlgen-kind-build")
     )
     with engine.running(build_engine, progress=progress) as docker:
         base_image(docker, rootfs, work / "base", kind_group=out)

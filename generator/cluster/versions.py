@@ -63,6 +63,9 @@ PAUSE_TAG = "3.10.2"  # kubeadm 1.36's sandbox image, built from pause.c in k8s.
 ETCD_TAG = "3.6.8-0"  # kubeadm 1.36's etcd image name; it carries ETCD above
 DEBIAN_SUITE = "bookworm"  # systemd 252: kind's trixie base (systemd 256+) refuses cgroup v1
 KIND_NODE_IMAGE = f"mlgen.local/kind-node:{KUBERNETES}"
+# The conformance suite's stand-in image: Docker Hub's busybox in users' CI; baked into the
+# node image here (Debian's busybox-static under this name: nothing can be pulled).
+STANDIN_IMAGE = "busybox:1.36.1"
 # What users' CI pulls: the image kind's release notes list for KIND, by digest. The Go
 # module proxy serves Kubernetes v1.36.3, not v1.36.4, so the local image is one patch behind.
 KIND_RELEASED_NODE = (

@@ -17,7 +17,7 @@ Options (also as ini keys without the leading dashes and with `_`):
                               1 on the simulated cluster, 600 where kubelets are real, so a
                               3 h job runs 18 s)
   --mlgen-max-epsilon S       the ceiling on the calibrated per-step overhead (default: the
-                              local control plane's, see calibration.py; raise it for kind)
+                              one of the session's kind of cluster, calibration.LIMITS)
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from typing import Any
 
 import pytest
 
+from mlgen.cluster import versions
+
 CLUSTERS = ("local", "kind", "kubeconfig")
-STANDIN_IMAGE = "busybox:1.36.1"
+STANDIN_IMAGE = versions.STANDIN_IMAGE
 # Where kubelets are real, a run takes what the stand-ins sleep: 3 h of training become 18 s.
 REAL_TIME_SCALE = 600.0
 
@@ -80,8 +82,8 @@ def add(parser: pytest.Parser) -> None:
         "--mlgen-max-epsilon",
         type=float,
         default=None,
-        help="Ceiling (seconds) on the calibrated per-step overhead; raise it for "
-        "slower clusters such as kind.",
+        help="Ceiling (seconds) on the calibrated per-step overhead (default: the one of "
+        "the session's kind of cluster); raise it for slower clusters.",
     )
     parser.addini("mlgen_cluster", "default for --mlgen-cluster", default="local")
     parser.addini(

@@ -162,7 +162,9 @@ def mlgen_run(
         estimated=figures.estimates(request.config) if mlgen_placement is None else None,
         standin=mlgen_placement is not None,
         throwaway=mlgen_cluster.throwaway,
-        stall_bound=calibration.limits_for(mlgen_cluster.kind).pending,
+        stall_bound=calibration.limits_for(
+            "local" if mlgen_cluster.simulated else mlgen_cluster.kind
+        ).pending,
     )
 
 
@@ -176,7 +178,7 @@ def mlgen_epsilon(
     """Per-step overhead of this cluster, measured once by a calibration run that must
     keep its own promises and stay under the ceilings of its kind of cluster."""
     raw = options.value(request.config, "max_epsilon")
-    limits = calibration.limits_for(mlgen_cluster.kind)
+    limits = calibration.limits_for("local" if mlgen_cluster.simulated else mlgen_cluster.kind)
     if raw not in (None, ""):
         limits = limits.raised(float(raw))
     with namespaces.fresh(

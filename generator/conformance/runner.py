@@ -13,10 +13,11 @@ from typing import Any
 import yaml
 
 from mlgen import apply, estimate, gantt, kube, render, source, spec, timeline, variants
+from mlgen.cluster import versions
 from mlgen.conformance import fitting, stalls, standin
 from mlgen.errors import JobFailedError
 
-PROBE_IMAGE = "busybox:1.36.1"  # sleeper batches' image; stand-ins replace it where real
+PROBE_IMAGE = versions.STANDIN_IMAGE  # sleeper batches' image; stand-ins run it where real
 # Scaled-down jobs run at least this long: the API server keeps whole seconds, and two
 # pods of 1 s that start either side of a second boundary would read as not overlapping.
 MIN_SCALED_SECONDS = 3

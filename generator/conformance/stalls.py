@@ -1,9 +1,10 @@
 """Nothing waits silently: a run whose pods make no progress fails with the reason.
 
 A pod that stays Pending (unscheduled, or scheduled with a container waiting to start)
-while no pod of the run starts or ends for `bound` seconds is a stall: a missing claim,
-too few GPUs, an image that cannot be pulled. Progress elsewhere resets the clock, so a
-parallel run queued on capacity (pods Pending while others run) is not a stall. The
+while no pod of the run runs, starts or ends for `bound` seconds is a stall: a missing
+claim, too few GPUs, an image that cannot be pulled. A pod running elsewhere is progress,
+so a parallel run queued on capacity (pods Pending while others run, however long) is
+not a stall. The
 reason is the scheduler's or the kubelet's own words: the PodScheduled condition's
 message, a container's waiting reason and message, or the pod's latest warning event.
 """
@@ -86,7 +87,8 @@ def guarded(client: kube.Kube, namespace: str, work: Callable[[], T], *, bound: 
         state = ";".join(
             sorted(f"{p.metadata.name}={p.status.phase}/{_running(p)}" for p in pods if p.status)
         )
-        if state != seen:  # a pod appeared, started or ended: progress
+        running = any(p.status and p.status.phase == "Running" for p in pods)
+        if state != seen or running:  # a pod appeared, started, ended or runs: progress
             seen, last_progress = state, time.monotonic()
             continue
         stuck = [p for p in pods if p.status and p.status.phase == "Pending"]
@@ -94,7 +96,7 @@ def guarded(client: kube.Kube, namespace: str, work: Callable[[], T], *, bound: 
             pod = min(stuck, key=lambda p: p.metadata.creation_timestamp)
             raise StallError(
                 f"pod {namespace}/{pod.metadata.name} is still Pending and no pod of the run "
-                f"has started or ended for {bound:.0f}s: {reason(client, pod)}"
+                f"has run, started or ended for {bound:.0f}s: {reason(client, pod)}"
             )
     if failure:
         raise failure[0]

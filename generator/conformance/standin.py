@@ -70,8 +70,9 @@ CHANGES = (
     "0 or with simulate.exitCode",
     f"env: Indexed Jobs get {FAILURES_ENV} (the downward API's index failure count), so that "
     "simulate.failAttempts counts; the record leaves it out",
-    f"resources: cpu and memory requests capped at {CPU} and {MEMORY} (a CI machine cannot "
-    "hold a batch planned for 8-CPU nodes); limits and extended resources (GPUs) as rendered",
+    f"resources: cpu and memory requests capped at {CPU} and {MEMORY}, also where a limit "
+    "alone would set them (a CI machine cannot hold a batch planned for 8-CPU nodes); limits "
+    "and extended resources (GPUs) as rendered",
     "placement (the local real node only): a kubernetes.io/hostname node selector and a "
     "toleration of the node's taint",
 )
@@ -121,10 +122,13 @@ def place(obj: dict[str, Any], placement: Placement) -> dict[str, Any]:
                     },
                 }
             )
-        requests = container.get("resources", {}).get("requests", {})
+        resources = container.setdefault("resources", {})
+        requests, limits = resources.get("requests", {}), resources.get("limits", {})
         for key, cap in (("cpu", CPU), ("memory", MEMORY)):
-            if key in requests and parse_quantity(str(requests[key])) > parse_quantity(cap):
-                requests[key] = cap
+            # A limit without a request is a request of the limit (the API server's default).
+            asked = requests.get(key, limits.get(key))
+            if asked is not None and parse_quantity(str(asked)) > parse_quantity(cap):
+                resources.setdefault("requests", requests)[key] = cap
     if placement.node_name is not None:
         pod_spec.setdefault("nodeSelector", {})["kubernetes.io/hostname"] = placement.node_name
     if placement.toleration is not None:
