@@ -75,16 +75,25 @@ def run_beside(argv: Sequence[str], *, progress: Progress = print) -> int:
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         with ready(progress=progress) as docker:
-            child = subprocess.Popen(docker.command(argv), env=environment(docker))
+            # A process group of its own, so that an interrupt reaches the whole command
+            # (pytest under `sh -c`, and the kind it runs), not only its first process.
+            child = subprocess.Popen(
+                docker.command(argv), env=environment(docker), start_new_session=True
+            )
             try:
                 return child.wait()
             except KeyboardInterrupt:
-                child.send_signal(signal.SIGINT)
+                _signal_group(child.pid, signal.SIGINT)
                 try:
-                    child.wait(timeout=60)
+                    child.wait(timeout=120)  # pytest tears its kind cluster down
                 except subprocess.TimeoutExpired:
-                    child.kill()
+                    _signal_group(child.pid, signal.SIGKILL)
                     child.wait()
                 return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
