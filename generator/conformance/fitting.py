@@ -112,15 +112,20 @@ def placeholders(found: Needs, *, namespace: str) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name)}
         for name in sorted(found.service_accounts)
     ]
-    for name, keys in sorted(found.secrets.items()):
-        out.append(
+    # Every key the pods read holds the placeholder value, in Secrets and ConfigMaps alike.
+    for kind, data_field, table in (
+        ("Secret", "stringData", found.secrets),
+        ("ConfigMap", "data", found.config_maps),
+    ):
+        out += [
             {
                 "apiVersion": "v1",
-                "kind": "Secret",
+                "kind": kind,
                 "metadata": meta(name),
-                "stringData": dict.fromkeys(sorted(keys), SECRET_VALUE),
+                data_field: dict.fromkeys(sorted(keys), SECRET_VALUE),
             }
-        )
+            for name, keys in sorted(table.items())
+        ]
     for name in sorted(found.pull_secrets - set(found.secrets)):
         out.append(
             {
@@ -129,15 +134,6 @@ def placeholders(found: Needs, *, namespace: str) -> list[dict[str, Any]]:
                 "type": "kubernetes.io/dockerconfigjson",
                 "metadata": meta(name),
                 "stringData": {".dockerconfigjson": '{"auths": {}}'},
-            }
-        )
-    for name, keys in sorted(found.config_maps.items()):
-        out.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": meta(name),
-                "data": dict.fromkeys(sorted(keys), SECRET_VALUE),
             }
         )
     for name in sorted(found.claims):
