@@ -35,6 +35,9 @@ FAST = [
     "tests/test_checks.py",
     "tests/test_apply.py",
     "tests/test_contract.py",
+    "tests/test_past_ten.py",
+    "tests/test_references.py",
+    "tests/test_pod_security.py",
 ]
 CONFORMANCE = ["conformance/test_admission.py", "conformance/test_scenarios.py"]
 
@@ -43,6 +46,9 @@ CONFORMANCE = ["conformance/test_admission.py", "conformance/test_scenarios.py"]
 class Mutant:
     name: str
     edits: tuple[tuple[str, str, str], ...]  # (file, old text, new text), each exactly once
+    # Why no cluster run can catch it (it is then shown by the fast tests alone): a race
+    # no cluster reproduces on demand, say. Empty: the conformance tests must catch it.
+    fast_only: str = ""
 
 
 MUTANTS = [
@@ -159,6 +165,37 @@ MUTANTS = [
     Mutant(
         "allowPrivilegeEscalation dropped",
         (("generator/pod.py", '        "allowPrivilegeEscalation": False,\n', ""),),
+    ),
+    Mutant(
+        "waves sorted as text past ten",
+        (
+            (
+                "generator/apply.py",
+                "[waves[w] for w in sorted(waves)]",
+                "[waves[w] for w in sorted(waves, key=str)]",
+            ),
+        ),
+    ),
+    Mutant(
+        "params ConfigMap a wave after its Job",
+        (("generator/indexed_job.py", 'contract.SYNC_WAVE: "-1"', 'contract.SYNC_WAVE: "1"'),),
+    ),
+    Mutant(
+        "privileged through podPatch unchecked",
+        (
+            (
+                "generator/podsecurity.py",
+                'if context.get("privileged"):',
+                'if context.get("privileged") and False:',
+            ),
+        ),
+    ),
+    Mutant(
+        "a Job failed after its pod succeeded taken as Complete",
+        (("generator/apply.py", "status=ended.type,", 'status="Complete",'),),
+        fast_only="the Job controller marks a Job whose pod succeeded Failed only when its "
+        "deadline passes within the same sync, milliseconds: no cluster reproduces it on "
+        "demand, so the fast tests' fake cluster disagrees with itself instead",
     ),
 ]
 
@@ -291,15 +328,22 @@ def main() -> int:
             package_links(repo, site)
             started = time.monotonic()
             fast = "(run on the local cluster)" if args.kind else run_tests(repo, site, FAST)[0]
-            slow, message = run_tests(repo, site, CONFORMANCE, extra=extra)
-        missed += not slow
-        row = (
-            f"| {mutant.name} | {fast or 'not caught'} | {slow or '**NOT CAUGHT**'} | "
-            f"{message.replace('|', '/')} |"
-        )
+            if mutant.fast_only:
+                slow, message = "", f"(not run: {mutant.fast_only})"
+            else:
+                slow, message = run_tests(repo, site, CONFORMANCE, extra=extra)
+        missed += not (slow or (mutant.fast_only and fast))
+        shown = slow or ("fast tests only" if mutant.fast_only else "**NOT CAUGHT**")
+        row = f"| {mutant.name} | {fast or 'not caught'} | {shown} | {message.replace('|', '/')} |"
         print(f"{row}  ({time.monotonic() - started:.0f}s)", flush=True)
         lines.append(row)
-    lines += ["", f"{len(chosen) - missed} of {len(chosen)} mutants caught by a conformance test."]
+    fast_only = sum(1 for m in chosen if m.fast_only)
+    lines += [
+        "",
+        f"{len(chosen) - missed} of {len(chosen)} mutants caught: "
+        f"{len(chosen) - missed - fast_only} by a conformance test, "
+        f"{fast_only} by the fast tests alone (the reason in the row).",
+    ]
     if args.output:
         args.output.write_text("\n".join(lines) + "\n")
     return 1 if missed else 0

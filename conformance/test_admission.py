@@ -6,15 +6,22 @@ objects; every pod template admitted under Pod Security "restricted"."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
-from mlgen import kube, render, source
+from mlgen import kube, podsecurity, render, rules, source
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import Runner
+from mlgen.errors import RenderError
 
 
 def rendered_tree(paths: list[Path], run: Runner, root: Path) -> dict[str, str]:
@@ -117,7 +124,123 @@ def test_every_rendered_pod_template_passes_pod_security_restricted_admission(
             "metadata": {
                 "name": "admission-check",
                 "labels": template["metadata"].get("labels", {}),
+                "annotations": template["metadata"].get("annotations", {}),
             },
             "spec": template["spec"],
         }
         mlgen_cluster.client.core.create_namespaced_pod(mlgen_run.namespace, pod, dry_run="All")
+
+
+# The table the fast tests set through every path (tests/test_pod_security.py).
+PSA_RULES = yaml.safe_load(
+    (Path(__file__).parent.parent / "tests" / "data" / "pod-security-rules.yaml").read_text()
+)
+BELOW = {"restricted": "baseline", "baseline": "privileged"}
+
+
+@pytest.fixture(scope="module")
+def enforcing(mlgen_cluster: Cluster) -> Iterator[dict[str, str]]:
+    """A namespace per Pod Security level, enforcing it: level -> namespace."""
+    core = mlgen_cluster.client.core
+    suffix = uuid.uuid4().hex[:6]
+    made = {level: f"psa-{level}-{suffix}" for level in ("restricted", "baseline", "privileged")}
+    for level, name in made.items():
+        labels = {"pod-security.kubernetes.io/enforce": level}
+        core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    deadline = time.monotonic() + 30  # admission looks up each namespace's default account
+    while time.monotonic() < deadline and not all(
+        core.list_namespaced_service_account(n, field_selector="metadata.name=default").items
+        for n in made.values()
+    ):
+        time.sleep(0.2)
+    yield made
+    for name in made.values():
+        core.delete_namespace(name)
+
+
+def _template(rule: dict[str, Any], level: str) -> dict[str, Any]:
+    """The pod template mlgen renders with the rule set through a JSON podPatch, at
+    `level`; RenderError when mlgen refuses it there."""
+    ops: list[dict[str, Any]] = [
+        {"op": "remove", "path": s["pointer"]}
+        if s["value"] is None
+        else {"op": "add", "path": s["pointer"], "value": s["value"]}
+        for s in [rule, *rule.get("also", [])]
+    ]
+    doc = {
+        "apiVersion": "mlgen.io/v1alpha1",
+        "kind": "Batch",
+        "metadata": {"name": "psa", "namespace": "default"},
+        "spec": {
+            "podSecurity": level,
+            "defaults": {
+                "image": "busybox:1.36.1",
+                "command": ["sh", "-c"],
+                "resources": {"requests": {"cpu": "100m"}},
+                "expectedDuration": "2s",
+                "podPatch": {"json": ops},
+            },
+            "jobs": [{"name": "a", "args": ["echo a"]}, {"name": "b", "args": ["echo b"]}],
+        },
+    }
+    batches, problems = source.load_text(yaml.safe_dump(doc), source="psa.yaml")
+    assert not problems, problems
+    files = render.render_batch(batches[0], only=("parallel",))
+    (job,) = [
+        d for d in yaml.safe_load_all(files["psa/parallel/job.yaml"]) if d and d["kind"] == "Job"
+    ]
+    return job["spec"]["template"]  # type: ignore[no-any-return]
+
+
+def _admission(client: kube.Kube, namespace: str, template: dict[str, Any]) -> str | None:
+    """The API server's refusal of the template as a pod in `namespace`, or None."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "psa-check", **template["metadata"]},
+        "spec": template["spec"],
+    }
+    try:
+        client.core.create_namespaced_pod(namespace, pod, dry_run="All")
+    except ApiException as e:
+        return f"{e.status}: {json.loads(e.body).get('message', e.body) if e.body else e}"
+    return None
+
+
+@pytest.mark.parametrize(
+    "rule", [r for r in PSA_RULES if r["lowest"] != "any"], ids=lambda r: r["name"]
+)
+def test_each_pod_security_rule_mlgen_checks_is_refused_by_admission_at_the_same_level(
+    rule: dict[str, Any], mlgen_cluster: Cluster, enforcing: dict[str, str]
+) -> None:
+    """mlgen's Pod Security table against the API server's own admission: a pod breaking
+    the rule is refused in a namespace enforcing the rule's level, and admitted one level
+    below; mlgen refuses it at the level and renders it below. Neither side is stricter."""
+    level, below = rule["lowest"], BELOW[rule["lowest"]]
+    with pytest.raises(RenderError, match=f"breaks Pod Security '{level}'"):
+        _template(rule, level)
+    template = _template(rule, below)
+    client = mlgen_cluster.client
+    refusal = _admission(client, enforcing[level], template)
+    assert refusal is not None, f"the API admits {rule['name']} under {level}: mlgen is stricter"
+    assert "violates PodSecurity" in refusal, refusal
+    assert _admission(client, enforcing[below], template) is None, (
+        f"the API refuses {rule['name']} under {below} too: mlgen is more lenient"
+    )
+
+
+@pytest.mark.parametrize(
+    "rule", [r for r in PSA_RULES if r["lowest"] == "any"], ids=lambda r: r["name"]
+)
+def test_what_mlgen_refuses_at_every_level_the_api_server_refuses_too(
+    rule: dict[str, Any], mlgen_cluster: Cluster, enforcing: dict[str, str]
+) -> None:
+    """A seccomp annotation, or procMount Unmasked outside a user namespace: mlgen
+    refuses it even for a privileged namespace, and so does the API server."""
+    with pytest.raises(RenderError, match=re.escape(rule["message"])):
+        _template(rule, "privileged")
+    with rules.relaxed(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(podsecurity, "check", lambda *_, **__: None)
+        template = _template(rule, "privileged")
+    refusal = _admission(mlgen_cluster.client, enforcing["privileged"], template)
+    assert refusal is not None, f"the API admits {rule['name']}: mlgen is stricter"

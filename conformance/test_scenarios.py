@@ -22,11 +22,17 @@ simulated_only = pytest.mark.simulated_only
 def test_sequential_steps_complete_in_order_within_bounds(
     mlgen_run: Runner, mlgen_epsilon: Epsilon, strategy: str, mlgen_record: Callable[[str], None]
 ) -> None:
-    doc = sleeper_batch(f"seq-{strategy}", durations=[3, 2, 3, 2], strategy=strategy)
+    """Twelve steps: past ten, where waves or indexes sorted as text would run step-10
+    before step-2."""
+    durations = [2, 1, 1] * 4
+    doc = sleeper_batch(f"seq-{strategy}", durations=durations, strategy=strategy)
     result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
     assert result.failure is None
+    assert len(result.timeline.jobs if strategy == "waves" else result.timeline.pods) == 12
     check_result(result, mlgen_epsilon)
-    mlgen_record(f"{strategy}: makespan {result.timeline.makespan:.0f}s for Σd = 10s")
+    mlgen_record(
+        f"{strategy}: makespan {result.timeline.makespan:.0f}s for 12 steps, Σd = {sum(durations)}s"
+    )
 
 
 def test_parallel_runs_p_at_a_time_and_beats_sequential_by_about_p(
@@ -72,16 +78,17 @@ def test_sequential_makespan_grows_linearly(
     mlgen_run: Runner, mlgen_epsilon: Epsilon, mlgen_record: Callable[[str], None]
 ) -> None:
     spans = []
-    for n in (4, 8):
-        doc = sleeper_batch(f"linear-{n}", durations=[4] * n, strategy="indexed")
+    for n in (6, 12):
+        doc = sleeper_batch(f"linear-{n}", durations=[3] * n, strategy="indexed")
         result = mlgen_run.run(mlgen_run.from_dict(doc), "sequential")
         assert result.failure is None
         check_result(result, mlgen_epsilon)
         spans.append(result.timeline.makespan)
     ratio = spans[1] / spans[0]
-    mlgen_record(f"linear growth: T(8) {spans[1]:.2f}s / T(4) {spans[0]:.2f}s = {ratio:.3f}")
+    mlgen_record(f"linear growth: T(12) {spans[1]:.2f}s / T(6) {spans[0]:.2f}s = {ratio:.3f}")
     # (2Σd + 2n·o + lag) / (Σd + n·o + lag) stays within [1.8, 2.2] for any per-step
-    # overhead o and a lag below 4 s; millisecond times leave no tick to round away.
+    # overhead o and a lag below (Σd + n·o)/4 ≥ 4.5 s; millisecond times leave no tick to
+    # round away.
     assert 1.8 <= ratio <= 2.2, f"T(2n)/T(n) = {ratio:.3f} outside [1.8, 2.2]"
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from mlgen import contract, kube, manifest, variants
+from mlgen import references as refs
 from mlgen.errors import JobFailedError, UsageError
 from mlgen.variants.base import Variant
 
@@ -48,6 +49,9 @@ class JobOutcome:
     status: str  # Complete | Failed | NotStarted
     seconds: float
     failed_indexes: str = ""
+    # Set when the Job failed after its one pod succeeded (a deadline passing in between):
+    # the Job's reason. The later steps had already been applied by then.
+    failed_late: str = ""
 
 
 @dataclass
@@ -219,6 +223,12 @@ def run(
                 if j.failed_indexes
                 else ""
             )
+            + (
+                f" (its pod succeeded, then the Job failed: {j.failed_late}; the later "
+                "steps had already been applied)"
+                if j.failed_late
+                else ""
+            )
             for j in outcome.failed
         )
         skipped = sum(1 for j in outcome.jobs if j.status == "NotStarted")
@@ -231,50 +241,46 @@ def run(
 
 
 def references(job: dict[str, Any]) -> set[tuple[str, str]]:
-    """The (kind, name) of every ServiceAccount and required Secret a Job's pods need to
-    start: without them the pods are never created (or never start), and a wait would
-    only end at its timeout."""
-    pod = job.get("spec", {}).get("template", {}).get("spec", {})
-    found: set[tuple[str, str]] = set()
-    if pod.get("serviceAccountName"):
-        found.add(("ServiceAccount", pod["serviceAccountName"]))
-    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
-        for entry in container.get("env", []):
-            ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
-            if ref and not ref.get("optional"):
-                found.add(("Secret", ref["name"]))
-        for entry in container.get("envFrom", []):
-            ref = entry.get("secretRef")
-            if ref and not ref.get("optional"):
-                found.add(("Secret", ref["name"]))
-    for volume in pod.get("volumes", []):
-        secret = volume.get("secret")
-        if secret and not secret.get("optional"):
-            found.add(("Secret", secret["secretName"]))
-    return found
+    """The (kind, name) of every object a Job's pods need to start: without them the pods
+    are never created (or never start), and a wait would only end at its timeout."""
+    return {(r.kind, r.name) for r in refs.of(job) if not r.optional}
+
+
+_CREATE = {
+    "ServiceAccount": "create serviceaccount {name}",
+    "Secret": "create secret generic {name} --from-literal=...",
+    "ConfigMap": "create configmap {name} --from-file=...",
+    "PersistentVolumeClaim": "apply -f <a PersistentVolumeClaim named {name}>",
+    "PriorityClass": "create priorityclass {name} --value=...",
+}
 
 
 def _check_references(
     client: kube.Kube, config: list[dict[str, Any]], waves: list[list[dict[str, Any]]]
 ) -> None:
+    """Name each object the Jobs need that neither the output nor the cluster holds, once,
+    with the Jobs that need it and the command that creates it."""
     declared = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in config}
-    missing: list[str] = []
+    needed: dict[tuple[str, str | None, str], list[str]] = {}
     for job in (j for wave in waves for j in wave):
         namespace = job["metadata"]["namespace"]
         for kind, name in sorted(references(job)):
-            if (kind, namespace, name) not in declared and not client.exists(kind, namespace, name):
-                command = (
-                    "create serviceaccount " + name
-                    if kind == "ServiceAccount"
-                    else f"create secret generic {name} --from-literal=..."
-                )
-                missing.append(
-                    f"job/{job['metadata']['name']} needs {kind} {name!r}, which "
-                    f"namespace {namespace} does not have, so its pods cannot "
-                    f"start; create it first (kubectl -n {namespace} {command})"
-                )
+            scope = None if kind in refs.CLUSTER_SCOPED else namespace
+            needed.setdefault((kind, scope, name), []).append(job["metadata"]["name"])
+    missing = []
+    for (kind, scope, name), jobs in needed.items():
+        if (kind, scope, name) in declared or client.exists(kind, scope, name):
+            continue
+        holder = f"namespace {scope}" if scope else "the cluster"
+        command = _CREATE[kind].format(name=name)
+        how = f"kubectl -n {scope} {command}" if scope else f"kubectl {command}"
+        more = f" and {len(jobs) - 1} more" if len(jobs) > 1 else ""
+        missing.append(
+            f"{kind} {name!r} is not in {holder}, so the pods of job/{jobs[0]}{more} "
+            f"cannot start; create it first ({how})"
+        )
     if missing:
-        raise UsageError("\n".join(dict.fromkeys(missing)))
+        raise UsageError("\n".join(missing))
 
 
 def _await(
@@ -365,7 +371,7 @@ def _confirm(client: kube.Kube, jobs: list[JobOutcome], *, deadline: float) -> l
                 )
             status = found[job.name].status
             ended = next(
-                c.type
+                c
                 for c in status.conditions
                 if c.status == "True" and c.type in ("Complete", "Failed")
             )
@@ -373,9 +379,12 @@ def _confirm(client: kube.Kube, jobs: list[JobOutcome], *, deadline: float) -> l
                 name=job.name,
                 namespace=job.namespace,
                 step=job.step,
-                status=ended,
+                status=ended.type,
                 seconds=job.seconds,
                 failed_indexes=status.failed_indexes or "",
+                failed_late=(getattr(ended, "reason", None) or "no reason given")
+                if ended.type == "Failed"
+                else "",
             )
         out.append(job)
     return out

@@ -88,9 +88,10 @@ def apply(patch: PodPatch, template: dict[str, Any], *, where: str, version: str
                 try:
                     out = _operate(out, operation)
                 except (KeyError, IndexError, ValueError) as e:
+                    why = e.args[0] if e.args else e
                     raise RenderError(
                         f"{where}: json[{number}] ({operation.op} "
-                        f"{operation.path}): {e}; fix the operation"
+                        f"{operation.path}): {why}; fix the operation"
                     ) from e
     except RenderError:
         raise
@@ -156,20 +157,33 @@ def _tokens(pointer: str) -> list[str]:
     return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
 
 
+def _step(node: Any, token: str, tokens: list[str], at: int) -> Any:
+    """One pointer step, or an error that says which part of the pointer is missing."""
+    where = "/" + "/".join(tokens[: at + 1])
+    if isinstance(node, list):
+        if not token.isdigit() or int(token) >= len(node):
+            raise IndexError(f"{where} does not exist (a list of {len(node)})")
+        return node[int(token)]
+    if not isinstance(node, dict) or token not in node:
+        raise KeyError(f"{where} does not exist in the template; add it whole one level up")
+    return node[token]
+
+
 def _parent(doc: Any, pointer: str) -> tuple[Any, str]:
     tokens = _tokens(pointer)
     if not tokens:
         raise ValueError("the whole template cannot be the target; point inside it")
     node = doc
-    for token in tokens[:-1]:
-        node = node[int(token)] if isinstance(node, list) else node[token]
+    for at, token in enumerate(tokens[:-1]):
+        node = _step(node, token, tokens, at)
     return node, tokens[-1]
 
 
 def _get(doc: Any, pointer: str) -> Any:
     node = doc
-    for token in _tokens(pointer):
-        node = node[int(token)] if isinstance(node, list) else node[token]
+    tokens = _tokens(pointer)
+    for at, token in enumerate(tokens):
+        node = _step(node, token, tokens, at)
     return node
 
 
@@ -187,6 +201,7 @@ def _operate(doc: Any, operation: Operation) -> Any:
         return _operate(doc, Operation(op="add", path=path, value=value))
     parent, last = _parent(doc, path)
     if op == "remove":
+        _step(parent, last, _tokens(path), len(_tokens(path)) - 1)  # it must exist
         if isinstance(parent, list):
             del parent[int(last)]
         else:

@@ -348,5 +348,5 @@ def apply(
             where=f"{at}.podPatch (job {job.name!r})",
             version=batch.kubernetes_version,
         )
-    podsecurity.check(template["spec"], level=batch.pod_security, where=f"{at} (job {job.name!r})")
+    podsecurity.check(template, level=batch.pod_security, where=f"{at} (job {job.name!r})")
     return template

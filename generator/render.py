@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlgen import features, limits, manifest, spec, validation, variants
+from mlgen import features, limits, manifest, references, spec, validation, variants
 from mlgen.errors import UsageError
 
 
@@ -63,6 +63,8 @@ def render_batch(
     head = manifest.header(batch=batch.name, source=batch.source_name)
     files: dict[str, str] = {}
     objects: list[dict[str, Any]] = []
+    placed: list[tuple[str, dict[str, Any]]] = []
+    listed: dict[str, list[str]] = {}
     for unit in variants.for_batch(batch):
         if only and unit.directory not in only:
             continue
@@ -72,6 +74,8 @@ def render_batch(
                 limits.check_object(item, source=batch.source, path=f"{batch.name}/{path}")
             files[f"{batch.name}/{path}"] = manifest.document(items, head=head)
             objects.extend(i for i in items if validation.has_schema(i))
+            placed.extend((f"{batch.name}/{path}", i) for i in items)
+        listed[f"{batch.name}/{unit.directory}"] = rendered.resources
         body = {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
@@ -80,6 +84,7 @@ def render_batch(
         files[f"{batch.name}/{unit.directory}/kustomization.yaml"] = manifest.document(
             [body], head=head
         )
+    references.check_order(placed, listed, flux_root=batch.flux.path if batch.flux else None)
     if validate:
         validation.check_objects(objects, version=batch.kubernetes_version, source=batch.source)
     return dict(sorted(files.items()))

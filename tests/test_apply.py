@@ -56,9 +56,17 @@ def test_plan_puts_configuration_first_and_groups_jobs_by_wave() -> None:
 class FakeCluster:
     """Records what apply does; every Job's pod succeeds (or fails) the moment it is awaited."""
 
-    def __init__(self, failing: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(
+        self,
+        failing: set[str] = frozenset(),  # type: ignore[assignment]
+        *,
+        failed_late: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> None:
         self.calls: list[str] = []
         self.failing = failing
+        # Jobs whose pod succeeds but whose Job then fails: the fake disagrees with itself
+        # as a cluster does when a Job's deadline passes before it is marked Complete.
+        self.failed_late = failed_late
 
     def namespace_exists(self, name: str) -> bool:
         return True
@@ -87,7 +95,9 @@ class FakeCluster:
                 status=SimpleNamespace(
                     conditions=[
                         SimpleNamespace(
-                            type="Failed" if n in self.failing else "Complete", status="True"
+                            type="Failed" if n in self.failing | self.failed_late else "Complete",
+                            status="True",
+                            reason="DeadlineExceeded" if n in self.failed_late else None,
                         )
                     ],
                     failed_indexes=None,
@@ -146,6 +156,24 @@ def test_a_failed_step_stops_a_stop_chain_and_not_a_continue_chain() -> None:
             progress=lambda _: None,
         )
     assert "apply c" in cluster.calls
+
+
+def test_a_job_that_fails_after_its_pod_succeeded_fails_the_run() -> None:
+    """Its pod said Succeeded, so the chain moved on; the Job then said Failed (its
+    activeDeadlineSeconds passed before it was marked Complete). The run must fail, name
+    the Job and its reason, and say that the later steps had already been applied."""
+    cluster = FakeCluster(failed_late={"b"})
+    with pytest.raises(JobFailedError) as caught:
+        apply.run(
+            cluster,
+            [job("a", 0), job("b", 1), job("c", 2)],  # type: ignore[arg-type]
+            timeout=60,
+            progress=lambda _: None,
+        )
+    message = str(caught.value)
+    assert message.startswith("job/b (its pod succeeded, then the Job failed: DeadlineExceeded")
+    assert "later steps had already been applied" in message
+    assert cluster.calls[-1] == "job a,b,c"
 
 
 def test_indexed_jobs_are_awaited_by_their_condition() -> None:
@@ -234,8 +262,9 @@ def test_a_missing_service_account_or_secret_is_named_before_anything_is_applied
     cluster = Missing()
     with pytest.raises(
         UsageError,
-        match=r"needs ServiceAccount 'trainer', which namespace ml "
-        r"does not have.*kubectl -n ml create serviceaccount",
+        match=r"ServiceAccount 'trainer' is not in namespace ml, so the pods of "
+        r"job/\S+ and 2 more cannot start; create it first "
+        r"\(kubectl -n ml create serviceaccount trainer\)$",
     ):
         apply.run(cluster, jobs, timeout=60, progress=lambda _: None)  # type: ignore[arg-type]
     assert cluster.calls == [], "nothing applied"

@@ -91,6 +91,7 @@ def test_stage_file_covers_the_whole_lifecycle_without_jitter() -> None:
         "mlgen-pod-start",
         "mlgen-pod-succeed",
         "mlgen-pod-fail",
+        "mlgen-pod-stop",
         "mlgen-pod-delete",
     }
     text = local.stages_file().read_text()

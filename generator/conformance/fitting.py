@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlgen import contract, kube
+from mlgen import contract, kube, references
 
 SECRET_VALUE = "placeholder"
 CLAIM_SIZE = "1Gi"
@@ -45,32 +45,18 @@ def needs(objects: Iterable[dict[str, Any]]) -> Needs:
     found = Needs()
     for job in (o for o in objects if o.get("kind") == "Job"):
         pod = job["spec"]["template"]["spec"]
-        if pod.get("serviceAccountName"):
-            found.service_accounts.add(pod["serviceAccountName"])
-        if pod.get("priorityClassName"):
-            found.priority_classes.add(pod["priorityClassName"])
-        found.pull_secrets.update(s["name"] for s in pod.get("imagePullSecrets", []))
-        for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
-            for entry in container.get("env", []):
-                source = entry.get("valueFrom") or {}
-                if ref := source.get("secretKeyRef"):
-                    found.secrets.setdefault(ref["name"], set()).add(ref["key"])
-                if ref := source.get("configMapKeyRef"):
-                    found.config_maps.setdefault(ref["name"], set()).add(ref["key"])
-            for entry in container.get("envFrom", []):
-                if ref := entry.get("secretRef"):
-                    found.secrets.setdefault(ref["name"], set())
-                if ref := entry.get("configMapRef"):
-                    found.config_maps.setdefault(ref["name"], set())
-        for volume in pod.get("volumes", []):
-            if source := volume.get("secret"):
-                keys = {item["key"] for item in source.get("items", [])}
-                found.secrets.setdefault(source["secretName"], set()).update(keys)
-            if source := volume.get("configMap"):
-                keys = {item["key"] for item in source.get("items", [])}
-                found.config_maps.setdefault(source["name"], set()).update(keys)
-            if source := volume.get("persistentVolumeClaim"):
-                found.claims.add(source["claimName"])
+        for ref in references.of(job):
+            if ref.kind == "ServiceAccount":
+                found.service_accounts.add(ref.name)
+            elif ref.kind == "PriorityClass":
+                found.priority_classes.add(ref.name)
+            elif ref.kind == "PersistentVolumeClaim":
+                found.claims.add(ref.name)
+            elif ref.pulls:
+                found.pull_secrets.add(ref.name)
+            else:
+                keyed = found.secrets if ref.kind == "Secret" else found.config_maps
+                keyed.setdefault(ref.name, set()).update([ref.key] if ref.key else [])
         found.node_labels.update(pod.get("nodeSelector") or {})
         found.node_labels.update(_required_affinity(pod.get("affinity") or {}))
     rendered = {(o.get("kind"), o["metadata"]["name"]) for o in objects}
