@@ -12,11 +12,13 @@ schema validation and the batch's Pod Security level.
 from __future__ import annotations
 
 import copy
+import posixpath
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlgen import validation
+from mlgen import contract, validation
 from mlgen.errors import RenderError
 
 # Merge keys of the pod-template lists (Kubernetes' patchMergeKey).
@@ -227,3 +229,146 @@ def _position(token: str, length: int) -> int:
     if not 0 <= position <= length:
         raise IndexError(f"index {position} is outside a list of {length}")
     return position
+
+
+# Labels the Job controller sets on its pods; the API refuses a template that sets them.
+_CONTROLLER_LABELS = ("job-name", "controller-uid")
+_CONTROLLER_PREFIX = "batch.kubernetes.io/"
+
+
+@dataclass(frozen=True)
+class Owned:
+    """What mlgen wrote into a pod template before the patch and keeps for itself: its
+    labels and annotations (the timeline and `mlgen apply` select on them), the main
+    container's command and args (an Indexed Job's entrypoint picks each index's args),
+    its reserved environment variables, volumes and mounts, and the restart policy."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    command: Any
+    args: Any
+    env: dict[str, Any]
+    volumes: dict[str, Any]
+    mounts: dict[str, Any]
+    restart_policy: Any
+
+
+def _reserved_env(pod: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{c.get('name')}/{e.get('name')}": e
+        for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+        for e in c.get("env") or []
+        if isinstance(e, dict)
+        and (
+            e.get("name") in contract.RESERVED_ENV
+            or str(e.get("name", "")).startswith(contract.RESERVED_ENV_PREFIX)
+        )
+    }
+
+
+def _main(pod: dict[str, Any], container: str) -> dict[str, Any]:
+    return next((c for c in pod.get("containers") or [] if c.get("name") == container), {})
+
+
+def owned(
+    template: dict[str, Any], *, container: str, volumes: tuple[str, ...], paths: tuple[str, ...]
+) -> Owned:
+    """A snapshot of what mlgen owns in `template`; `volumes` and `paths` are its reserved
+    volume names and mount paths."""
+    metadata, pod = template.get("metadata") or {}, template.get("spec") or {}
+    main = _main(pod, container)
+    return Owned(
+        labels=dict(metadata.get("labels") or {}),
+        annotations=dict(metadata.get("annotations") or {}),
+        command=copy.deepcopy(main.get("command")),
+        args=copy.deepcopy(main.get("args")),
+        env=copy.deepcopy(_reserved_env(pod)),
+        volumes={
+            v["name"]: copy.deepcopy(v)
+            for v in pod.get("volumes") or []
+            if v.get("name") in volumes
+        },
+        mounts=_mounts(pod, paths),
+        restart_policy=pod.get("restartPolicy"),
+    )
+
+
+def _normal(path: str) -> str:
+    """A mount path as the kubelet resolves it: `//dev/shm/.` is /dev/shm."""
+    return posixpath.normpath("/" + path.lstrip("/")) if path else path
+
+
+def _mounts(pod: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """Every mount (any container) at or under a reserved path, by container and path."""
+    found = {}
+    for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+        for m in c.get("volumeMounts") or []:
+            at = _normal(str(m.get("mountPath", "")))
+            if any(at == p or at.startswith(p + "/") for p in paths):
+                found[f"{c.get('name')}:{at}"] = copy.deepcopy(m)
+    return found
+
+
+def check_owned(
+    before: Owned,
+    template: dict[str, Any],
+    *,
+    container: str,
+    volumes: tuple[str, ...],
+    paths: tuple[str, ...],
+    where: str,
+) -> None:
+    """RenderError naming the first thing the patch took from mlgen, and the batch field
+    that says it instead."""
+    after = owned(template, container=container, volumes=volumes, paths=paths)
+    pod = template.get("spec") or {}
+    problems: list[str] = []
+    for key, value in before.labels.items():
+        if after.labels.get(key) != value:
+            problems.append(
+                f"changes the pod label {key!r}, set by mlgen (apply and the timeline select "
+                "on its labels) or by podLabels; set podLabels instead"
+            )
+    for key in after.labels:
+        if key in _CONTROLLER_LABELS or key.startswith(_CONTROLLER_PREFIX):
+            problems.append(
+                f"sets the label {key!r}, which the Job controller sets; the API refuses it"
+            )
+    for key, value in before.annotations.items():
+        if after.annotations.get(key) != value:
+            problems.append(
+                f"changes the pod annotation {key!r}, set by mlgen or podAnnotations; set "
+                "podAnnotations instead"
+            )
+    if (after.command, after.args) != (before.command, before.args):
+        problems.append(
+            f"changes container {container!r}'s command or args; set the job's command and "
+            "args instead (an Indexed Job's entrypoint passes each index its own args)"
+        )
+    if after.env != before.env:
+        changed = sorted(
+            set(after.env) ^ set(before.env)
+            | {k for k in after.env if after.env[k] != before.env.get(k)}
+        )
+        problems.append(
+            f"sets or changes the environment variable {changed[0].split('/', 1)[1]!r} "
+            "that mlgen owns (JOB_COMPLETION_INDEX picks an index's parameters; MLGEN_* are "
+            "mlgen's); use another name"
+        )
+    if after.volumes != before.volumes:
+        problems.append(
+            f"changes a volume mlgen adds itself ({', '.join(volumes)}); use another name"
+        )
+    if after.mounts != before.mounts:
+        problems.append(
+            f"mounts at or over a path mlgen mounts itself ({', '.join(paths)}, however "
+            "written); mount elsewhere"
+        )
+    if after.restart_policy != before.restart_policy:
+        problems.append(
+            "changes restartPolicy, which a Job's pods need as Never; drop it from the patch"
+        )
+    if pod.get("ephemeralContainers"):
+        problems.append("adds ephemeralContainers, which a pod template cannot hold; drop them")
+    if problems:
+        raise RenderError(f"{where}: the patch {problems[0]}")

@@ -11,6 +11,7 @@ template that `pod.template()` built; the patch comes last, then the Pod Securit
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,8 +61,11 @@ def _mount_path(value: str) -> str:
         raise ValueError(
             f"{value!r} is not a mount path; write an absolute path like /data (no ':')"
         )
-    if value.rstrip("/") in RESERVED_PATHS:
+    normal = posixpath.normpath("/" + value.lstrip("/"))
+    if any(normal == p or normal.startswith(p + "/") for p in RESERVED_PATHS):
         raise ValueError(f"{value!r} is where mlgen mounts its own volume; mount elsewhere")
+    if value != normal:
+        raise ValueError(f"{value!r} is not a plain path; write it as {normal!r}")
     return value
 
 
@@ -319,6 +323,7 @@ def apply(
     checked; raises RenderError naming the job when the patch or the level fails."""
     fields = job.pod
     metadata, pod = template["metadata"], template["spec"]
+    reserved = {"container": container, "volumes": RESERVED_VOLUMES, "paths": RESERVED_PATHS}
     if fields.labels:
         # mlgen's own labels win: the timeline and `mlgen apply` select on them.
         metadata["labels"] = {**fields.labels, **metadata["labels"]}
@@ -342,11 +347,11 @@ def apply(
             context.pop("runAsNonRoot", None)
     at = f"{batch.source}: spec.jobs[{job.index}]"
     if fields.patch is not None:
+        where = f"{at}.podPatch (job {job.name!r})"
+        before = patch.owned(template, **reserved)  # type: ignore[arg-type]
         template = patch.apply(
-            fields.patch,
-            template,
-            where=f"{at}.podPatch (job {job.name!r})",
-            version=batch.kubernetes_version,
+            fields.patch, template, where=where, version=batch.kubernetes_version
         )
+        patch.check_owned(before, template, where=where, **reserved)  # type: ignore[arg-type]
     podsecurity.check(template, level=batch.pod_security, where=f"{at} (job {job.name!r})")
     return template
