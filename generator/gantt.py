@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax import saxutils
 
+from mlgen import terminal
 from mlgen.errors import UsageError
 from mlgen.timeline import PodRecord, Timeline
 
@@ -151,6 +152,11 @@ def draw(timeline: Timeline, path: Path) -> Path:
         return _png(timeline, path)
     path.write_text(svg(timeline), encoding="utf-8")
     return path
+
+
+def escape(text: str) -> str:
+    """Text for SVG: XML 1.0 holds no control characters, so they are shown escaped."""
+    return saxutils.escape(terminal.safe(text).replace("\t", "\\t").replace("\n", "\\n"))
 
 
 def svg(timeline: Timeline) -> str:

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
-from jinja2 import sandbox
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlgen import spec
+from mlgen import sandbox, spec
 
 MAX_RUNS = 100_000  # spec.jobs' own limit
 _AXIS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -130,6 +129,13 @@ def expand(document: object) -> Expansion:
     return result
 
 
+def _reserved_problem(name: str) -> str:
+    return (
+        f"{name!r} is a name Jinja2 keeps for itself in templates "
+        f"({', '.join(sorted(sandbox.RESERVED_NAMES))}); rename it"
+    )
+
+
 def describe(combo: dict[str, AxisValue]) -> str:
     return ", ".join(f"{k}={v}" for k, v in combo.items()) or "no axes"
 
@@ -156,6 +162,9 @@ def _combinations(
                     "variable)",
                 )
             )
+            ok = False
+        elif name in sandbox.RESERVED_NAMES:
+            problems.append((f"{path}.{name}", _reserved_problem(name)))
             ok = False
         elif not isinstance(values, list) or not values:
             problems.append((f"{path}.{name}", "must be a non-empty list of values, like [a, b]"))
@@ -184,6 +193,10 @@ def _combinations(
             ok = False
         else:
             lists[key] = entries
+            for number, entry in enumerate(entries):
+                for name in (k for k in entry if k in sandbox.RESERVED_NAMES):
+                    problems.append((f"{path}.{key}[{number}].{name}", _reserved_problem(name)))
+                    ok = False
     if not ok:
         return None
     for number, entry in enumerate(lists["exclude"]):
@@ -214,10 +227,16 @@ def _combinations(
         if axes
         else []
     )
+    # Excludes by the axes they name, as sets of values: one lookup per combination and
+    # distinct set of axes, not one comparison per combination and entry.
+    excluded: dict[tuple[str, ...], set[tuple[AxisValue, ...]]] = {}
+    for entry in lists["exclude"]:
+        keys = tuple(sorted(entry))
+        excluded.setdefault(keys, set()).add(tuple(entry[k] for k in keys))
     combos = [
         c
         for c in combos
-        if not any(all(c.get(k) == v for k, v in e.items()) for e in lists["exclude"])
+        if not any(tuple(c.get(k) for k in keys) in values for keys, values in excluded.items())
     ]
     originals = [dict(c) for c in combos]  # include never overwrites these, only additions
     for entry in lists["include"]:
@@ -260,12 +279,9 @@ def _value_problem(value: object) -> str:
 
 @dataclass
 class _Templates:
-    environment: jinja2.Environment = field(
-        default_factory=lambda: sandbox.SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
-        )
-    )
+    environment: sandbox.Environment = field(default_factory=sandbox.Environment)
     cache: dict[str, jinja2.Template] = field(default_factory=dict)
+    refused: dict[tuple[str, frozenset[str]], str | None] = field(default_factory=dict)
 
 
 _TEMPLATES = _Templates()
@@ -276,11 +292,25 @@ def _fill(
 ) -> str | None:
     if "{" not in text:
         return text
+    axes = frozenset(combo)
+    key = (text, axes)
+    if key not in _TEMPLATES.refused:
+        _TEMPLATES.refused[key] = _TEMPLATES.environment.check(text, set(axes))
+    why = _TEMPLATES.refused[key]
+    if why is not None:
+        problems.append(
+            (
+                path,
+                f"template {text!r}: {why}; the variables are the matrix axes "
+                f"({', '.join(combo) or 'none'})",
+            )
+        )
+        return None
     try:
         template = _TEMPLATES.cache.get(text)
         if template is None:
             template = _TEMPLATES.cache[text] = _TEMPLATES.environment.from_string(text)
-        return template.render(**combo)
+        return template.render(combo)  # a dict: an axis may be named self
     except jinja2.UndefinedError as e:
         problems.append(
             (
@@ -289,12 +319,13 @@ def _fill(
                 f"matrix axes ({', '.join(combo) or 'none'})",
             )
         )
-    except jinja2.TemplateError as e:  # syntax errors and sandbox violations
+    except (jinja2.TemplateError, ArithmeticError, ValueError, TypeError, LookupError) as e:
+        # sandbox refusals, and what a filter or operator raises on these values
         problems.append(
             (
                 path,
-                f"template {text!r} cannot be rendered: {e}; write "
-                "{{ axis }} with an axis name",
+                f"template {text!r} cannot be rendered for "
+                f"{describe(combo)}: {e}; write {{{{ axis }}}} with an axis name",
             )
         )
     return None

@@ -84,3 +84,20 @@ def test_wheel_installs_and_renders_outside_the_repo(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert str(env_dir) in located, "the installed mlgen, not the source tree, was imported"
+
+
+def test_the_jinja2_floor_has_no_known_sandbox_escape() -> None:
+    """Matrix templates run in Jinja2's sandbox (below mlgen's own expression rules);
+    3.1.0-3.1.5 have known escapes, so the declared floor and the installed one are 3.1.6+."""
+    import importlib.metadata
+    import re
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    (floor,) = [d for d in project["project"]["dependencies"] if re.match(r"jinja2\b", d, re.I)]
+
+    def version(text: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+    assert version(floor.split(">=", 1)[1]) >= (3, 1, 6), floor
+    assert version(importlib.metadata.version("jinja2")) >= (3, 1, 6)

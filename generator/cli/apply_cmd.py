@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlgen import apply, gantt, kube, timeline, units
+from mlgen import apply, gantt, kube, terminal, timeline, units
 from mlgen.cli.common import err, reported
 from mlgen.errors import UsageError
 
@@ -55,7 +55,7 @@ def apply_command(
 
             def progress(line: str) -> None:
                 err.print(line, markup=False)
-                status.update(line)
+                status.update(terminal.safe(line))
 
             try:
                 outcome = apply.run(client, objects, timeout=seconds, progress=progress)

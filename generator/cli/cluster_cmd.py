@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mlgen import kube
-from mlgen.cli.common import err, out, reported
+from mlgen.cli.common import echo, err, out, reported
 from mlgen.cluster import build, local, nodes
 from mlgen.errors import UsageError
 
@@ -151,7 +151,7 @@ def list_command(workdir: Workdir = None) -> None:
     for each in _names(root):
         cluster = local.LocalCluster(name=each, workdir=root)
         running = sum(local.alive(pid) for pid in cluster.pids().values())
-        typer.echo(f"{each}\t{running} processes running\t{cluster.kubeconfig}")
+        echo(f"{each}\t{running} processes running\t{cluster.kubeconfig}")
 
 
 def _names(root: Path) -> list[str]:

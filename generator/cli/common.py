@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mlgen import limits
+from mlgen import limits, terminal
 from mlgen.errors import MlgenError
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+
+class SafeConsole(Console):
+    """A rich Console that prints text through `terminal.safe`: no control sequence from
+    a batch, file name or timeline reaches the terminal."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(
+            *(terminal.safe(o) if isinstance(o, str) else o for o in objects),
+            **kwargs,
+        )
+
+
+# emoji off: a job named :smile: is printed as written.
+err = SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+out = SafeConsole(highlight=False, soft_wrap=True, emoji=False)
+
+
+def echo(text: str, *, nl: bool = True, exact_when_piped: bool = False) -> None:
+    """typer.echo through `terminal.safe`; `exact_when_piped`: text that is data (a
+    diff to apply as a patch) goes out byte for byte when stdout is not a terminal."""
+    piped = not sys.stdout.isatty()
+    typer.echo(text if exact_when_piped and piped else terminal.safe(text), nl=nl)
 
 
 @contextlib.contextmanager

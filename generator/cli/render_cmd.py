@@ -9,7 +9,7 @@ import typer
 
 from mlgen import render, source, tree
 from mlgen.cli import choices
-from mlgen.cli.common import err, reported
+from mlgen.cli.common import echo, err, reported
 from mlgen.errors import StaleError
 
 Batches = Annotated[
@@ -72,7 +72,7 @@ def render_command(
         if check:
             if result.dirty:
                 # Verbatim: rich would strip carriage returns and expand tabs.
-                typer.echo(tree.diff(result), nl=False)
+                echo(tree.diff(result), nl=False, exact_when_piped=True)
                 command = " ".join(
                     [
                         "mlgen render",
