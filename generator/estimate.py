@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,12 +109,15 @@ def parallel(
     return makespan + (lag if durations else 0.0)
 
 
+MAX_OVERHEAD = 3600.0  # seconds per step: anything more is not a measurement
+
+
 def overheads(*, seconds: float | None = None, calibration: Path | None = None) -> dict[str, float]:
     """The overhead per strategy: the defaults, one value for all, or a calibration file
     (`{"waves": s, "indexed": s}`, as the conformance suite writes it)."""
     if seconds is not None:
-        if seconds < 0:
-            raise UsageError("--overhead must be at least 0 seconds")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise UsageError(f"--overhead is {seconds}; give a finite number of seconds, 0 or more")
         return dict.fromkeys(OVERHEAD, seconds)
     if calibration is None:
         return dict(OVERHEAD)
@@ -125,6 +129,12 @@ def overheads(*, seconds: float | None = None, calibration: Path | None = None) 
             f"{calibration}: not a calibration file ({e}); pass the "
             "epsilon.json a conformance run wrote"
         ) from e
+    for key, value in (("waves", waves), ("indexed", indexed)):
+        if not math.isfinite(value) or not 0 <= value <= MAX_OVERHEAD:
+            raise UsageError(
+                f"{calibration}: {key} is {value}, not an overhead; a conformance run writes "
+                f"a finite number of seconds from 0 to {MAX_OVERHEAD:g}"
+            )
     return {"waves": waves, "indexed": indexed, "parallel": indexed}
 
 

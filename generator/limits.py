@@ -35,6 +35,9 @@ def check_file_size(size: int, *, source: str) -> None:
         )
 
 
+MAX_INT_TEXT = 100  # characters of a YAML integer (Python refuses over 4,300 digits)
+
+
 def check_document(node: yaml.Node, *, source: str) -> None:
     """Refuse a document whose aliases refer to themselves, nest too deep, or expand past
     the limits; computed on the node graph (each shared node sized once)."""
@@ -50,6 +53,12 @@ def check_document(node: yaml.Node, *, source: str) -> None:
             nodes, size = 1, 0
             if isinstance(current, yaml.ScalarNode):
                 size = len(str(current.value).encode("utf-8", "surrogatepass")) + 1
+                if current.tag.endswith(":int") and len(str(current.value)) > MAX_INT_TEXT:
+                    raise SpecError(
+                        f"{source}:{current.start_mark.line + 1}: a whole number "
+                        f"{len(str(current.value)):,} characters long; no batch field takes "
+                        f"one over {MAX_INT_TEXT} (quote it if it is text)"
+                    )
             for child in _children(current):
                 child_nodes, child_bytes = sizes[id(child)]
                 nodes += child_nodes

@@ -41,8 +41,9 @@ def render_all(
             f"unknown variant {unknown[0]!r}; choose one of {', '.join(variants.directories())}"
         )
     out = Output()
+    owners: dict[tuple[str, str, str, str], str] = {}
     for batch in batches:
-        files = render_batch(batch, only=only, validate=validate)
+        files = render_batch(batch, only=only, validate=validate, owners=owners)
         out.files.update(files)
         out.batches.append(batch.name)
         if only:
@@ -56,9 +57,16 @@ def render_all(
 
 
 def render_batch(
-    batch: spec.Batch, *, only: Sequence[str] = (), validate: bool = True
+    batch: spec.Batch,
+    *,
+    only: Sequence[str] = (),
+    validate: bool = True,
+    owners: dict[tuple[str, str, str, str], str] | None = None,
 ) -> dict[str, str]:
-    """`{relative posix path: file text}` for one batch."""
+    """`{relative posix path: file text}` for one batch. `owners` maps every object
+    identity rendered so far in this run to its batch file: two batches may not render
+    one object (a Flux Kustomization of each in flux-system, say), since each sync would
+    overwrite the other's and prune would delete the other's Jobs."""
     features.require(batch.kubernetes_version, source=batch.source)
     head = manifest.header(batch=batch.name, source=batch.source_name)
     files: dict[str, str] = {}
@@ -85,6 +93,33 @@ def render_batch(
             [body], head=head
         )
     references.check_order(placed, listed, flux_root=batch.flux.path if batch.flux else None)
+    if owners is not None:
+        _claim(owners, placed, batch)
     if validate:
         validation.check_objects(objects, version=batch.kubernetes_version, source=batch.source)
     return dict(sorted(files.items()))
+
+
+def _claim(
+    owners: dict[tuple[str, str, str, str], str],
+    placed: list[tuple[str, dict[str, Any]]],
+    batch: spec.Batch,
+) -> None:
+    mine: dict[tuple[str, str, str, str], str] = {}
+    for path, obj in placed:
+        meta = obj.get("metadata") or {}
+        if "name" not in meta:
+            continue  # a kustomization.yaml body
+        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+        key = (group, str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta["name"]))
+        other = owners.get(key)
+        label = f"batch {batch.name!r} of {batch.source}"
+        if other is not None and other != label:
+            where = f" in namespace {key[2]}" if key[2] else ""
+            raise UsageError(
+                f"{batch.source}: renders {key[1]} {key[3]!r}{where} ({path}), "
+                f"which {other} renders too; each sync would overwrite the other and prune "
+                "its Jobs. Rename one batch or one of its jobs"
+            )
+        mine[key] = label
+    owners.update(mine)

@@ -10,6 +10,7 @@ but never overwrites a file: when any target exists, nothing is written.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,27 @@ class Options:
     requirement: str = REQUIREMENT
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# https://host/path, ssh://git@host/path, git@host:path (the forms Flux and Argo CD take)
+_REPO_URL = re.compile(r"(?:(?:https?|ssh|git)://[^\s\"'\\]+|[\w.-]+@[\w.-]+:[^\s\"'\\]+)")
+
+
+def _check(options: Options) -> None:
+    """The options go into YAML and workflow files as written: refuse what would break
+    them, before anything is written."""
+    if not _DNS_LABEL.fullmatch(options.namespace):
+        raise UsageError(
+            f"--namespace {options.namespace!r} is not a Kubernetes namespace name; use at "
+            "most 63 lowercase letters, digits and '-', starting and ending with a letter "
+            "or digit"
+        )
+    if not _REPO_URL.fullmatch(options.repo_url) or len(options.repo_url) > 2048:
+        raise UsageError(
+            f"--repo-url {options.repo_url!r} is not a Git URL; write https://host/path.git, "
+            "ssh://git@host/path.git or git@host:path.git"
+        )
+
+
 def files(options: Options) -> dict[str, str]:
     """Every scaffold file's text by its path in the repository."""
     values = {k: getattr(options, k) for k in Options.__dataclass_fields__}
@@ -59,8 +81,17 @@ def files(options: Options) -> dict[str, str]:
 def create(root: Path, options: Options = Options()) -> list[str]:
     """Write the scaffold under `root` and render the example into `manifests/`; return
     the paths written. Raises UsageError, writing nothing, if any of them exists."""
+    _check(options)
     texts = files(options)
     taken = sorted(p for p in texts if (root / p).exists() or (root / p).is_symlink())
+    taken += sorted(
+        {
+            f"{parent.relative_to(root)} (a file where a directory goes)"
+            for p in [*texts, f"manifests/{options.batch}/x"]
+            for parent in (root / p).parents
+            if parent != root and root in parent.parents and parent.exists() and not parent.is_dir()
+        }
+    )
     manifests = root / "manifests" / options.batch
     if manifests.exists():
         taken.append(f"manifests/{options.batch}/")

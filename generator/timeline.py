@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pydantic
+
 from mlgen import contract, lazy
 
 if TYPE_CHECKING:
@@ -122,20 +124,24 @@ class Timeline:
     def load(cls, path: Path) -> Timeline:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
-                batch=data["batch"],
-                variant=data["variant"],
-                namespace=data["namespace"],
-                origin=data["origin"],
-                jobs=[JobRecord(**j) for j in data["jobs"]],
-                pods=[PodRecord(**p) for p in data["pods"]],
-                resolution=float(data.get("resolution", API_RESOLUTION)),
+            # Every field of its type (a chart does arithmetic on them): pydantic checks
+            # the dataclasses' own annotations.
+            return pydantic.TypeAdapter(Timeline).validate_python(
+                {"resolution": API_RESOLUTION, **data} if isinstance(data, dict) else data
             )
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except pydantic.ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
             raise UsageError(
-                f"{path}: not a timeline written by mlgen ({e}); pass the JSON "
+                f"{path}: not a timeline written by mlgen ({where}: {first['msg']}); pass "
+                "the JSON that `mlgen apply --timeline` or the conformance suite wrote"
+            ) from None
+        except (OSError, ValueError, RecursionError) as e:
+            why = "nested too deep" if isinstance(e, RecursionError) else str(e)
+            raise UsageError(
+                f"{path}: not a timeline written by mlgen ({why}); pass the JSON "
                 "that `mlgen apply --timeline` or the conformance suite wrote"
-            ) from e
+            ) from None
 
 
 def selector(batch: str, variant: str) -> str:

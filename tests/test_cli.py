@@ -90,6 +90,13 @@ def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., P
     calibrated.write_text("{}")
     result = runner.invoke(app, ["estimate", "--overhead-from", str(calibrated), str(path)])
     assert result.exit_code == 2 and "not a calibration file" in result.output
+    for bad in ("NaN", "Infinity", "-1", "1e9"):
+        calibrated.write_text(f'{{"waves": {bad}, "indexed": 1}}')
+        result = runner.invoke(app, ["estimate", "--overhead-from", str(calibrated), str(path)])
+        assert result.exit_code == 2 and "waves is" in result.output, (bad, result.output)
+    for bad in ("nan", "inf"):
+        result = runner.invoke(app, ["estimate", "--overhead", bad, str(path)])
+        assert result.exit_code == 2 and "--overhead" in result.output, (bad, result.output)
 
 
 @pytest.mark.parametrize(
