@@ -66,6 +66,10 @@ def job(**values: Any) -> Callable[[Doc], None]:
     return lambda d: d["spec"]["jobs"][0].update(values)
 
 
+def patched(strategic: Doc) -> Callable[[Doc], None]:
+    return job(podPatch={"strategic": strategic})
+
+
 CORPUS = [
     Bad("name-newline", metadata(name="b\n"), "metadata.name", True),
     Bad("name-upper", metadata(name="Bad"), "metadata.name", True),
@@ -303,6 +307,62 @@ CORPUS = [
         "spec.defaults.command",
         False,
         "the API takes an empty command; the parallel entrypoint would then run nothing",
+    ),
+    # A podPatch can set anything: the patched template goes through the API's rules too.
+    Bad(
+        "patch-negative-emptydir",
+        patched({"spec": {"volumes": [{"name": "s", "emptyDir": {"sizeLimit": "-1Gi"}}]}}),
+        "spec.jobs[0].podPatch",
+        True,
+    ),
+    Bad(
+        "patch-empty-items-path",
+        patched(
+            {
+                "spec": {
+                    "volumes": [
+                        {
+                            "name": "c",
+                            "configMap": {"name": "c", "items": [{"key": "k", "path": ""}]},
+                        }
+                    ]
+                }
+            }
+        ),
+        "spec.jobs[0].podPatch",
+        True,
+    ),
+    Bad(
+        "patch-in-without-values",
+        patched(
+            {
+                "spec": {
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {"matchExpressions": [{"key": "pool", "operator": "In"}]}
+                                ]
+                            }
+                        }
+                    }
+                }
+            }
+        ),
+        "spec.jobs[0].podPatch",
+        True,
+    ),
+    Bad(
+        "patch-label-key",
+        patched({"metadata": {"labels": {"team/a/b": "x"}}}),
+        "spec.jobs[0].podPatch",
+        True,
+    ),
+    Bad(
+        "patch-label-value",
+        patched({"metadata": {"labels": {"team": "-bad-"}}}),
+        "spec.jobs[0].podPatch",
+        True,
     ),
 ]
 

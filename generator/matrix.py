@@ -15,6 +15,7 @@ back to the entry that produced them (one error for 1,000 runs, not 1,000).
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlgen import sandbox, spec
+from mlgen import limits, sandbox, spec
 
 MAX_RUNS = 100_000  # spec.jobs' own limit
 _AXIS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -99,6 +100,7 @@ def expand(document: object) -> Expansion:
         return Expansion(document=document)
     result = Expansion(document=document, expanded=True)
     out: list[object] = []
+    expanded = 0
     for position, entry in enumerate(jobs):
         if not (isinstance(entry, dict) and "matrix" in entry):
             out.append(entry)
@@ -107,6 +109,21 @@ def expand(document: object) -> Expansion:
         combos = _combinations(entry["matrix"], f"spec.jobs[{position}].matrix", result.problems)
         if combos is None:
             continue
+        # Each combination copies the entry: the copies together stay within what a batch
+        # file may expand to (limits.py), checked before anything is copied.
+        copied = len(json.dumps({k: v for k, v in entry.items() if k != "matrix"}, default=str))
+        expanded += copied * len(combos)
+        if expanded > limits.MAX_EXPANDED_BYTES:
+            result.problems.append(
+                (
+                    f"spec.jobs[{position}].matrix",
+                    f"copies this entry ({copied:,} bytes) into {len(combos):,} jobs, "
+                    f"{expanded / 2**20:,.0f} MiB with the entries before it, more than a "
+                    f"batch may expand to ({limits.MAX_EXPANDED_BYTES // 2**20} MiB); move "
+                    "long shared args into a file the job reads, or split the sweep",
+                )
+            )
+            return result
         for combo in combos:
             job = _render(entry, combo, position, result.problems)
             if job is None:

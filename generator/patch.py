@@ -12,13 +12,14 @@ schema validation and the batch's Pod Security level.
 from __future__ import annotations
 
 import copy
+import json
 import posixpath
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlgen import contract, validation
+from mlgen import contract, limits, validation
 from mlgen.errors import RenderError
 
 # Merge keys of the pod-template lists (Kubernetes' patchMergeKey).
@@ -89,6 +90,8 @@ def apply(patch: PodPatch, template: dict[str, Any], *, where: str, version: str
             for number, operation in enumerate(patch.json_ or ()):
                 try:
                     out = _operate(out, operation)
+                    if operation.op in ("copy", "add", "replace", "move"):
+                        _bounded(out)
                 except (KeyError, IndexError, ValueError) as e:
                     why = e.args[0] if e.args else e
                     raise RenderError(
@@ -157,6 +160,17 @@ def _merge_list(items: list[Any], change: list[Any], merge_key: str) -> list[Any
 
 def _tokens(pointer: str) -> list[str]:
     return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+
+
+def _bounded(doc: Any) -> None:
+    """A patched template may not outgrow what the API server stores (copies of copies
+    double with each operation)."""
+    size = len(json.dumps(doc, default=str))
+    if size > limits.MAX_OBJECT_BYTES:
+        raise ValueError(
+            f"the template grows to {size:,} bytes, more than a Job may hold "
+            f"({limits.MAX_OBJECT_BYTES:,})"
+        )
 
 
 def _step(node: Any, token: str, tokens: list[str], at: int) -> Any:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from mlgen import contract, patch, podsecurity, rules, units, validation
+from mlgen import contract, patch, podrules, podsecurity, rules, units, validation
+from mlgen.errors import RenderError
 
 if TYPE_CHECKING:
     from mlgen import spec
@@ -353,5 +354,11 @@ def apply(
             fields.patch, template, where=where, version=batch.kubernetes_version
         )
         patch.check_owned(before, template, where=where, **reserved)  # type: ignore[arg-type]
+        refused = podrules.problems(template)
+        if refused:
+            raise RenderError(
+                f"{where}: the patched pod template breaks an API rule at {refused[0]}; "
+                "fix the patch"
+            )
     podsecurity.check(template, level=batch.pod_security, where=f"{at} (job {job.name!r})")
     return template

@@ -7,6 +7,7 @@ problems of all files at once, so a user fixes a file in one round trip.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -44,8 +45,17 @@ def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
     problems: list[str] = []
     for path in paths:
         try:
-            limits.check_file_size(path.stat().st_size, source=display_name(path))
-            text = path.read_text(encoding="utf-8")
+            status = path.stat()
+            if not stat.S_ISREG(status.st_mode):
+                raise SpecError(
+                    f"{display_name(path)}: is not a regular file (a device, a pipe or a "
+                    "socket, perhaps through a symlink); name the batch file itself"
+                )
+            limits.check_file_size(status.st_size, source=display_name(path))
+            with path.open("rb") as handle:  # a file that grows while read stops here
+                data = handle.read(limits.MAX_FILE_BYTES + 1)
+            limits.check_file_size(len(data), source=display_name(path))
+            text = data.decode("utf-8")
         except FileNotFoundError as e:
             raise SpecError(f"{path}: no such file; check the path") from e
         except (OSError, UnicodeDecodeError) as e:

@@ -4,6 +4,7 @@ option and the fix, a non-zero exit, no traceback and nothing half-written."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from mlgen.cli.app import app
+from mlgen.errors import MlgenError
 
 from .conftest import batch_doc
 
@@ -106,3 +108,141 @@ def test_init_with_a_file_where_a_directory_goes_writes_nothing(tmp_path: Path) 
     line = _one_clean_error(CliRunner().invoke(app, ["init", str(target)]))
     assert "batches (a file where a directory goes)" in line
     assert sorted(p.name for p in target.iterdir()) == ["batches"]
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_batch_file_that_is_not_a_regular_file_is_refused_unread(
+    tmp_path: Path, kind: str
+) -> None:
+    """Git stores symlinks, and the pre-commit hook reads what they point to: /dev/zero
+    would never end."""
+    path = tmp_path / "batch.yaml"
+    if kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path)  # no writer: reading it would block for ever
+    line = _one_clean_error(CliRunner().invoke(app, ["validate", str(path)]), code=1)
+    assert "batch.yaml: is not a regular file" in line
+
+
+def test_a_json_patch_that_copies_a_list_into_itself_stops_at_the_object_limit() -> None:
+    from mlgen import render, source
+
+    doc = batch_doc()
+    doc["spec"]["defaults"]["podPatch"] = {
+        "json": [
+            {"op": "add", "path": "/metadata/annotations", "value": {"a": "x" * 1000}},
+            *[
+                {"op": "copy", "from": "/spec/containers", "path": "/spec/containers/-"}
+                for _ in range(40)
+            ],
+        ]
+    }
+    batches, problems = source.load_text(yaml.safe_dump(doc), source="batch.yaml")
+    assert not problems
+    with pytest.raises(
+        MlgenError, match=r"json\[\d+\] \(copy /spec/containers/-\): the template grows"
+    ):
+        render.render_batch(batches[0])
+
+
+def test_a_matrix_that_copies_a_long_args_list_into_every_job_is_refused_before_copying() -> None:
+    from mlgen import source
+
+    doc = batch_doc()
+    doc["spec"]["jobs"] = [
+        {
+            "name": "j-{{ a }}-{{ b }}",
+            "matrix": {"a": [str(i) for i in range(300)], "b": [str(i) for i in range(300)]},
+            "args": ["--flag-" + "x" * 60] * 1000,
+        }
+    ]
+    _, problems = source.load_text(yaml.safe_dump(doc), source="batch.yaml")
+    assert problems and "spec.jobs[0].matrix: copies this entry" in problems[0], problems[:1]
+    assert "more than a batch may expand to" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("merge", "refused"),
+    [
+        (
+            {"spec": {"volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "-1Gi"}}]}},
+            "spec.volumes[0].emptyDir.sizeLimit",
+        ),
+        (
+            {
+                "spec": {
+                    "volumes": [
+                        {
+                            "name": "cfg",
+                            "configMap": {"name": "c", "items": [{"key": "k", "path": ""}]},
+                        }
+                    ]
+                }
+            },
+            "items[0].path: '' must be a relative path",
+        ),
+        (
+            {
+                "spec": {
+                    "volumes": [
+                        {
+                            "name": "cfg",
+                            "secret": {"secretName": "s", "items": [{"key": "k", "path": "../x"}]},
+                        }
+                    ]
+                }
+            },
+            "items[0].path: '../x' must be a relative path",
+        ),
+        (
+            {
+                "spec": {
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {"matchExpressions": [{"key": "pool", "operator": "In"}]}
+                                ]
+                            }
+                        }
+                    }
+                }
+            },
+            "matchExpressions[0]: operator In needs at least one value",
+        ),
+        (
+            {"metadata": {"labels": {"team/a/b": "x"}}},
+            "metadata.labels.team/a/b",
+        ),
+        (
+            {"metadata": {"labels": {"team": "-bad-"}}},
+            "metadata.labels.team",
+        ),
+    ],
+    ids=[
+        "negative-emptydir",
+        "empty-items-path",
+        "escaping-items-path",
+        "in-without-values",
+        "label-key",
+        "label-value",
+    ],
+)
+def test_a_patch_the_api_server_would_refuse_is_refused_at_render_naming_the_field(
+    merge: dict[str, object], refused: str
+) -> None:
+    """The schema lets these through and the API server refuses them; the patched template
+    goes through the API's own rules (`podrules`) so render refuses them first."""
+    from mlgen import render, source
+
+    doc = batch_doc()
+    doc["spec"]["defaults"]["podPatch"] = {"strategic": merge}
+    batches, problems = source.load_text(yaml.safe_dump(doc), source="batch.yaml")
+    assert not problems, problems
+    with pytest.raises(MlgenError) as caught:
+        render.render_batch(batches[0])
+    message = str(caught.value)
+    assert "the patched pod template breaks an API rule" in message, message
+    assert refused in message, message
+    assert "\n" not in message
