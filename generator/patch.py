@@ -106,6 +106,14 @@ def apply(patch: PodPatch, template: dict[str, Any], *, where: str, version: str
         raise RenderError(
             f"{where}: the patched pod template is not a mapping; patch fields inside it"
         )
+    null = _null_at(out, "")
+    if null is not None:
+        # The schema allows null almost everywhere; the API server decodes it as an empty
+        # value (a volume without a name) and mlgen's own checks could not read it.
+        raise RenderError(
+            f"{where}: the patched pod template holds null at {null or '/'}; "
+            "remove the key (null in a strategic patch deletes it) or give a value"
+        )
     why = validation.definition_error(out, "io.k8s.api.core.v1.PodTemplateSpec", version=version)
     if why:
         raise RenderError(
@@ -113,6 +121,22 @@ def apply(patch: PodPatch, template: dict[str, Any], *, where: str, version: str
             f"{version} ({why}); fix the patch"
         )
     return out
+
+
+def _null_at(node: Any, pointer: str) -> str | None:
+    """The JSON pointer of the first null in `node`, or None."""
+    if node is None:
+        return pointer
+    items: Any = ()
+    if isinstance(node, dict):
+        items = ((str(k).replace("~", "~0").replace("/", "~1"), v) for k, v in node.items())
+    elif isinstance(node, list):
+        items = ((str(i), v) for i, v in enumerate(node))
+    for token, child in items:
+        found = _null_at(child, f"{pointer}/{token}")
+        if found is not None:
+            return found
+    return None
 
 
 def _merge(target: Any, change: Any, *, key: str | None) -> Any:

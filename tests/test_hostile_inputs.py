@@ -246,3 +246,17 @@ def test_a_patch_the_api_server_would_refuse_is_refused_at_render_naming_the_fie
     assert "the patched pod template breaks an API rule" in message, message
     assert refused in message, message
     assert "\n" not in message
+
+
+def test_a_null_left_in_a_patched_template_is_refused_with_its_pointer() -> None:
+    """The schema allows null almost everywhere; the API server would read a volume
+    without a name, and mlgen's own checks could not walk it (found by the patch
+    properties)."""
+    from mlgen import render, source
+
+    doc = batch_doc()
+    doc["spec"]["defaults"]["podPatch"] = {"strategic": {"spec": {"volumes": [None]}}}
+    batches, problems = source.load_text(yaml.safe_dump(doc), source="batch.yaml")
+    assert not problems
+    with pytest.raises(MlgenError, match=r"holds null at /spec/volumes/\d+; remove the key"):
+        render.render_batch(batches[0])
