@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mlgen import kube
-from mlgen.cluster import local, nodes
+from mlgen.cluster import local, pools
 
 
 @contextmanager
@@ -15,11 +15,11 @@ def running() -> Iterator[tuple[local.LocalCluster, kube.Kube]]:
     cluster = local.up(progress=print)
     try:
         client = kube.connect(kubeconfig=cluster.kubeconfig)
-        nodes.create(
+        pools.create(
             client,
             [
-                *nodes.load(None),
-                nodes.Pool(
+                *pools.load(None),
+                pools.Pool(
                     pool="bench",
                     count=4,
                     capacity={"cpu": "64", "memory": "256Gi", "pods": "300"},

@@ -54,7 +54,7 @@ from mlgen.recorder import Recorder
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "conformance"))  # the GitOps harness of the suite
 import bench_cluster  # noqa: E402
-from gitops_fixtures import ArgoDriver, FluxDriver, Repo  # noqa: E402
+from gitops_fixtures import Repo  # noqa: E402
 
 STRATEGIES = ("loop", "waves", "indexed", "flux", "argocd", "par-10", "par-100", "par-n")
 GITOPS = ("flux", "argocd")
@@ -94,9 +94,7 @@ class Row:
         if problems:
             raise SystemExit(f"the bench's batch is invalid: {problems}")
         found = estimate.of(batches[0], parallelism=self.parallelism)
-        return (
-            found.parallel_seconds if self.strategy.startswith("par") else found.sequential_seconds
-        )
+        return found.seconds("parallel" if self.strategy.startswith("par") else "sequential")
 
     @property
     def error(self) -> float | None:
@@ -197,8 +195,8 @@ class Bench:
     client: kube.Kube
     work: Path
     git: gitserver.GitServer | None = None
-    flux: FluxDriver | None = None
-    argo: ArgoDriver | None = None
+    flux: fluxcd.Flux | None = None
+    argo: argocd.ArgoCD | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -247,7 +245,7 @@ class Bench:
                 rendered(path, out)
                 if strategy == "loop":
                     steps = sorted((out / name / "sequential").glob("*/"))
-                    kubectl = kube.kubectl_binary()
+                    kubectl = build.kubectl()
                     seconds = run_loop(steps, kubectl, self.env, namespace, timeout)
                 else:
                     directory = out / name / variant
@@ -284,7 +282,9 @@ class Bench:
         driver = self.flux if tool == "flux" else self.argo
         assert driver is not None
         driver.watch(repo, batch=name, variant="sequential", namespace=namespace)
-        done = self.client.wait_jobs(namespace, jobs, until=("Complete", "Failed"), timeout=timeout)
+        done = self.client.wait_ended(
+            namespace, jobs, until=("Complete", "Failed"), timeout=timeout
+        )
         seconds = time.monotonic() - started
         failed = [j for j in jobs if j not in done or _failed(done[j])]
         if failed:
@@ -292,8 +292,9 @@ class Bench:
         return seconds
 
 
-def _failed(job: Any) -> bool:
-    return any(c.type == "Failed" and c.status == "True" for c in (job.status.conditions or []))
+def _failed(job: dict[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in conditions)
 
 
 def _peak(watched: Recorder) -> int:
@@ -318,14 +319,16 @@ def gitops(bench: Bench, tool: str) -> Iterator[None]:
     scratch = bench.work / f"{tool}-controllers"
     scratch.mkdir(exist_ok=True)
     if tool == "flux":
-        with fluxcd.start(bench.client, kubeconfig=bench.cluster.kubeconfig, workdir=scratch):
-            bench.flux = FluxDriver(client=bench.client)
+        with fluxcd.start(
+            bench.client, kubeconfig=bench.cluster.kubeconfig, workdir=scratch
+        ) as flux:
+            bench.flux = flux
             yield
     else:
         with argocd.start(
             bench.client, kubeconfig=bench.cluster.kubeconfig, workdir=scratch
         ) as argo:
-            bench.argo = ArgoDriver(client=bench.client, server=argo.server)
+            bench.argo = argo
             yield
 
 

@@ -127,7 +127,7 @@ def record(args: argparse.Namespace) -> int:
     wanted = timeline.selector(args.batch, "parallel")
     with Recorder(client, namespace=args.namespace, selector=wanted) as recorded:
         Path(args.ready).touch()
-        ended = client.wait_jobs(
+        ended = client.wait_ended(
             args.namespace, [args.job], until=("Complete", "Failed"), timeout=args.timeout
         )
         recorded.settle(1.0)

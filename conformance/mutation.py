@@ -94,7 +94,7 @@ MUTANTS = [
     ),
     Mutant(
         "indexed parallelism 2",
-        (("generator/variants/serial.py", "parallelism=1,", "parallelism=2,"),),
+        (("generator/variants/indexed.py", "parallelism=1,", "parallelism=2,"),),
     ),
     Mutant(
         "parallel p = 1",
@@ -156,7 +156,7 @@ MUTANTS = [
         (
             ("generator/apply.py", 'annotations.get(contract.ON_FAILURE) != "continue"', "True"),
             (
-                "generator/variants/serial.py",
+                "generator/variants/indexed.py",
                 'max_failed_indexes=0 if batch.on_failure == "stop" else None',
                 "max_failed_indexes=0",
             ),
@@ -192,7 +192,7 @@ MUTANTS = [
     ),
     Mutant(
         "a Job failed after its pod succeeded taken as Complete",
-        (("generator/apply.py", "status=ended.type,", 'status="Complete",'),),
+        (("generator/apply.py", 'status=_status(ended["type"], ends),', 'status="Complete",'),),
         fast_only="the Job controller marks a Job whose pod succeeded Failed only when its "
         "deadline passes within the same sync, milliseconds: no cluster reproduces it on "
         "demand, so the fast tests' fake cluster disagrees with itself instead",

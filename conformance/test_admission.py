@@ -19,6 +19,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from mlgen import kube, podsecurity, render, rules, source
+from mlgen.cluster import build
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import Runner
 from mlgen.errors import RenderError
@@ -64,7 +65,7 @@ def test_every_variant_directory_passes_kubectl_apply_k_server_dry_run(
         {rel.rsplit("/", 1)[0] for rel in files if rel.endswith("/kustomization.yaml")}
     )
     assert len(directories) >= 5
-    kubectl = kube.kubectl_binary()
+    kubectl = build.kubectl()
     for directory in directories:
         proc = subprocess.run(
             [

@@ -172,14 +172,14 @@ def test_a_dead_node_under_a_running_pod_is_a_disruption_not_a_retry(
     the batch). The eviction is immediate, so nothing here waits on the pod garbage
     collector's 40-80 s orphan check."""
     mlgen_run.estimated = None  # a planted fault: no estimate models it
-    from mlgen.cluster import nodes
+    from mlgen.cluster import pools
 
     client = mlgen_cluster.client
     pool = f"dead-{mlgen_run.namespace[-4:]}"
-    created = nodes.create(
+    created = pools.create(
         client,
         [
-            nodes.Pool(
+            pools.Pool(
                 pool=pool,
                 count=2,
                 capacity={"cpu": "8", "memory": "32Gi", "pods": "110"},

@@ -18,21 +18,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from gitops_fixtures import (
-    ArgoDriver,
-    Driver,
-    FluxDriver,
-    Repo,
-    batch_doc,
-    finished,
-    forget,
-    job_uids,
-    stopped_at,
-    wait_for,
-)
+from gitops_fixtures import Repo, batch_doc, finished, job_uids, wait_for
 
 from mlgen import checks, kube, timeline
-from mlgen.cluster import argocd, build, fluxcd, gitserver, overhead
+from mlgen.cluster import fluxcd, gitops, gitserver, overhead
 
 pytestmark = pytest.mark.skipif(
     "config.getoption('--mlgen-cluster') not in (None, 'local')",
@@ -65,7 +54,7 @@ class Cluster(Protocol):
 
 @dataclass
 class Harness:
-    driver: Driver
+    tool: gitops.Tool
     server: gitserver.GitServer
     scratch: Path
     simulated: bool
@@ -78,18 +67,18 @@ class Harness:
         return Repo.create(self.server, name, self.scratch)
 
     def watch(self, repo: Repo, *, batch: str, variant: str, namespace: str) -> None:
-        self.driver.watch(repo, batch=batch, variant=variant, namespace=namespace)
+        self.tool.watch(repo, batch=batch, variant=variant, namespace=namespace)
         self.watched.append((repo, batch, variant))
 
     def keep(self, found: timeline.Timeline, name: str) -> None:
         """The run's timeline as an artifact, next to the rest of the suite's."""
-        found.save(self.artifacts / f"gitops-{self.driver.tool}-{name}.json")
+        found.save(self.artifacts / f"gitops-{self.tool.name}-{name}.json")
 
     def forget_all(self) -> None:
         """After a test: nothing of it may be synced again while later tests run."""
         while self.watched:
             repo, batch, variant = self.watched.pop()
-            forget(self.driver, repo, batch=batch, variant=variant)
+            self.tool.forget(repo, batch=batch, variant=variant)
 
     def run(
         self,
@@ -106,12 +95,12 @@ class Harness:
         repo.push(f"render {batch}")
         self.watch(repo, batch=batch, variant=variant, namespace=namespace)
         return wait_for(
-            f"{self.driver.tool}: {count} Job(s) of {batch}/{variant} Complete",
+            f"{self.tool.name}: {count} Job(s) of {batch}/{variant} Complete",
             lambda: finished(
-                self.driver.client, batch=batch, variant=variant, namespace=namespace, count=count
+                self.tool.client, batch=batch, variant=variant, namespace=namespace, count=count
             ),
             timeout=timeout,
-            diagnose=lambda: self.driver.diagnose(repo, batch=batch, variant=variant),
+            diagnose=lambda: self.tool.diagnose(repo, batch=batch, variant=variant),
         )
 
 
@@ -139,24 +128,32 @@ def _namespace(client: kube.Kube, prefix: str) -> str:
 
 
 def _calibrate(
-    driver: Driver, server: gitserver.GitServer, scratch: Path, *, simulated: bool, artifacts: Path
+    tool: gitops.Tool,
+    server: gitserver.GitServer,
+    scratch: Path,
+    *,
+    simulated: bool,
+    artifacts: Path,
 ) -> overhead.Calibration:
     """A 3-step chain of 2 s through the tool; ε from its worst step plus the margin."""
-    client = driver.client
-    namespace = _namespace(client, f"mlgen-calibration-{driver.tool}")
+    client = tool.client
+    namespace = _namespace(client, f"mlgen-calibration-{tool.name}")
     try:
-        repo = Repo.create(server, f"calibration-{driver.tool}", scratch)
-        batch = f"calib-{driver.tool}"
-        flux = repo.name if driver.tool == "flux" else None
+        repo = Repo.create(server, f"calibration-{tool.name}", scratch)
+        batch = f"calib-{tool.name}"
         repo.render(
             batch_doc(
-                batch, namespace, durations=CALIBRATION, simulated=simulated, flux_source=flux
+                batch,
+                namespace,
+                durations=CALIBRATION,
+                simulated=simulated,
+                tool_spec=tool.batch_spec(repo),
             )
         )
         repo.push("calibration")
-        driver.watch(repo, batch=batch, variant="sequential", namespace=namespace)
+        tool.watch(repo, batch=batch, variant="sequential", namespace=namespace)
         found = wait_for(
-            f"{driver.tool} calibration",
+            f"{tool.name} calibration",
             lambda: finished(
                 client,
                 batch=batch,
@@ -165,13 +162,39 @@ def _calibrate(
                 count=len(CALIBRATION),
             ),
             timeout=180,
-            diagnose=lambda: driver.diagnose(repo, batch=batch, variant="sequential"),
+            diagnose=lambda: tool.diagnose(repo, batch=batch, variant="sequential"),
         )
-        forget(driver, repo, batch=batch, variant="sequential")
-        found.save(artifacts / f"gitops-{driver.tool}-calibration.json")
-        return overhead.calibrate(driver.tool, found, CALIBRATION, margin=MARGIN[driver.tool])
+        tool.forget(repo, batch=batch, variant="sequential")
+        found.save(artifacts / f"gitops-{tool.name}-calibration.json")
+        return overhead.calibrate(tool.name, found, CALIBRATION, margin=MARGIN[tool.name])
     finally:
         client.core.delete_namespace(namespace, propagation_policy="Background")
+
+
+def _harness(
+    name: str,
+    cluster: Cluster,
+    server: gitserver.GitServer,
+    *,
+    artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Harness]:
+    """The tool started for one class, calibrated, and stopped after it."""
+    work = tmp_path_factory.mktemp(name)
+    gitops.ensure_built(name, progress=print)  # cached after `mlgen cluster build`
+    with gitops.start(name, cluster.client, kubeconfig=cluster.kubeconfig, workdir=work) as tool:
+        calibration = _calibrate(
+            tool, server, work, simulated=cluster.simulated, artifacts=artifacts
+        )
+        yield Harness(
+            tool=tool,
+            server=server,
+            scratch=work,
+            simulated=cluster.simulated,
+            calibration=calibration,
+            artifacts=artifacts,
+            rss=tool.rss_mib(),
+        )
 
 
 @pytest.fixture(scope="class")
@@ -181,24 +204,13 @@ def flux_harness(
     mlgen_artifacts: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Harness]:
-    work = tmp_path_factory.mktemp("flux")
-    build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
-    with fluxcd.start(
-        mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig, workdir=work
-    ) as flux:
-        driver = FluxDriver(client=mlgen_cluster.client)
-        calibration = _calibrate(
-            driver, git_server, work, simulated=mlgen_cluster.simulated, artifacts=mlgen_artifacts
-        )
-        yield Harness(
-            driver=driver,
-            server=git_server,
-            scratch=work,
-            simulated=mlgen_cluster.simulated,
-            calibration=calibration,
-            artifacts=mlgen_artifacts,
-            rss=flux.rss_mib(),
-        )
+    yield from _harness(
+        "flux",
+        mlgen_cluster,
+        git_server,
+        artifacts=mlgen_artifacts,
+        tmp_path_factory=tmp_path_factory,
+    )
 
 
 @pytest.fixture(scope="class")
@@ -208,24 +220,13 @@ def argo_harness(
     mlgen_artifacts: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Harness]:
-    work = tmp_path_factory.mktemp("argocd")
-    build.ensure_group("gitops", progress=print)  # cached after `mlgen cluster build`
-    with argocd.start(
-        mlgen_cluster.client, kubeconfig=mlgen_cluster.kubeconfig, workdir=work
-    ) as argo:
-        driver = ArgoDriver(client=mlgen_cluster.client, server=argo.server)
-        calibration = _calibrate(
-            driver, git_server, work, simulated=mlgen_cluster.simulated, artifacts=mlgen_artifacts
-        )
-        yield Harness(
-            driver=driver,
-            server=git_server,
-            scratch=work,
-            simulated=mlgen_cluster.simulated,
-            calibration=calibration,
-            artifacts=mlgen_artifacts,
-            rss=argo.rss_mib(),
-        )
+    yield from _harness(
+        "argocd",
+        mlgen_cluster,
+        git_server,
+        artifacts=mlgen_artifacts,
+        tmp_path_factory=tmp_path_factory,
+    )
 
 
 class _Scenarios:
@@ -234,7 +235,7 @@ class _Scenarios:
     def test_calibration(self, gitops: Harness, mlgen_record: Callable[[str], None]) -> None:
         mlgen_record(f"gitops {gitops.calibration.describe()}")
         mlgen_record(
-            f"gitops {gitops.driver.tool}: RSS "
+            f"gitops {gitops.tool.name}: RSS "
             + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in gitops.rss.items())
         )
         assert gitops.calibration.epsilon < 20, gitops.calibration.describe()
@@ -242,17 +243,16 @@ class _Scenarios:
     def test_chain_in_order_within_bounds_and_an_edit_reruns_the_tail(
         self, gitops: Harness, mlgen_namespace: str, mlgen_record: Callable[[str], None]
     ) -> None:
-        tool, client = gitops.driver.tool, gitops.driver.client
+        tool, client = gitops.tool.name, gitops.tool.client
         repo = gitops.repo(f"chain-{tool}")
         batch, durations = f"chain-{tool}", [2, 3, 2]
-        flux = repo.name if tool == "flux" else None
 
         def doc(steps: list[int]) -> dict[str, Any]:
             return batch_doc(
                 batch,
                 mlgen_namespace,
                 durations=steps,
-                flux_source=flux,
+                tool_spec=gitops.tool.batch_spec(repo),
                 simulated=gitops.simulated,
             )
 
@@ -280,7 +280,7 @@ class _Scenarios:
         repo.render(doc([2, 2, 2]))
         pushed = time.time()
         repo.push(f"edit {batch} step-1")
-        gitops.driver.refresh(repo, batch=batch, variant="sequential")
+        gitops.tool.refresh(repo, batch=batch, variant="sequential")
 
         def rerun() -> timeline.Timeline | None:
             found = finished(
@@ -294,7 +294,7 @@ class _Scenarios:
             f"{tool}: the edited chain re-ran",
             rerun,
             timeout=240,
-            diagnose=lambda: gitops.driver.diagnose(repo, batch=batch, variant="sequential"),
+            diagnose=lambda: gitops.tool.diagnose(repo, batch=batch, variant="sequential"),
         )
         gitops.keep(second, f"{batch}-edited")
         after = [j.name for j in second.jobs]
@@ -314,9 +314,8 @@ class _Scenarios:
     def test_a_failed_step_stops_the_chain(
         self, gitops: Harness, mlgen_namespace: str, mlgen_record: Callable[[str], None]
     ) -> None:
-        tool, client = gitops.driver.tool, gitops.driver.client
+        tool, client = gitops.tool.name, gitops.tool.client
         repo = gitops.repo(f"failure-{tool}")
-        flux = repo.name if tool == "flux" else None
         batches = {mode: f"fail-{mode}-{tool}" for mode in ("stop", "continue")}
         for mode, batch in batches.items():
             repo.render(
@@ -324,7 +323,7 @@ class _Scenarios:
                     batch,
                     mlgen_namespace,
                     durations=[2, 2, 2],
-                    flux_source=flux,
+                    tool_spec=gitops.tool.batch_spec(repo),
                     fail_step=1,
                     on_failure=mode,
                     simulated=gitops.simulated,
@@ -336,10 +335,12 @@ class _Scenarios:
         verdicts = {
             mode: wait_for(
                 f"{tool}: {batch} shows the chain stopped at step-1",
-                functools.partial(stopped_at, gitops.driver, repo, batch=batch, step=1),
+                functools.partial(
+                    gitops.tool.stopped_at, repo, batch=batch, variant="sequential", step=1
+                ),
                 timeout=120,
                 diagnose=functools.partial(
-                    gitops.driver.diagnose, repo, batch=batch, variant="sequential"
+                    gitops.tool.diagnose, repo, batch=batch, variant="sequential"
                 ),
             )
             for mode, batch in batches.items()
@@ -355,7 +356,9 @@ class _Scenarios:
             assert states == [("step-0", "Complete"), ("step-1", "Failed")], (
                 f"{tool}, onFailure {mode}: {states}"
             )
-            assert stopped_at(gitops.driver, repo, batch=batch, step=1), verdicts[mode]
+            assert gitops.tool.stopped_at(repo, batch=batch, variant="sequential", step=1), (
+                verdicts[mode]
+            )
             mlgen_record(
                 f"gitops {tool}: onFailure {mode}: step-1 Failed, step-2 never "
                 f"created; {verdicts[mode]}"
@@ -364,7 +367,7 @@ class _Scenarios:
     def test_parallel_variant_keeps_to_p(
         self, gitops: Harness, mlgen_namespace: str, mlgen_record: Callable[[str], None]
     ) -> None:
-        tool = gitops.driver.tool
+        tool = gitops.tool.name
         repo = gitops.repo(f"parallel-{tool}")
         batch, durations = f"par-{tool}", [2, 2, 2, 2]
         found = gitops.run(

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from mlgen import kube, spec
+from mlgen import kube, spec, variants
 from mlgen.checks import Epsilon
 from mlgen.cluster import build, image, node, probe
 from mlgen.conformance import calibration, runner, standin
@@ -152,8 +152,8 @@ def real_epsilon(
     for each in measured:
         _say(request.config)(f"real node calibration, {each.describe()}")
     _say(request.config)(
-        f"real node ε: waves {epsilon.waves:.2f}s, indexed "
-        f"{epsilon.indexed:.2f}s, slack {epsilon.slack:.2f}s"
+        f"real node ε: client {epsilon.client:.2f}s, controller "
+        f"{epsilon.controller:.2f}s, slack {epsilon.slack:.2f}s"
     )
     return epsilon
 
@@ -249,7 +249,7 @@ def test_real_sleep_chain_within_the_kwok_bounds(
     ready = f"; node Ready in {seconds:.1f}s" if seconds else ""
     mlgen_record(
         f"real node, {strategy}: makespan {result.timeline.makespan:.0f}s for "
-        f"Σd = 7s (ε {real_epsilon.for_strategy(strategy):.2f}s){ready}"
+        f"Σd = 7s (ε {real_epsilon.of(variants.get(strategy)):.2f}s){ready}"
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlgen import checks
+from mlgen import checks, variants
 from mlgen.checks import Epsilon
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import Runner, sleeper_batch
@@ -52,9 +52,9 @@ def test_parallel_runs_p_at_a_time_and_beats_sequential_by_about_p(
     rounds, res = -(-n // p), par.timeline.resolution
     par_min, par_max = (
         rounds * d,
-        rounds * d + rounds * mlgen_epsilon.for_strategy("parallel") + res,
+        rounds * d + rounds * mlgen_epsilon.of(variants.get("parallel")) + res,
     )
-    seq_max = n * d + n * mlgen_epsilon.waves + checks.COMPLETION_LAG + res
+    seq_max = n * d + n * mlgen_epsilon.client + checks.COMPLETION_ALLOWANCE + res
     ratio = seq.timeline.makespan / par.timeline.makespan
     low, high = n * d / par_max, seq_max / par_min
     mlgen_record(
@@ -121,13 +121,13 @@ def test_gpu_capacity_bounds_concurrency_and_makespan(
     mlgen_epsilon: Epsilon,
     mlgen_record: Callable[[str], None],
 ) -> None:
-    from mlgen.cluster import nodes
+    from mlgen.cluster import pools
 
     pool = f"cap-{mlgen_run.namespace[-4:]}"
-    created = nodes.create(
+    created = pools.create(
         mlgen_cluster.client,
         [
-            nodes.Pool(
+            pools.Pool(
                 pool=pool,
                 count=1,
                 capacity={"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "2"},
@@ -163,7 +163,7 @@ def test_gpu_capacity_bounds_concurrency_and_makespan(
             result.timeline,
             result.durations,
             parallelism=2,
-            epsilon=mlgen_epsilon.for_strategy("parallel"),
+            epsilon=mlgen_epsilon.of(variants.get("parallel")),
         )
         mlgen_record(
             f"capacity: peak {result.timeline.max_concurrency()} pods, makespan "

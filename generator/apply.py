@@ -1,8 +1,9 @@
 """`mlgen apply`: server-side apply a rendered variant directory, wave by wave.
 
 Order: namespaces, then configuration (ConfigMaps, Secrets, ServiceAccounts), then
-the Jobs grouped by their Argo CD sync wave. Each wave is applied, then watched until
-its Jobs reach a condition that ends them (the variant says which, success first); a
+what the strategies run (Jobs, or any kind a strategy annotates: `contract.is_run`),
+grouped by their Argo CD sync wave. Each wave is applied, then watched until its objects
+reach a condition that ends them (the strategy says which, success first); a
 Failed Job stops the chain unless its step says `onFailure: continue`. Applying a
 finished batch again changes nothing: the objects are identical, and Complete Jobs are
 recognised at once.
@@ -17,14 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mlgen import contract, kube, manifest, variants
 from mlgen import references as refs
 from mlgen.errors import JobFailedError, UsageError
-from mlgen.variants.base import Variant
+
+if TYPE_CHECKING:
+    from mlgen.variants.base import Variant
 
 Progress = Callable[[str], None]
 
@@ -46,9 +49,10 @@ class JobOutcome:
     name: str
     namespace: str
     step: str
-    status: str  # Complete | Failed | NotStarted
+    status: str  # Complete | Failed | NotStarted (`_status`: whatever the kind says)
     seconds: float
     failed_indexes: str = ""
+    kind: str = "Job"
     # Set when the Job failed after its one pod succeeded (a deadline passing in between):
     # the Job's reason. The later steps had already been applied by then.
     failed_late: str = ""
@@ -145,23 +149,24 @@ def wave_of(obj: dict[str, Any]) -> int:
 def plan(objects: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
     """Configuration objects in apply order, and the Jobs grouped into waves."""
     config = sorted(
-        (o for o in objects if o["kind"] != "Job"),
+        (o for o in objects if not contract.is_run(o)),
         key=lambda o: (_KIND_ORDER.get(o["kind"], _WORKLOAD), wave_of(o)),
     )
     waves: dict[int, list[dict[str, Any]]] = {}
-    for job in (o for o in objects if o["kind"] == "Job"):
+    for job in (o for o in objects if contract.is_run(o)):
         waves.setdefault(wave_of(job), []).append(job)
     return config, [waves[w] for w in sorted(waves)]
 
 
 def variant_of(job: dict[str, Any]) -> Variant:
     """The variant that rendered this Job, which says what ends a wait for it."""
-    strategy = (job["metadata"].get("annotations") or {}).get(contract.STRATEGY, "waves")
+    annotations = job["metadata"].get("annotations") or {}
+    strategy = annotations.get(contract.STRATEGY, variants.REGISTRY[0].name)
     try:
         return variants.get(strategy)
     except KeyError:
         raise UsageError(
-            f"job/{job['metadata']['name']}: unknown {contract.STRATEGY} "
+            f"{_ref(job)}: unknown {contract.STRATEGY} "
             f"{strategy!r}; render the batch again with this mlgen"
         ) from None
 
@@ -171,7 +176,7 @@ def run(
 ) -> Outcome:
     """Apply and await; raise JobFailedError naming the failed Jobs and their indexes."""
     config, waves = plan(objects)
-    by_name = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Job"}
+    by_name = {o["metadata"]["name"]: o for o in objects if contract.is_run(o)}
     namespaces = sorted(
         {o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")}
     )
@@ -214,10 +219,10 @@ def run(
             annotations = job["metadata"].get("annotations") or {}
             if result.status == "Failed" and annotations.get(contract.ON_FAILURE) != "continue":
                 stopped = True
-    outcome.jobs[:] = _confirm(client, outcome.jobs, deadline=deadline)
+    outcome.jobs[:] = _confirm(client, outcome.jobs, by_name, deadline=deadline)
     if outcome.failed:
         names = "; ".join(
-            f"job/{j.name}"
+            _ref(j)
             + (
                 f" failed indexes {j.failed_indexes} ({_named(j, by_name)})"
                 if j.failed_indexes
@@ -234,7 +239,7 @@ def run(
         skipped = sum(1 for j in outcome.jobs if j.status == "NotStarted")
         raise JobFailedError(
             f"{names} failed; {skipped} later step(s) not started. Inspect "
-            f"with kubectl describe job/{outcome.failed[0].name} -n "
+            f"with kubectl describe {_ref(outcome.failed[0])} -n "
             f"{outcome.failed[0].namespace}"
         )
     return outcome
@@ -299,23 +304,32 @@ def _await(
         )
         if phase == "Succeeded":  # its Job says Complete up to a second later: _confirm
             return _outcome(job, _SUCCEEDED, time.monotonic() - started)
-    found = client.wait_jobs(
+    found = client.wait_ended(
         namespace,
         [name],
         until=unit.ends,
         timeout=max(0.0, deadline - time.monotonic()),
+        kind=(job["apiVersion"], job["kind"]),
         seen=progress,
     )
     if name not in found:
+        what = _ref(job)
         raise JobFailedError(
-            f"job/{name} in {namespace} did not finish before the "
+            f"{what} in {namespace} did not finish before the "
             "--timeout; it keeps running in the cluster. Raise --timeout "
-            f"or inspect it with kubectl describe job/{name} -n {namespace}"
+            f"or inspect it with kubectl describe {what} -n {namespace}"
         )
-    status = found[name].status
-    ended = next(c.type for c in status.conditions if c.status == "True" and c.type in unit.ends)
+    status = found[name].get("status") or {}
+    ended = next(
+        c["type"]
+        for c in status.get("conditions") or []
+        if c.get("status") == "True" and c.get("type") in unit.ends
+    )
     return _outcome(
-        job, ended, time.monotonic() - started, failed_indexes=status.failed_indexes or ""
+        job,
+        _status(ended, unit.ends),
+        time.monotonic() - started,
+        failed_indexes=status.get("failedIndexes") or "",
     )
 
 
@@ -330,10 +344,10 @@ def _counts(job: dict[str, Any], progress: Progress) -> Callable[[Any], None] | 
         return None
     said: list[Any] = [time.monotonic(), None]
 
-    def seen(found: Any) -> None:
-        status = found.status
-        counts = (status.succeeded or 0, status.active or 0, status.failed or 0) if status else None
-        if counts is None or counts == said[1] or time.monotonic() - said[0] < PROGRESS_EVERY:
+    def seen(found: dict[str, Any]) -> None:
+        status = found.get("status") or {}
+        counts = tuple(status.get(k) or 0 for k in ("succeeded", "active", "failed"))
+        if counts == said[1] or time.monotonic() - said[0] < PROGRESS_EVERY:
             return
         said[:] = [time.monotonic(), counts]
         progress(
@@ -347,18 +361,27 @@ def _counts(job: dict[str, Any], progress: Progress) -> Callable[[Any], None] | 
 _SUCCEEDED = "PodSucceeded"  # a step whose pod succeeded; its Job's condition still to come
 
 
-def _confirm(client: kube.Kube, jobs: list[JobOutcome], *, deadline: float) -> list[JobOutcome]:
+def _confirm(
+    client: kube.Kube,
+    jobs: list[JobOutcome],
+    objects: dict[str, dict[str, Any]],
+    *,
+    deadline: float,
+) -> list[JobOutcome]:
     """Wait for the final condition of the Jobs that were left when their pod succeeded."""
     early = [j for j in jobs if j.status == _SUCCEEDED]
-    found: dict[str, Any] = {}
-    for namespace in sorted({j.namespace for j in early}):
-        names = [j.name for j in early if j.namespace == namespace]
+    found: dict[str, dict[str, Any]] = {}
+    groups: dict[tuple[str, tuple[str, str]], list[str]] = {}
+    for each in early:
+        groups.setdefault((each.namespace, _kind(objects[each.name])), []).append(each.name)
+    for (namespace, kind), names in sorted(groups.items()):
         found.update(
-            client.wait_jobs(
+            client.wait_ended(
                 namespace,
                 names,
-                until=("Complete", "Failed"),
+                until=variant_of(objects[names[0]]).ends,
                 timeout=max(1.0, deadline - time.monotonic()),
+                kind=kind,
             )
         )
     out = []
@@ -366,24 +389,26 @@ def _confirm(client: kube.Kube, jobs: list[JobOutcome], *, deadline: float) -> l
         if job.status == _SUCCEEDED:
             if job.name not in found:
                 raise JobFailedError(
-                    f"job/{job.name} in {job.namespace}: its pod succeeded "
-                    "but the Job never said Complete before the --timeout"
+                    f"{_ref(job)} in {job.namespace}: its pod succeeded "
+                    "but it never said Complete before the --timeout"
                 )
-            status = found[job.name].status
+            status = found[job.name].get("status") or {}
+            ends = variant_of(objects[job.name]).ends
             ended = next(
                 c
-                for c in status.conditions
-                if c.status == "True" and c.type in ("Complete", "Failed")
+                for c in status.get("conditions") or []
+                if c.get("status") == "True" and c.get("type") in ends
             )
             job = JobOutcome(
                 name=job.name,
                 namespace=job.namespace,
                 step=job.step,
-                status=ended.type,
+                status=_status(ended["type"], ends),
                 seconds=job.seconds,
-                failed_indexes=status.failed_indexes or "",
-                failed_late=(getattr(ended, "reason", None) or "no reason given")
-                if ended.type == "Failed"
+                failed_indexes=status.get("failedIndexes") or "",
+                kind=job.kind,
+                failed_late=(ended.get("reason") or "no reason given")
+                if ended["type"] != ends[0]
                 else "",
             )
         out.append(job)
@@ -416,13 +441,27 @@ def _outcome(
         status=status,
         seconds=seconds,
         failed_indexes=failed_indexes,
+        kind=job["kind"],
     )
+
+
+def _status(condition: str, ends: tuple[str, ...]) -> str:
+    """Complete or Failed, whatever the kind calls them: a strategy's `ends` list its
+    success condition first (a JobSet says Completed)."""
+    return "Complete" if condition == ends[0] else "Failed"
+
+
+def _kind(obj: dict[str, Any]) -> tuple[str, str]:
+    return (obj["apiVersion"], obj["kind"])
+
+
+def _ref(obj: dict[str, Any] | JobOutcome) -> str:
+    """`job/name`, as kubectl names an object (`jobset/name` for a JobSet)."""
+    if isinstance(obj, JobOutcome):
+        return f"{obj.kind.lower()}/{obj.name}"
+    return f"{obj['kind'].lower()}/{obj['metadata']['name']}"
 
 
 def _label(job: dict[str, Any]) -> str:
     step = (job["metadata"].get("annotations") or {}).get(contract.STEP_NAME)
-    return (
-        f"step {step!r} (job/{job['metadata']['name']})"
-        if step
-        else f"job/{job['metadata']['name']}"
-    )
+    return f"step {step!r} ({_ref(job)})" if step else _ref(job)

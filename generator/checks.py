@@ -15,38 +15,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlgen import estimate as estimates
+from mlgen import schedule
 from mlgen import timeline as timelines
 
 if TYPE_CHECKING:
+    from mlgen import spec
     from mlgen.timeline import Timeline
+    from mlgen.variants.base import Variant
 
-# The Job controller syncs a Job at most once a second after pod events
-# (SyncJobBatchPeriod), so a run's last Job says Complete up to ~1 s after its last pod
-# ended (estimate.COMPLETION_LAG, measured 1.03-1.04 s); allowed once per run, twice
-# over for a loaded machine.
-COMPLETION_LAG = 2 * estimates.COMPLETION_LAG
+# A run's last Job says Complete up to the Job controller's lag after its last pod ended
+# (schedule.COMPLETION_LAG, measured 1.03-1.04 s); allowed once per run, twice over for a
+# loaded machine.
+COMPLETION_ALLOWANCE = 2 * schedule.COMPLETION_LAG
 
 
 @dataclass(frozen=True)
 class Epsilon:
-    """Per-step overhead measured on this cluster by a calibration run (seconds)."""
+    """Per-step overhead measured on this cluster by a calibration run (seconds), per
+    driver of a step (`variants.base.Driver`)."""
 
-    waves: float  # a client-driven step: apply, Job start, pod, completion, watch
-    indexed: float  # a controller-driven step inside one Indexed Job
+    client: float  # a client-driven step: apply, Job start, pod, completion, watch
+    controller: float  # a controller-driven step inside one Indexed Job
     slack: float = 0.5  # how much longer than planned a pod may run (watch, process start)
     # A round of p pods started together; where kubelets are real, p containers start
-    # slower than one, each up to the slack over its time: indexed + slack. None: indexed.
-    parallel: float | None = None
+    # slower than one, each up to the slack over its time: controller + slack. None: the
+    # controller's figure.
+    round: float | None = None
 
-    def for_strategy(self, strategy: str) -> float:
-        """Waves are driven by the client; the Indexed Jobs (sequential and parallel) by the
-        Job controller, a parallel round by p pods at once."""
-        if strategy == "waves":
-            return self.waves
-        if strategy == "parallel" and self.parallel is not None:
-            return self.parallel
-        return self.indexed
+    def of(self, unit: Variant) -> float:
+        """The ε a run of this strategy is held to."""
+        if unit.driver == "client":
+            return self.client
+        if unit.rounds and self.round is not None:
+            return self.round
+        return self.controller
 
 
 def _fail(timeline: Timeline, message: str) -> None:
@@ -134,12 +136,12 @@ def sequential_bounds(timeline: Timeline, durations: Sequence[float], *, epsilon
             f"makespan {span:.3f}s is shorter than the sum of durations "
             f"{total:.3f}s: the steps did not run for their expected time",
         )
-    upper = total + n * epsilon + COMPLETION_LAG + res
+    upper = total + n * epsilon + COMPLETION_ALLOWANCE + res
     if span > upper:
         _fail(
             timeline,
             f"too slow: makespan {span:.3f}s exceeds Σd + n·ε + lag = {total:.1f} + "
-            f"{n}·{epsilon:.3f} + {COMPLETION_LAG:.1f} (+{res:.2f}) = {upper:.3f}s",
+            f"{n}·{epsilon:.3f} + {COMPLETION_ALLOWANCE:.1f} (+{res:.2f}) = {upper:.3f}s",
         )
 
 
@@ -154,7 +156,7 @@ def parallel_bounds(
         _fail(timeline, f"{peak} pods ran at once, more than parallelism {parallelism}")
     if peak < want:
         _fail(timeline, f"at most {peak} pods ran at once; min(p, n) = {want} was never reached")
-    makespan, _ = estimates.schedule(list(durations), parallelism)
+    makespan, _ = schedule.slots(list(durations), parallelism)
     rounds = -(-n // parallelism)
     lower = rounds * min(durations)
     if timeline.makespan < lower - res:
@@ -213,3 +215,24 @@ def statuses(timeline: Timeline, expected: dict[str, str]) -> None:
             if found.get(step) != status
         )
         _fail(timeline, f"steps ended wrongly: {wrong or found}")
+
+
+def planned(batch: spec.Batch) -> dict[str, float]:
+    """Each job's expected run time by name (jobs without one are not checked)."""
+    return {j.name: float(j.expected_seconds) for j in batch.jobs if j.expected_seconds is not None}
+
+
+def check_sequential(
+    timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float
+) -> None:
+    """The promises of every sequential variant: all complete, each pod its duration, in
+    the batch's order, Σd ≤ makespan ≤ Σd + n·ε + lag."""
+    all_complete(timeline)
+    ran_for(timeline, planned(batch), slack=slack)
+    steps_in_order(timeline, [j.name for j in batch.jobs])
+    sequential_bounds(timeline, planned_all(batch), epsilon=epsilon)
+
+
+def planned_all(batch: spec.Batch) -> list[float]:
+    """Every job's expected run time in batch order (0 when unset)."""
+    return [float(j.expected_seconds or 0) for j in batch.jobs]

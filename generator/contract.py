@@ -7,6 +7,8 @@ read them. Nothing else in the package spells them: import them from here.
 
 from __future__ import annotations
 
+from typing import Any
+
 # Labels on every rendered object (selectors of the timeline and of `mlgen apply`).
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "mlgen"
@@ -71,6 +73,12 @@ RESERVED_PREFIXES = ("mlgen.io/", "batch.kubernetes.io/")
 RESERVED_ENV = frozenset({"JOB_COMPLETION_INDEX"})
 RESERVED_ENV_PREFIX = "MLGEN_"
 SECRET_ENV_PREFIX = "MLGEN_SECRET_"
+
+
+def is_run(obj: dict[str, Any]) -> bool:
+    """Whether a rendered object is one a strategy runs (a Job, or another kind a variant
+    renders), not configuration: the strategy that rendered it annotates it."""
+    return STRATEGY in ((obj.get("metadata") or {}).get("annotations") or {})
 
 
 def is_reserved_label(key: str) -> bool:

@@ -67,11 +67,13 @@ def render(
     *,
     variant: str,
     strategy: str,
+    infix: str,
     parallelism: int,
     max_failed_indexes: int | None,
 ) -> Rendered:
     """The ConfigMap and the Indexed Job; `variant` is the output directory, `strategy`
-    the variant unit (recorded on the Job for `mlgen apply` and the timeline)."""
+    the variant unit (recorded on the Job for `mlgen apply` and the timeline), `infix`
+    the short word in the Job's name (`<batch>-<infix>-<hash>`)."""
     jobs = batch.jobs
     first = jobs[0]
     common_env = {k: v for k, v in first.env.items() if all(j.env.get(k) == v for j in jobs[1:])}
@@ -139,7 +141,7 @@ def render(
     job_spec["template"] = template
     name = naming.job_name(
         batch.name,
-        "seq" if variant == "sequential" else "par",
+        infix,
         digest=naming.content_hash(job_spec),
         completions=len(jobs),
         source=batch.source,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 from kubernetes.dynamic.exceptions import NotFoundError as DynamicNotFound
+from kubernetes.watch.watch import iter_resp_lines
 
 from mlgen.errors import ClusterError
 
@@ -73,116 +74,200 @@ class Kube:
         self._reached = True
         return result
 
-    def wait_jobs(
+    def follow(
+        self,
+        lister: Callable[..., Any],
+        namespace: str,
+        note: Callable[[dict[str, Any]], bool],
+        *,
+        what: str,
+        selector: str | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> bool:
+        """mlgen's one list-then-watch loop: list what `lister` lists (a client's
+        `list_namespaced_*`, or `lister_for`), hand each object to `note`, then watch from
+        the list's resourceVersion and hand over every object that changes, until `note`
+        returns True (-> True), the monotonic `deadline` passes or `stop` is set (-> False).
+
+        Objects are plain JSON, not the client's models: a model costs about a millisecond
+        per event, which at 10,000 pods is a minute of CPU taken from the control plane on
+        the same machine. 410 Gone (the resourceVersion expired) lists again. With `stop`
+        (a recorder) every error is waited out; without (a wait), a broken watch lists
+        again with the client's reconnect patience, and any other refusal is a
+        ClusterError."""
+        version, window = "", (2 if stop is not None else 300)
+        while not (stop is not None and stop.is_set()):
+            remaining = window if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                if not version:
+                    listing = self._listing(lister, namespace, selector, what, patient=stop)
+                    if any(note(item) for item in listing.get("items") or []):
+                        return True
+                    version = listing["metadata"]["resourceVersion"]
+                seconds = max(1, int(min(remaining, window)))
+                response = _raw(
+                    lister,
+                    namespace,
+                    selector,
+                    watch=True,
+                    resource_version=version,
+                    timeout_seconds=seconds,
+                    _request_timeout=seconds + 10,
+                )
+                try:
+                    for line in iter_resp_lines(response):
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        if event.get("type") == "ERROR":  # 410 Gone, in the stream
+                            version = ""
+                            break
+                        item = event["object"]
+                        version = item["metadata"].get("resourceVersion") or version
+                        if note(item):
+                            return True
+                        if (stop is not None and stop.is_set()) or (
+                            deadline is not None and time.monotonic() > deadline
+                        ):
+                            return False
+                finally:
+                    response.release_conn()
+            except ApiException as e:
+                if e.status != 410 and stop is None:
+                    raise ClusterError(
+                        f"watching {what}: the API server said {e.status} {e.reason}"
+                    ) from e
+                version = "" if e.status == 410 else version
+                time.sleep(0.2)
+            except (urllib3.exceptions.HTTPError, OSError, ValueError, KeyError):
+                # The watch broke (an API server restart) or a line was torn: a wait lists
+                # again through `retrying`, which gives up after the reconnect patience.
+                version = "" if stop is None else version
+                time.sleep(0.2)
+        return False
+
+    def _listing(
+        self,
+        lister: Callable[..., Any],
+        namespace: str,
+        selector: str | None,
+        what: str,
+        *,
+        patient: threading.Event | None,
+    ) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            response = _raw(lister, namespace, selector, _request_timeout=30)
+            try:
+                found: dict[str, Any] = json.loads(response.data)
+                return found
+            finally:
+                response.release_conn()
+
+        return read() if patient is not None else self.retrying(f"reading {what}", read)
+
+    def lister_for(self, api_version: str, kind: str) -> Callable[..., Any]:
+        """A `list_namespaced_*` for any kind the cluster serves (a JobSet, say), answering
+        raw responses like the client's own with `_preload_content=False`."""
+        with errors(f"finding the API of {kind} ({api_version})"):
+            resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+        def list_namespaced(namespace: str, **options: Any) -> Any:
+            names = {
+                "label_selector": "labelSelector",
+                "watch": "watch",
+                "resource_version": "resourceVersion",
+                "timeout_seconds": "timeoutSeconds",
+            }
+            query = [
+                (names[k], str(v).lower() if isinstance(v, bool) else v)
+                for k, v in options.items()
+                if k in names and v not in (None, "")
+            ]
+            request = self.api.param_serialize(
+                method="GET",
+                resource_path=resource.path(namespace=namespace),
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            answer = self.api.call_api(*request, _request_timeout=options.get("_request_timeout"))
+            if not 200 <= answer.status <= 299:
+                answer.read()
+                raise ApiException.from_response(http_resp=answer, body=None, data=None)
+            return answer.response
+
+        return list_namespaced
+
+    def wait_ended(
         self,
         namespace: str,
         names: Collection[str],
         *,
         until: tuple[str, ...],
         timeout: float,
-        seen: Callable[[Any], None] | None = None,
-    ) -> dict[str, Any]:
-        """Watch until each named Job has one of the `until` conditions True.
+        kind: tuple[str, str] = ("batch/v1", "Job"),
+        seen: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Watch until each named object of `kind` (apiVersion, kind) has one of the
+        `until` conditions True.
 
-        Returns {name: the Job as last seen} for those that got there; on timeout the
-        others are missing. One list, then a watch from its resourceVersion: no polling,
-        so a condition is seen the moment the API server records it. `seen` is called
-        with every version of a named Job that arrives (for progress)."""
+        Returns {name: the object as last seen, plain JSON} for those that got there; on
+        timeout the others are missing. No polling: a condition is seen the moment the
+        API server records it. `seen` is called with every version of a named object that
+        arrives (for progress)."""
         pending = set(names)
-        done: dict[str, Any] = {}
-        deadline = time.monotonic() + timeout
+        done: dict[str, dict[str, Any]] = {}
 
-        def settle(job: Any) -> None:
-            name = job.metadata.name
-            if seen is not None and name in pending:
-                seen(job)
-            if name in pending and any(
-                c.status == "True" and c.type in until
-                for c in (job.status and job.status.conditions) or []
-            ):
-                pending.discard(name)
-                done[name] = job
+        def note(obj: dict[str, Any]) -> bool:
+            name = obj["metadata"]["name"]
+            if name in pending:
+                if seen is not None:
+                    seen(obj)
+                conditions = (obj.get("status") or {}).get("conditions") or []
+                if any(c.get("status") == "True" and c.get("type") in until for c in conditions):
+                    pending.discard(name)
+                    done[name] = obj
+            return not pending
 
-        while pending:
-            listing = self.retrying(
-                f"reading the Jobs in namespace {namespace}",
-                lambda: self.batch.list_namespaced_job(namespace),
+        if pending:
+            lister = (
+                self.batch.list_namespaced_job
+                if kind == ("batch/v1", "Job")
+                else self.lister_for(*kind)
             )
-            for job in listing.items:
-                settle(job)
-            remaining = deadline - time.monotonic()
-            if not pending or remaining <= 0:
-                break
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self.batch.list_namespaced_job,
-                    namespace,
-                    resource_version=listing.metadata.resource_version,
-                    timeout_seconds=max(1, int(min(remaining, 300))),
-                    _request_timeout=min(remaining, 300) + 10,
-                ):
-                    if event["type"] in ("ADDED", "MODIFIED"):
-                        settle(event["object"])
-                    if not pending or time.monotonic() > deadline:
-                        break
-            except ApiException as e:
-                if e.status != 410:  # 410 Gone: the resourceVersion expired; list again
-                    raise ClusterError(
-                        f"watching the Jobs in namespace {namespace}: the API "
-                        f"server said {e.status} {e.reason}"
-                    ) from e
-            except (urllib3.exceptions.HTTPError, OSError):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)  # the watch broke (API server restart?): list again
-            finally:
-                stream.stop()
+            self.follow(
+                lister,
+                namespace,
+                note,
+                what=f"the {kind[1]}s in namespace {namespace}",
+                deadline=time.monotonic() + timeout,
+            )
         return done
 
     def wait_pod_ended(self, namespace: str, selector: str, *, timeout: float) -> str | None:
         """Watch the pods matching `selector` until one has Succeeded or Failed; return that
         phase, or None on timeout. A step's work is done when its pod has succeeded, up to
         a second before the Job controller, which batches pod events, says Complete."""
-        deadline = time.monotonic() + timeout
+        ended: list[str] = []
 
-        def ended(pod: Any) -> str | None:
-            phase = pod.status.phase if pod.status else None
-            return phase if phase in ("Succeeded", "Failed") else None
+        def note(pod: dict[str, Any]) -> bool:
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed"):
+                ended.append(phase)
+            return bool(ended)
 
-        while time.monotonic() < deadline:
-            listing = self.retrying(
-                f"reading the pods {selector} in namespace {namespace}",
-                lambda: self.core.list_namespaced_pod(namespace, label_selector=selector),
-            )
-            for pod in listing.items:
-                if found := ended(pod):
-                    return found
-            remaining = deadline - time.monotonic()
-            stream = watch.Watch()
-            try:
-                for event in stream.stream(
-                    self.core.list_namespaced_pod,
-                    namespace,
-                    label_selector=selector,
-                    resource_version=listing.metadata.resource_version,
-                    timeout_seconds=max(1, int(min(remaining, 300))),
-                    _request_timeout=min(remaining, 300) + 10,
-                ):
-                    if event["type"] in ("ADDED", "MODIFIED") and (found := ended(event["object"])):
-                        return found
-            except ApiException as e:
-                if e.status != 410:
-                    raise ClusterError(
-                        f"watching the pods {selector} in namespace "
-                        f"{namespace}: the API server said {e.status} "
-                        f"{e.reason}"
-                    ) from e
-            except (urllib3.exceptions.HTTPError, OSError):
-                time.sleep(0.5)  # the watch broke (API server restart?): list again
-            finally:
-                stream.stop()
-        return None
+        self.follow(
+            self.core.list_namespaced_pod,
+            namespace,
+            note,
+            what=f"the pods {selector} in namespace {namespace}",
+            selector=selector,
+            deadline=time.monotonic() + timeout,
+        )
+        return ended[0] if ended else None
 
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         """Whether an object of a core kind (or a PriorityClass) is there; `namespace` None
@@ -212,15 +297,17 @@ class Kube:
         return True
 
 
-def kubectl_binary() -> str:
-    """The kubectl `mlgen cluster build` built, else the one on PATH (users' kind CI)."""
-    from mlgen.cluster import build
-
-    built = build.bin_dir() / "kubectl"
-    found = str(built) if built.is_file() else shutil.which("kubectl")
-    if found is None:
-        raise ClusterError("no kubectl: run `mlgen cluster build`, or install kubectl")
-    return found
+def _raw(lister: Callable[..., Any], namespace: str, selector: str | None, **options: Any) -> Any:
+    """The list (or watch) response itself, not the client's models of it; an answer
+    other than 2xx raises ApiException, as the client does when it builds models."""
+    if selector:
+        options["label_selector"] = selector
+    response = lister(namespace, _preload_content=False, **options)
+    status = int(getattr(response, "status", 200))
+    if not 200 <= status <= 299:
+        response.release_conn()
+        raise ApiException(status=status, reason=getattr(response, "reason", ""))
+    return response
 
 
 # A \u escape of a high surrogate then a low one, not itself escaped (even backslashes).

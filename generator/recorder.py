@@ -10,16 +10,11 @@ API's own timestamps are kept beside them as a cross-check (`timeline.Timeline`)
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import urllib3
-from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 
 from mlgen import kube
 
@@ -47,7 +42,7 @@ class Recorder:
     wall_origin: float = field(default_factory=time.time)
     jobs: dict[str, Seen] = field(default_factory=dict)
     pods: dict[str, Seen] = field(default_factory=dict)
-    events: int = 0  # watch events seen (each is noted and dropped, never kept)
+    events: int = 0  # objects the list and the watch delivered (each noted, then dropped)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,59 +71,22 @@ class Recorder:
         time.sleep(seconds)
 
     def _follow(self, lister: Callable[..., Any], note: Callable[[Any, float], None]) -> None:
-        """List, then watch from the list's resourceVersion, noting every object as plain
-        JSON: the client's models cost about a millisecond per event to build, which at
-        10,000 pods is a minute of CPU taken from the control plane on the same machine."""
-        version = ""
-        while not self._stop.is_set():
-            try:
-                if not version:
-                    listing = _json(self._raw(lister))
-                    moment = self.now()
-                    for item in listing.get("items") or []:
-                        note(item, moment)
-                    version = listing["metadata"]["resourceVersion"]
-                response = self._raw(
-                    lister, watch=True, resource_version=version, timeout_seconds=2
-                )
-                try:
-                    for line in iter_resp_lines(response):
-                        if not line:
-                            continue
-                        moment = self.now()
-                        event = json.loads(line)
-                        if event.get("type") == "ERROR":  # 410 Gone: expired, list again
-                            version = ""
-                            break
-                        item = event["object"]
-                        version = item["metadata"].get("resourceVersion") or version
-                        note(item, moment)
-                        self.events += 1
-                        if self._stop.is_set():
-                            break
-                finally:
-                    response.release_conn()
-            except ApiException as e:
-                version = "" if e.status == 410 else version  # expired: list again
-                time.sleep(0.2)
-            except (urllib3.exceptions.HTTPError, OSError, ValueError, KeyError):
-                time.sleep(0.2)  # the API server went away (a restart), or a torn line
+        """Note every object the list and the watch deliver, on this recorder's clock,
+        until stopped; `kube.Kube.follow` waits out every error (an API server restart)."""
 
-    def _raw(self, lister: Callable[..., Any], **extra: Any) -> Any:
-        """The list (or watch) response itself, not the client's models of it; an answer
-        other than 2xx raises ApiException, as the client does when it builds models."""
-        response = lister(
+        def noted(item: dict[str, Any]) -> bool:
+            note(item, self.now())
+            self.events += 1
+            return False
+
+        self.client.follow(
+            lister,
             self.namespace,
-            label_selector=self.selector,
-            _preload_content=False,
-            _request_timeout=10,
-            **extra,
+            noted,
+            what=f"the objects {self.selector} in namespace {self.namespace}",
+            selector=self.selector,
+            stop=self._stop,
         )
-        status = int(getattr(response, "status", 200))
-        if not 200 <= status <= 299:
-            response.release_conn()
-            raise ApiException(status=status, reason=getattr(response, "reason", ""))
-        return response
 
     def _job(self, job: dict[str, Any], moment: float) -> None:
         with self._lock:
@@ -155,11 +113,3 @@ class Recorder:
                 seen.running = moment
             if phase in ("Succeeded", "Failed") and seen.ended is None:
                 seen.ended, seen.outcome = moment, phase
-
-
-def _json(response: Any) -> dict[str, Any]:
-    try:
-        found: dict[str, Any] = json.loads(response.data)
-        return found
-    finally:
-        response.release_conn()

@@ -96,11 +96,11 @@ def check_order(
     rendered = {
         (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): path
         for path, o in placed
-        if o.get("kind") not in ("Job", "Kustomization")
+        if not contract.is_run(o) and o.get("kind") != "Kustomization"
     }
     chain = _flux_chain([o for _, o in placed if o.get("kind") == "Kustomization"], flux_root or "")
     for path, job in placed:
-        if job.get("kind") != "Job":
+        if not contract.is_run(job):
             continue
         namespace = job["metadata"].get("namespace")
         for ref in of(job):

@@ -49,8 +49,8 @@ def render_all(
         if only:
             chosen = [d for d in batch.variants if d in only]
             out.scopes.extend(f"{batch.name}/{d}/" for d in chosen)
-            if "sequential" in chosen:
-                out.scopes.append(f"{batch.name}/flux/")
+            companions = {c for d in chosen for c in variants.companions(d)}
+            out.scopes.extend(f"{batch.name}/{c}/" for c in sorted(companions))
         else:
             out.scopes.append(f"{batch.name}/")
     return out

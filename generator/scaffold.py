@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgen import render, source, templating, tree
-from mlgen.cluster import versions
+from mlgen import render, source, templating, tree, versions
 from mlgen.errors import UsageError
 
 HOOK_REPO = "https://github.com/mlgen-io/mlgen"  # where .pre-commit-hooks.yaml lives

@@ -226,7 +226,7 @@ class JobEntry(JobFields):
 
 
 class Sequential(_Model):
-    strategy: Strategy = "waves"
+    strategy: Strategy = variants.default("sequential")
     onFailure: Literal["stop", "continue"] = "stop"
 
 

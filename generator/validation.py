@@ -11,15 +11,18 @@ import functools
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import kubernetes_validate
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
-from mlgen import spec
+from mlgen import variants
 from mlgen.errors import RenderError, SpecError
+
+if TYPE_CHECKING:
+    from mlgen import spec
 
 
 def supported_versions() -> list[str]:
@@ -189,16 +192,20 @@ def warnings(batch: spec.Batch) -> list[str]:
                 f"{at}.expectedDuration: job {job.name!r} has no expectedDuration; "
                 "estimates and conformance bounds count it as 0s. Set one"
             )
-    indexed = "parallel" in batch.variants or (
-        "sequential" in batch.variants and batch.strategy == "indexed"
-    )
+    units = variants.for_batch(batch)
     shell_less = sorted({j.image for j in batch.jobs if _SHELL_LESS.search(j.image)})
-    if indexed and shell_less:
+    entrypoint = [u for u in units if u.entrypoint]
+    if shell_less and entrypoint:
+        without = [
+            f"{e.directory} with strategy {e.name}"
+            for e in variants.REGISTRY
+            if not variants.get(e.name).entrypoint
+        ]
         out.append(
             f"{batch.source}: spec.jobs: {', '.join(map(repr, shell_less))} may have no "
-            "shell: an Indexed Job (parallel variant, indexed strategy) starts each pod "
-            "with mlgen's /bin/sh entrypoint. Use an image with sh (distroless: a :debug "
-            "tag), or variants: [sequential] with strategy: waves"
+            f"shell: the {', '.join(f'{u.directory} ({u.name})' for u in entrypoint)} "
+            "variant starts each pod with mlgen's /bin/sh entrypoint. Use an image with sh "
+            f"(distroless: a :debug tag), or {' or '.join(without) or 'another image'}"
         )
     if batch.pod_security != "restricted":
         out.append(
@@ -207,14 +214,18 @@ def warnings(batch: spec.Batch) -> list[str]:
             "the namespace must enforce this level or lower "
             f"(pod-security.kubernetes.io/enforce: {batch.pod_security})"
         )
-    if (
-        "sequential" in batch.variants
-        and batch.strategy == "waves"
-        and batch.on_failure == "continue"
-    ):
+    client = [u for u in units if u.driver == "client"]
+    if batch.on_failure == "continue" and client:
+        # A client-driven chain is Argo CD's sync waves: a failed wave stops the sync.
+        controller = [
+            e.name
+            for e in variants.REGISTRY
+            if e.directory == client[0].directory and variants.get(e.name).driver != "client"
+        ]
         out.append(
             f"{batch.source}: spec.sequential.onFailure: Argo CD stops at a failed "
-            "wave whatever onFailure says; `continue` holds for `mlgen apply` only. "
-            "Use strategy: indexed to run every step after a failure under Argo CD"
+            f"wave whatever onFailure says; `continue` holds for `mlgen apply` only. "
+            f"Use strategy: {' or '.join(controller)} to run every step after a failure "
+            "under Argo CD"
         )
     return out

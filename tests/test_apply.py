@@ -4,7 +4,6 @@ fake client, and the directories it refuses."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -80,29 +79,31 @@ class FakeCluster:
         self.calls.append(f"pod {name}")
         return "Failed" if name in self.failing else "Succeeded"
 
-    def wait_jobs(
+    def wait_ended(
         self,
         namespace: str,
         names: list[str],
         *,
         until: tuple[str, ...],
         timeout: float,
+        kind: tuple[str, str] = ("batch/v1", "Job"),
         seen: Any = None,
     ) -> dict[str, Any]:
         self.calls.append(f"job {','.join(names)}")
         return {
-            n: SimpleNamespace(
-                status=SimpleNamespace(
-                    conditions=[
-                        SimpleNamespace(
-                            type="Failed" if n in self.failing | self.failed_late else "Complete",
-                            status="True",
-                            reason="DeadlineExceeded" if n in self.failed_late else None,
-                        )
+            n: {
+                "status": {
+                    "conditions": [
+                        {
+                            "type": "Failed"
+                            if n in self.failing | self.failed_late
+                            else "Complete",
+                            "status": "True",
+                            "reason": "DeadlineExceeded" if n in self.failed_late else None,
+                        }
                     ],
-                    failed_indexes=None,
-                )
-            )
+                }
+            }
             for n in names
         }
 
@@ -222,22 +223,23 @@ def test_rendered_jobs_name_their_variant_unit() -> None:
 
 def test_failures_of_an_indexed_job_name_the_batch_jobs() -> None:
     class Failing(FakeCluster):
-        def wait_jobs(
+        def wait_ended(
             self,
             namespace: str,
             names: list[str],
             *,
             until: tuple[str, ...],
             timeout: float,
+            kind: tuple[str, str] = ("batch/v1", "Job"),
             seen: Any = None,
         ) -> dict[str, Any]:
             return {
-                n: SimpleNamespace(
-                    status=SimpleNamespace(
-                        conditions=[SimpleNamespace(type="Failed", status="True")],
-                        failed_indexes="1,3-4",
-                    )
-                )
+                n: {
+                    "status": {
+                        "conditions": [{"type": "Failed", "status": "True"}],
+                        "failedIndexes": "1,3-4",
+                    }
+                }
                 for n in names
             }
 
@@ -281,7 +283,7 @@ def test_a_job_of_many_completions_reports_progress_only_when_counts_change(
     assert seen is not None and apply._counts(job("a", 0), said.append) is None
 
     def status(succeeded: int, active: int) -> Any:
-        return SimpleNamespace(status=SimpleNamespace(succeeded=succeeded, active=active, failed=0))
+        return {"status": {"succeeded": succeeded, "active": active, "failed": 0}}
 
     seen(status(10, 100))  # too soon after the apply
     clock[0] += apply.PROGRESS_EVERY

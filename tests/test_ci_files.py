@@ -63,8 +63,7 @@ def test_ci_script_runs_the_users_kind_command_against_real_kind() -> None:
 
 
 def test_kind_workflow_local_control_plane_and_default_version_agree() -> None:
-    from mlgen import features, scaffold, spec
-    from mlgen.cluster import versions
+    from mlgen import features, scaffold, spec, versions
 
     config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
     assert {node["image"] for node in config["nodes"]} == {versions.KIND_RELEASED_NODE}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlgen import estimate, schema
+from mlgen import estimate, schedule, schema
 from mlgen.cli.app import app
 
 from .conftest import batch_doc, load
@@ -79,7 +79,7 @@ def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., P
     table = runner.invoke(app, ["estimate", "--overhead", "0", str(path)])
     assert table.exit_code == 0 and "demo" in table.output and "14s" in table.output
     calibrated = path.parent / "epsilon.json"
-    calibrated.write_text(json.dumps({"waves": 0.5, "indexed": 2.0}))
+    calibrated.write_text(json.dumps({"client": 0.5, "controller": 2.0}))
     result = runner.invoke(
         app, ["estimate", "--json", "--overhead-from", str(calibrated), str(path)]
     )
@@ -91,9 +91,9 @@ def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., P
     result = runner.invoke(app, ["estimate", "--overhead-from", str(calibrated), str(path)])
     assert result.exit_code == 2 and "not a calibration file" in result.output
     for bad in ("NaN", "Infinity", "-1", "1e9"):
-        calibrated.write_text(f'{{"waves": {bad}, "indexed": 1}}')
+        calibrated.write_text(f'{{"client": {bad}, "controller": 1}}')
         result = runner.invoke(app, ["estimate", "--overhead-from", str(calibrated), str(path)])
-        assert result.exit_code == 2 and "waves is" in result.output, (bad, result.output)
+        assert result.exit_code == 2 and "client is" in result.output, (bad, result.output)
     for bad in ("nan", "inf"):
         result = runner.invoke(app, ["estimate", "--overhead", bad, str(path)])
         assert result.exit_code == 2 and "--overhead" in result.output, (bad, result.output)
@@ -112,7 +112,7 @@ def test_estimate_table_and_json(runner: CliRunner, write_batch: Callable[..., P
 def test_schedule_is_lowest_index_first_onto_p_slots(
     durations: list[float], p: int, makespan: float
 ) -> None:
-    assert estimate.schedule(durations, p)[0] == makespan
+    assert schedule.slots(durations, p)[0] == makespan
     total = sum(durations)
     assert makespan >= max(total / p, max(durations))
 
@@ -120,23 +120,23 @@ def test_schedule_is_lowest_index_first_onto_p_slots(
 def test_estimate_of_a_batch() -> None:
     bare = estimate.overheads(seconds=0)
     result = estimate.of(load(batch_doc(parallelism=2)), overhead=bare)
-    assert (result.sequential_seconds, result.parallel_seconds, result.waves) == (6, 4, 2)
-    assert result.starts == (0, 0, 2)
+    assert result.makespans == (("sequential", 6), ("parallel", 4)) and result.rounds == 2
+    assert schedule.slots([2.0, 2.0, 2.0], 2)[1] == [0, 0, 2]
     measured = estimate.of(load(batch_doc(parallelism=2)))  # the measured defaults
     # overhead between one job and the next in a slot, not before the first
-    assert measured.sequential_seconds == pytest.approx(6 + 2 * 0.1 + 1)
-    assert measured.parallel_seconds == pytest.approx(2 + 1.1 + 2 + 1)
+    assert measured.seconds("sequential") == pytest.approx(6 + 2 * 0.1 + 1)
+    assert measured.seconds("parallel") == pytest.approx(2 + 1.1 + 2 + 1)
     indexed = estimate.of(load(batch_doc(parallelism=2, sequential={"strategy": "indexed"})))
-    assert indexed.sequential_seconds == pytest.approx(6 + 2 * 1.1 + 1)
+    assert indexed.seconds("sequential") == pytest.approx(6 + 2 * 1.1 + 1)
 
 
 def test_parallel_starts_are_held_to_the_pod_start_rate() -> None:
     # 100 at once cannot all start at 0: index i starts no earlier than i / rate
-    makespan, starts = estimate.schedule([10.0] * 100, 100, rate=40.0)
+    makespan, starts = schedule.slots([10.0] * 100, 100, rate=40.0)
     assert starts[1] == pytest.approx(1 / 40) and starts[99] == pytest.approx(99 / 40)
     assert makespan == pytest.approx(99 / 40 + 10)
     # one slot: each job waits `gap` after the previous one, none before the first
-    makespan, starts = estimate.schedule([1.0, 2.0, 3.0], 1, gap=0.5)
+    makespan, starts = schedule.slots([1.0, 2.0, 3.0], 1, gap=0.5)
     assert starts == [0.0, 1.5, 4.0] and makespan == 7.0
 
 

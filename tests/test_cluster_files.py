@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgen.cluster import build, local, nodes, versions
+from mlgen import versions
+from mlgen.cluster import build, local, pools
 from mlgen.errors import ClusterError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,9 +113,9 @@ def test_succeed_and_fail_stages_are_exact_complements() -> None:
 
 
 def test_node_pools_become_kwok_nodes_with_capacity() -> None:
-    pools = nodes.load()
-    manifests = nodes.manifests(pools)
-    assert len(manifests) == sum(p.count for p in pools)
+    described = pools.load()
+    manifests = pools.manifests(described)
+    assert len(manifests) == sum(p.count for p in described)
     gpu = [n for n in manifests if "nvidia.com/gpu" in n["status"]["capacity"]]
     assert gpu and all(
         n["metadata"]["annotations"] == {"kwok.x-k8s.io/node": "fake"} for n in manifests
@@ -126,4 +127,4 @@ def test_bad_node_file_is_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "nodes.yaml"
     bad.write_text("- pool: x\n")
     with pytest.raises(UsageError, match="each entry needs pool, count and capacity"):
-        nodes.load(bad)
+        pools.load(bad)

@@ -19,7 +19,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlgen import kube, render, source
+from mlgen import render, source
+from mlgen.cluster import build
 from mlgen.errors import ClusterError
 
 from .conftest import batch_doc
@@ -73,7 +74,7 @@ AMBIGUOUS = [
 
 def kubectl() -> str:
     try:
-        return kube.kubectl_binary()
+        return build.kubectl()
     except ClusterError as e:
         pytest.fail(f"{e}: these tests decode with the real kubectl")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlgen.cluster import build, fluxcd, golang, processes, versions
+from mlgen import versions
+from mlgen.cluster import build, fluxcd, golang, processes
 from mlgen.errors import ClusterError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,17 +1,19 @@
 """The GitOps harness' pieces that need no cluster: the loopback Git server, helper
-processes, ε from a calibration timeline, Argo CD's cluster credentials."""
+processes, ε from a calibration timeline, Argo CD's cluster credentials, the tools'
+registry and what each adds to a batch."""
 
 from __future__ import annotations
 
 import base64
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from mlgen.cluster import argocd, crds, fluxcd, gitserver, overhead, processes
+from mlgen.cluster import argocd, crds, fluxcd, gitops, gitserver, overhead, processes
 from mlgen.errors import ClusterError
 from mlgen.timeline import JobRecord, Timeline
 
@@ -188,3 +190,45 @@ def test_a_condition_is_read_by_type() -> None:
     }
     assert crds.condition(obj, "Ready")["reason"] == "HealthCheckFailed"
     assert crds.condition(None, "Ready") == {} and crds.condition({}, "Ready") == {}
+
+
+@pytest.mark.parametrize("name", gitops.names())
+def test_a_registered_tool_starts_through_the_registry(name: str, tmp_path: Path) -> None:
+    assert gitops.entry(name).group == "gitops"
+    with pytest.raises(ClusterError, match="gitops binaries are missing"):
+        gitops.start(name, None, kubeconfig=tmp_path, workdir=tmp_path, binaries=tmp_path)  # type: ignore[arg-type]
+
+
+def test_an_unknown_tool_names_the_known_ones() -> None:
+    with pytest.raises(ClusterError, match="no GitOps tool 'jenkins'; the tools are flux, argocd"):
+        gitops.entry("jenkins")
+
+
+@dataclass
+class _Repo:
+    name: str
+    url: str
+    worktree: Path
+
+
+def test_each_tool_says_what_a_batch_needs_and_where_it_points(tmp_path: Path) -> None:
+    repo = _Repo(name="gitops", url="http://127.0.0.1:1/gitops.git", worktree=tmp_path)
+    flux = fluxcd.Flux(client=None)  # type: ignore[arg-type]
+    argo = argocd.ArgoCD(client=None, server="https://127.0.0.1:2")  # type: ignore[arg-type]
+    assert [flux.name, argo.name] == list(gitops.names())
+    assert flux.batch_spec(repo) == {
+        "flux": {"source": "gitops", "path": "./manifests", "namespace": fluxcd.NAMESPACE}
+    }
+    assert argo.batch_spec(repo) == {}
+    assert gitops.object_name("b", "sequential") == "b-sequential"
+    flux.stop()  # nothing of its own to stop
+
+
+def test_the_flux_chain_is_read_in_rendered_order(tmp_path: Path) -> None:
+    target = tmp_path / gitops.MANIFESTS / "b" / "flux" / "kustomizations.yaml"
+    target.parent.mkdir(parents=True)
+    names = ["b-step-1-x", "b-step-0-y", "b-step-2-z"]
+    target.write_text(
+        yaml.safe_dump_all([{"kind": "Kustomization", "metadata": {"name": n}} for n in names])
+    )
+    assert fluxcd.chain(tmp_path, "b") == names

@@ -134,7 +134,7 @@ def test_up_with_a_real_node_checks_the_packages_before_building(
 def test_kwok_manages_only_the_fake_nodes_and_the_apiserver_dials_kubelets_by_ip(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from mlgen.cluster import build, local, nodes
+    from mlgen.cluster import build, local, pools
 
     calls: list[list[str]] = []
     monkeypatch.setattr(build, "ensure_binaries", lambda **_: tmp_path)
@@ -146,7 +146,7 @@ def test_kwok_manages_only_the_fake_nodes_and_the_apiserver_dials_kubelets_by_ip
     assert "kube-apiserver=kubelet-preferred-address-types=InternalIP,Hostname" in extra
     key, value = local.KWOK_NODES.split("=")
     assert f"kwok-controller=manage-nodes-with-annotation-selector={key}={value}" in extra
-    (fake,) = nodes.manifests([nodes.Pool(pool="cpu", count=1, capacity={"cpu": "1"})])
+    (fake,) = pools.manifests([pools.Pool(pool="cpu", count=1, capacity={"cpu": "1"})])
     assert fake["metadata"]["annotations"][key] == value
 
 

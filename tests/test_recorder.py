@@ -1,12 +1,15 @@
-"""The recorder notes transitions from the watch's plain JSON: a torn line across chunks is
-joined, an expired resourceVersion (410) means list again, and nothing is kept per event."""
+"""mlgen's one list-then-watch loop (`kube.Kube.follow`), as the recorder and the waits use
+it: plain JSON, a torn line across chunks is joined, an expired resourceVersion (410)
+means list again, and nothing is kept per event."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from mlgen import recorder
+from kubernetes import client
+
+from mlgen import kube, recorder
 
 
 class Response:
@@ -56,12 +59,41 @@ def test_watch_events_are_noted_from_json_and_an_expired_version_lists_again() -
         served.append(responses.pop(0))
         return served[-1]
 
-    watched = recorder.Recorder(client=None, namespace="ns", selector="a=b")  # type: ignore[arg-type]
+    cluster = kube.Kube(client.ApiClient(), where="a test")
+    watched = recorder.Recorder(client=cluster, namespace="ns", selector="a=b")
     watched._follow(lister, watched._pod)
     seen = watched.pods["sweep-0"]
     assert seen.running is not None and seen.ended is not None and seen.outcome == "Succeeded"
-    assert seen.running <= seen.ended and watched.events == 2
+    assert seen.running <= seen.ended and watched.events == 4  # two listed, two watched
     assert [c.get("watch", False) for c in calls] == [False, True, False, True]
     assert calls[3]["resource_version"] == "6"
     assert all(c["_preload_content"] is False for c in calls)
     assert all(r.released for r in served)
+
+
+def test_a_wait_ends_on_its_condition_from_json_and_lists_again_after_a_410() -> None:
+    job = {"metadata": {"name": "a-1", "resourceVersion": "9"}, "status": {}}
+    done = {**job, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    other = {"metadata": {"name": "b-1", "resourceVersion": "10"}, "status": done["status"]}
+    lines = [json.dumps({"type": "MODIFIED", "object": o}) for o in (other, done)]
+    responses = [
+        Response(body={"metadata": {"resourceVersion": "5"}, "items": [job]}),
+        Response(status=410),
+        Response(body={"metadata": {"resourceVersion": "6"}, "items": [job]}),
+        Response(chunks=[("\n".join(lines) + "\n").encode()]),
+    ]
+    calls: list[dict[str, Any]] = []
+
+    def lister(namespace: str, **kwargs: Any) -> Response:
+        calls.append(kwargs)
+        return responses.pop(0)
+
+    cluster = kube.Kube(client.ApiClient(), where="a test")
+    cluster.batch.list_namespaced_job = lister  # type: ignore[method-assign]
+    seen: list[str] = []
+    found = cluster.wait_ended(
+        "ns", ["a-1"], until=("Complete", "Failed"), timeout=30, seen=lambda o: seen.append("x")
+    )
+    assert found == {"a-1": done} and not responses  # b-1 was not awaited
+    assert [c.get("watch", False) for c in calls] == [False, True, False, True]
+    assert seen == ["x", "x", "x"]  # a-1 as listed twice, then as watched

@@ -22,7 +22,7 @@ def _job(name: str, wave: int, pod: dict[str, Any], namespace: str = "ml") -> di
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "annotations": {contract.SYNC_WAVE: str(wave)},
+            "annotations": {contract.SYNC_WAVE: str(wave), contract.STRATEGY: "waves"},
         },
         "spec": {"template": {"spec": pod}},
     }

@@ -10,7 +10,7 @@ import typer
 
 from mlgen import kube
 from mlgen.cli.common import echo, err, out, reported
-from mlgen.cluster import build, local, nodes
+from mlgen.cluster import build, local, pools
 from mlgen.errors import UsageError
 
 app = typer.Typer(
@@ -105,10 +105,10 @@ def up_command(
 ) -> None:
     """Start a cluster with fake nodes; prints the `export KUBECONFIG=...` line to use it."""
     with reported():
-        pools = nodes.load(node_file)
+        described = pools.load(node_file)
         cluster = local.up(name=name, workdir=workdir, progress=_say, real_node=real_node)
         try:
-            created = nodes.create(kube.connect(kubeconfig=cluster.kubeconfig), pools)
+            created = pools.create(kube.connect(kubeconfig=cluster.kubeconfig), described)
         except BaseException:
             local.down(cluster, progress=_say)
             raise

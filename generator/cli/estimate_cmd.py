@@ -25,8 +25,8 @@ def estimate_command(
             "--overhead",
             metavar="SECONDS",
             min=0,
-            help="Per-step overhead for every variant (default: the local control plane's "
-            "measured figures: waves 0.1s, indexed and parallel 1.1s).",
+            help="Per-step overhead for every strategy (default: each strategy's figure "
+            "measured on the local control plane; --json shows them).",
         ),
     ] = None,
     overhead_from: Annotated[
@@ -56,17 +56,19 @@ def estimate_command(
             out.print_json(json.dumps([r.as_dict() for r in results]))
             return
         table = Table(title="Estimated makespan")
-        for column in ("batch", "jobs", "p", "sequential", "parallel", "lower bound", "speed-up"):
+        directories = [d for d, _ in results[0].makespans] if results else []
+        for column in ("batch", "jobs", "p", *directories, "lower bound", "speed-up"):
             table.add_column(column, justify="left" if column == "batch" else "right")
         for r in results:
-            # A batch that renders no parallel variant still gets its figure, marked so.
-            mark = "" if "parallel" in r.variants else " (not rendered)"
+            # A variant the batch does not render still gets its figure, marked so.
             table.add_row(
                 r.batch,
                 str(r.jobs),
                 str(r.parallelism),
-                units.human_duration(r.sequential_seconds),
-                units.human_duration(r.parallel_seconds) + mark,
+                *(
+                    units.human_duration(s) + ("" if d in r.rendered else " (not rendered)")
+                    for d, s in r.makespans
+                ),
                 units.human_duration(r.lower_bound_seconds),
                 f"{r.speedup:.2f}x",
             )

@@ -1,11 +1,14 @@
 """The real Argo CD on the local control plane: redis, the repo-server and the
 application-controller as local processes, run from the `argocd` multi-binary (v2, see
-versions.py) through ARGOCD_BINARY_NAME, syncing from a loopback Git server.
+`mlgen.versions`) through ARGOCD_BINARY_NAME, syncing from a loopback Git server.
 
 argocd-server is not run, so what it would create is created here: the `argocd`
 namespace, `argocd-cm`, `argocd-secret` and the `default` AppProject. Outside a pod,
 `https://kubernetes.default.svc` does not resolve: the destination is a cluster Secret
 for the local API server's URL and credentials.
+
+`ArgoCD` is the running components behind `gitops.Tool`: one Application a variant
+directory, its sync waves ordering the steps.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mlgen import contract, kube
-from mlgen.cluster import build, crds, processes
+from mlgen.cluster import build, crds, gitops, processes
 from mlgen.errors import ClusterError
 
 NAMESPACE = "argocd"
@@ -34,10 +37,49 @@ _PART_OF = {contract.PART_OF: "argocd"}  # Argo CD reads its config maps by it
 
 @dataclass
 class ArgoCD(processes.Group):
-    """Running components; `stop()` ends them (idempotent)."""
+    """Running components; `stop()` ends them (idempotent). Made from a client and server
+    alone, it drives components someone else started (and stops nothing)."""
 
+    client: kube.Kube
     server: str  # the destination cluster's URL, as registered in the cluster Secret
     processes: list[processes.Process] = field(default_factory=list)
+    name: str = field(default="argocd", init=False)
+
+    def batch_spec(self, repo: gitops.Repository) -> dict[str, Any]:
+        return {}  # it syncs the sync waves every render writes
+
+    def watch(self, repo: gitops.Repository, *, batch: str, variant: str, namespace: str) -> None:
+        app = application(
+            gitops.object_name(batch, variant),
+            repo_url=repo.url,
+            path=f"{gitops.MANIFESTS}/{batch}/{variant}",
+            server=self.server,
+            namespace=namespace,
+        )
+        crds.create(self.client, app)
+
+    def refresh(self, repo: gitops.Repository, *, batch: str, variant: str) -> None:
+        request_refresh(self.client, gitops.object_name(batch, variant))
+
+    def stopped_at(
+        self, repo: gitops.Repository, *, batch: str, variant: str, step: int
+    ) -> str | None:
+        # Not per step: a failed wave leaves the whole Application Degraded.
+        state = status(self.client, gitops.object_name(batch, variant))
+        if state["health"] == "Degraded":
+            return (
+                f"Application health {state['health']}, sync {state['sync']}, operation "
+                f"{state['operation'] or '-'}"
+            )
+        return None
+
+    def diagnose(self, repo: gitops.Repository, *, batch: str, variant: str) -> str:
+        name = gitops.object_name(batch, variant)
+        return f"Application {name}: {status(self.client, name)}"
+
+    def forget(self, repo: gitops.Repository, *, batch: str, variant: str) -> None:
+        name = gitops.object_name(batch, variant)
+        crds.delete(self.client, API, "Application", name, NAMESPACE)
 
 
 def start(
@@ -50,7 +92,7 @@ def start(
     server, tls = _credentials(kubeconfig)
     _install(client, tools, server=server, tls=tls)
     logs = workdir / "logs"
-    argo = ArgoCD(server=server)
+    argo = ArgoCD(client=client, server=server)
     redis_port, repo_port = processes.free_port(), processes.free_port()
     # kustomize and git must be on PATH for the repo-server; GPG would need a keyring.
     env = {
@@ -146,7 +188,7 @@ def application(
     }
 
 
-def refresh(client: kube.Kube, name: str) -> None:
+def request_refresh(client: kube.Kube, name: str) -> None:
     """Compare with Git now (after a push) rather than at the reconciliation timeout."""
     crds.annotate_now(client, API, "Application", name, NAMESPACE, key=REFRESH, value="normal")
 
@@ -250,3 +292,8 @@ def _which(program: str, fix: str) -> str:
     if found is None:
         raise ClusterError(f"{program} is not installed; install it ({fix})")
     return found
+
+
+if TYPE_CHECKING:
+    # The registry imports tools by name; this is where mypy holds ArgoCD to gitops.Tool.
+    _launcher: gitops.Launcher = start

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgen.cluster import golang, nodeimage, recipes, versions
+from mlgen import versions
+from mlgen.cluster import golang, nodeimage, recipes
 from mlgen.errors import ClusterError
 
 Progress = Callable[[str], None]
@@ -127,6 +128,15 @@ def group_dir(name: str, root: Path | None = None) -> Path:
     """Where a group's files live (whether built yet or not)."""
     _group(name)
     return (root or cache_root()) / "bin" / versions.group_key(name)
+
+
+def kubectl() -> str:
+    """The kubectl `mlgen cluster build` built, else the one on PATH (users' kind CI)."""
+    built = bin_dir() / "kubectl"
+    found = str(built) if built.is_file() else shutil.which("kubectl")
+    if found is None:
+        raise ClusterError("no kubectl: run `mlgen cluster build`, or install kubectl")
+    return found
 
 
 def bin_dir(root: Path | None = None) -> Path:

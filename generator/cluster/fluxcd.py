@@ -5,6 +5,9 @@ Both run against a kubeconfig with leader election off and every listener on a f
 loopback port. kustomize-controller re-checks a Kustomization waiting on `dependsOn`
 every `--requeue-dependency` (default 30 s, not event-driven), so the harness sets 1 s:
 the chain then moves as fast as Flux can, and ε measures Flux, not a timer we chose.
+
+`Flux` is the running controllers behind `gitops.Tool`: a sequential batch is synced
+through the chain mlgen renders (`spec.flux`) under a root Kustomization of ours.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlgen import kube
-from mlgen.cluster import build, crds, processes
+import yaml
+
+from mlgen import kube, variants
+from mlgen.cluster import build, crds, gitops, processes
 
 NAMESPACE = "flux-system"
 SOURCE_API = "source.toolkit.fluxcd.io/v1"
@@ -29,12 +34,68 @@ HEALTH_POLL_SECONDS = 5.0
 
 @dataclass
 class Flux(processes.Group):
-    """Running controllers; `stop()` ends them (idempotent)."""
+    """Running controllers; `stop()` ends them (idempotent). Made from a client alone, it
+    drives controllers someone else started (and stops nothing)."""
 
-    kubeconfig: Path
-    workdir: Path
-    storage_port: int
+    client: kube.Kube
     processes: list[processes.Process] = field(default_factory=list)
+    name: str = field(default="flux", init=False)
+
+    def batch_spec(self, repo: gitops.Repository) -> dict[str, Any]:
+        # The rendered chain's Kustomizations name the GitRepository `watch` creates.
+        source = {"source": repo.name, "path": f"./{gitops.MANIFESTS}", "namespace": NAMESPACE}
+        return {"flux": source}
+
+    def watch(self, repo: gitops.Repository, *, batch: str, variant: str, namespace: str) -> None:
+        if crds.get(self.client, SOURCE_API, "GitRepository", repo.name, NAMESPACE) is None:
+            crds.create(self.client, git_repository(repo.name, url=repo.url))
+        # sequential: a root that applies the committed chain; parallel: mlgen renders
+        # no Flux object for it, so one Kustomization waits for the Indexed Job.
+        path, wait = (
+            (f"./{gitops.MANIFESTS}/{batch}/flux", False)
+            if "flux" in variants.companions(variant)
+            else (f"./{gitops.MANIFESTS}/{batch}/{variant}", True)
+        )
+        root = kustomization(
+            gitops.object_name(batch, variant), source=repo.name, path=path, wait=wait
+        )
+        crds.create(self.client, root)
+        request_reconcile(self.client, repo.name)
+
+    def refresh(self, repo: gitops.Repository, *, batch: str, variant: str) -> None:
+        request_reconcile(self.client, repo.name)
+
+    def stopped_at(
+        self, repo: gitops.Repository, *, batch: str, variant: str, step: int
+    ) -> str | None:
+        names = chain(repo.worktree, batch)
+        failed = ready(self.client, "Kustomization", names[step])
+        following = ready(self.client, "Kustomization", names[step + 1])
+        # Before its own Job ran, the failed step was DependencyNotReady too: not a verdict.
+        if (
+            failed.get("status") == "False"
+            and failed.get("reason") not in ("DependencyNotReady", "Progressing", None)
+            and following.get("reason") == "DependencyNotReady"
+        ):
+            return (
+                f"{names[step]} Ready=False {failed.get('reason')}; {names[step + 1]} "
+                f"{following.get('reason')}"
+            )
+        return None
+
+    def diagnose(self, repo: gitops.Repository, *, batch: str, variant: str) -> str:
+        names = [gitops.object_name(batch, variant)]
+        rendered = repo.worktree / gitops.MANIFESTS / batch / "flux"
+        if "flux" in variants.companions(variant) and rendered.exists():
+            names += chain(repo.worktree, batch)
+        found = [(n, ready(self.client, "Kustomization", n)) for n in names]
+        states = [f"{n}: {c.get('reason', '-')} {c.get('message', '')}" for n, c in found]
+        source = ready(self.client, "GitRepository", repo.name)
+        return f"GitRepository {repo.name}: {source.get('message', '-')}; " + "; ".join(states)
+
+    def forget(self, repo: gitops.Repository, *, batch: str, variant: str) -> None:
+        name = gitops.object_name(batch, variant)
+        crds.delete(self.client, KUSTOMIZE_API, "Kustomization", name, NAMESPACE)
 
 
 def start(
@@ -47,7 +108,7 @@ def start(
     if not client.namespace_exists(NAMESPACE):
         client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "RUNTIME_NAMESPACE": NAMESPACE}
-    flux = Flux(kubeconfig=kubeconfig, workdir=workdir, storage_port=processes.free_port())
+    flux, storage_port = Flux(client=client), processes.free_port()
     logs = workdir / "logs"
     (workdir / "storage").mkdir(parents=True, exist_ok=True)  # it will not create it
     try:
@@ -56,9 +117,9 @@ def start(
                 "source-controller",
                 [
                     f"--storage-path={workdir / 'storage'}",
-                    f"--storage-addr=127.0.0.1:{flux.storage_port}",
+                    f"--storage-addr=127.0.0.1:{storage_port}",
                     # kustomize-controller downloads artifacts from this advertised address.
-                    f"--storage-adv-addr=127.0.0.1:{flux.storage_port}",
+                    f"--storage-adv-addr=127.0.0.1:{storage_port}",
                 ],
             ),
             ("kustomize-controller", [f"--requeue-dependency={REQUEUE_DEPENDENCY}"]),
@@ -136,3 +197,14 @@ def revision(client: kube.Kube, kind: str, name: str) -> str:
     if kind == "GitRepository":
         return str((status.get("artifact") or {}).get("revision", ""))
     return str(status.get("lastAppliedRevision", ""))
+
+
+def chain(worktree: Path, batch: str) -> list[str]:
+    """The rendered Flux Kustomizations of a batch, in chain order."""
+    text = (worktree / gitops.MANIFESTS / batch / "flux" / "kustomizations.yaml").read_text()
+    return [d["metadata"]["name"] for d in yaml.safe_load_all(text) if d]
+
+
+if TYPE_CHECKING:
+    # The registry imports tools by name; this is where mypy holds Flux to gitops.Tool.
+    _launcher: gitops.Launcher = start

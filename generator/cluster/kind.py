@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
-from mlgen.cluster import build, engine, nodeimage, versions
+from mlgen import versions
+from mlgen.cluster import build, engine, nodeimage
 from mlgen.errors import ClusterError
 
 Progress = Callable[[str], None]

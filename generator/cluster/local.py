@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mlgen.cluster import build, node, versions
+from mlgen import versions
+from mlgen.cluster import build, node
 from mlgen.errors import ClusterError
 
 Progress = Callable[[str], None]
 
 STAGES = "stages/stages.yaml"
-KWOK_NODES = "kwok.x-k8s.io/node=fake"  # the annotation nodes.py gives every fake node
+KWOK_NODES = "kwok.x-k8s.io/node=fake"  # the annotation pools.py gives every fake node
 
 
 @dataclass(frozen=True)

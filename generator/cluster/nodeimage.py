@@ -33,7 +33,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from mlgen.cluster import engine, versions
+from mlgen import versions
+from mlgen.cluster import engine
 from mlgen.errors import ClusterError
 
 Progress = Callable[[str], None]

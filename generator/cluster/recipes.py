@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlgen.cluster import golang, versions
+from mlgen import versions
+from mlgen.cluster import golang
 from mlgen.errors import ClusterError
 
 Recipe = Callable[[str, Path, Path], None]

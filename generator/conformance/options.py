@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from mlgen.cluster import versions
+from mlgen import versions
 
 CLUSTERS = ("local", "kind", "kubeconfig")
 STANDIN_IMAGE = versions.STANDIN_IMAGE

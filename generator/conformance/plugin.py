@@ -198,8 +198,9 @@ def mlgen_epsilon(
     for m in measured:
         say(f"calibrated {m.describe()}")
     say(
-        f"ε: waves {epsilon.waves:.3f}s, indexed {epsilon.indexed:.3f}s, parallel round "
-        f"{epsilon.for_strategy('parallel'):.3f}s; pod slack "
+        f"ε: client-driven step {epsilon.client:.3f}s, controller-driven "
+        f"{epsilon.controller:.3f}s, a round of p pods "
+        f"{epsilon.controller if epsilon.round is None else epsilon.round:.3f}s; pod slack "
         f"{epsilon.slack:.2f}s"
     )
     return epsilon

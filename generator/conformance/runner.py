@@ -12,8 +12,7 @@ from typing import Any
 
 import yaml
 
-from mlgen import apply, estimate, gantt, kube, render, source, spec, timeline, variants
-from mlgen.cluster import versions
+from mlgen import apply, gantt, kube, render, source, spec, timeline, variants, versions
 from mlgen.conformance import fitting, stalls, standin
 from mlgen.errors import JobFailedError
 
@@ -155,7 +154,7 @@ class Runner:
             unit = variants.select(batch, variant)
             durations = [float(j.expected_seconds or 0) for j in batch.jobs]
             predicted = unit.predict(
-                durations, parallelism=batch.parallelism, overhead=estimate.OVERHEAD[unit.name]
+                durations, parallelism=batch.parallelism, overhead=unit.overhead
             )
             self.estimated(f"{batch.name}/{variant}", predicted, found.makespan)
             said += f", estimate {predicted:.2f}s"
@@ -200,7 +199,7 @@ def sleeper_batch(
     *,
     durations: Sequence[int],
     parallelism: int | None = None,
-    strategy: str = "waves",
+    strategy: str | None = None,
     on_failure: str = "stop",
     extra_defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -211,7 +210,7 @@ def sleeper_batch(
         "metadata": {"name": name},
         "spec": {
             "simulated": True,  # KWOK runs each pod for its expectedDuration (or fails it)
-            "sequential": {"strategy": strategy, "onFailure": on_failure},
+            "sequential": {"onFailure": on_failure, **({"strategy": strategy} if strategy else {})},
             "defaults": {
                 "image": PROBE_IMAGE,
                 "command": ["sh", "-c"],

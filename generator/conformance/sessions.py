@@ -71,9 +71,9 @@ class ClusterSession:
         self._teardown()
 
     def _local(self) -> Cluster:
-        from mlgen.cluster import local, nodes
+        from mlgen.cluster import local, pools
 
-        pools = nodes.load(Path(p) if (p := self.config.getoption("--mlgen-nodes")) else None)
+        described = pools.load(Path(p) if (p := self.config.getoption("--mlgen-nodes")) else None)
         say = figures.reporter(self.config)
         cluster = local.up(progress=say)
         stopped = False
@@ -89,7 +89,7 @@ class ClusterSession:
         self._teardown = stop
         try:
             client = kube.connect(kubeconfig=cluster.kubeconfig)
-            nodes.create(client, pools)
+            pools.create(client, described)
         except BaseException:
             stop()
             raise
@@ -143,14 +143,14 @@ class ClusterSession:
 
 def _kwok_nodes(client: kube.Kube) -> bool:
     """Whether the cluster's pods land on KWOK's fake nodes (mlgen's local cluster)."""
-    from mlgen.cluster import nodes
+    from mlgen.cluster import pools
 
     try:
         with kube.errors("listing the nodes"):
             found = client.core.list_node().items
     except ClusterError:
         return False  # no right to list nodes: a shared cluster, not mlgen's local one
-    return any((n.metadata.annotations or {}).get(nodes.KWOK_ANNOTATION) == "fake" for n in found)
+    return any((n.metadata.annotations or {}).get(pools.KWOK_ANNOTATION) == "fake" for n in found)
 
 
 def with_node_image(config: Path, image: str) -> Path:

@@ -26,7 +26,7 @@ class Entry:
 
 REGISTRY: tuple[Entry, ...] = (
     Entry("waves", "sequential", "mlgen.variants.waves"),
-    Entry("indexed", "sequential", "mlgen.variants.serial"),
+    Entry("indexed", "sequential", "mlgen.variants.indexed"),
     Entry("parallel", "parallel", "mlgen.variants.parallel"),
 )
 
@@ -39,6 +39,16 @@ def directories() -> tuple[str, ...]:
 def strategies(directory: str) -> tuple[str, ...]:
     """The units that render into one directory (`spec.sequential.strategy` chooses)."""
     return tuple(e.name for e in REGISTRY if e.directory == directory)
+
+
+def default(directory: str) -> str:
+    """The strategy a batch gets for `directory` when it names none: the first registered."""
+    return strategies(directory)[0]
+
+
+def companions(directory: str) -> tuple[str, ...]:
+    """The directories besides `directory` that its strategies may write (a Flux chain)."""
+    return tuple(dict.fromkeys(c for n in strategies(directory) for c in get(n).companions))
 
 
 def get(name: str) -> Variant:

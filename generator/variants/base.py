@@ -8,7 +8,7 @@ and checks a run's timeline against its promises.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from mlgen import spec
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 # The Job conditions that end a wait: success first, then failure.
 JOB_ENDS = ("Complete", "Failed")
+# Who starts each step: `mlgen apply` or a GitOps tool after the previous one ended (the
+# client), or the Job controller inside one Indexed Job. A cluster's per-step overhead ε
+# is calibrated per driver.
+Driver = Literal["client", "controller"]
 
 
 @dataclass(frozen=True)
@@ -34,37 +38,28 @@ class Variant(Protocol):
     # Whether `mlgen apply` may move on once the Job's one pod has succeeded (the Job's
     # final condition is still awaited and checked before apply returns).
     done_when_pod_succeeds: bool
+    # Its model: who starts each step; whether p pods start together (on real kubelets a
+    # round of p containers costs up to a pod's start-up slack more than one); and the
+    # per-step overhead measured on the local control plane, the estimate's default.
+    driver: Driver
+    rounds: bool
+    overhead: float
+    # What else its output holds: other directories it writes beside its own (a Flux
+    # chain), and whether its pods start through mlgen's /bin/sh entrypoint (an Indexed
+    # Job reads each index's args from a ConfigMap), which an image without a shell breaks.
+    companions: tuple[str, ...]
+    entrypoint: bool
 
     def render(self, batch: spec.Batch) -> Rendered:
         """Every object of this variant, validated later by `render`."""
 
-    def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
-        """Predicted makespan in seconds, with `overhead` seconds per step."""
+    def predict(
+        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+    ) -> float:
+        """Predicted makespan in seconds, with `overhead` seconds per step; `ideal`: the
+        schedule alone, without the Job controller's completion lag and start rate."""
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         """Raise AssertionError when a successful run broke one of the variant's promises;
         `slack` is how much longer than planned a pod may run (process start on real
         nodes)."""
-
-
-def planned(batch: spec.Batch) -> dict[str, float]:
-    """Each job's expected run time by name (jobs without one are not checked)."""
-    return {j.name: float(j.expected_seconds) for j in batch.jobs if j.expected_seconds is not None}
-
-
-def check_sequential(
-    timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float
-) -> None:
-    """The promises of every sequential variant: all complete, each pod its duration, in
-    the batch's order, Σd ≤ makespan ≤ Σd + n·ε + lag."""
-    from mlgen import checks
-
-    checks.all_complete(timeline)
-    checks.ran_for(timeline, planned(batch), slack=slack)
-    checks.steps_in_order(timeline, [j.name for j in batch.jobs])
-    checks.sequential_bounds(timeline, planned_all(batch), epsilon=epsilon)
-
-
-def planned_all(batch: spec.Batch) -> list[float]:
-    """Every job's expected run time in batch order (0 when unset)."""
-    return [float(j.expected_seconds or 0) for j in batch.jobs]

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlgen import checks, estimate, indexed_job, spec
-from mlgen.variants import base
-from mlgen.variants.base import JOB_ENDS, Rendered
+from mlgen import checks, indexed_job, schedule, spec
+from mlgen.variants.base import JOB_ENDS, Driver, Rendered
 
 if TYPE_CHECKING:
     from mlgen.timeline import Timeline
@@ -22,13 +21,19 @@ class Parallel:
     directory = "parallel"
     ends = JOB_ENDS
     done_when_pod_succeeds = False
+    driver: Driver = "controller"
+    rounds = True
+    overhead = 1.1  # seconds per step, measured on the local control plane
+    companions: tuple[str, ...] = ()
+    entrypoint = True
 
     def render(self, batch: spec.Batch) -> Rendered:
         indexed_job.check_shared(batch, fix="set spec.variants: [sequential]")
         out = indexed_job.render(
             batch,
-            variant="parallel",
+            variant=self.directory,
             strategy=self.name,
+            infix="par",
             parallelism=batch.parallelism,
             max_failed_indexes=None,
         )
@@ -37,21 +42,23 @@ class Parallel:
             resources=["params.yaml", "job.yaml"],
         )
 
-    def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
-        return estimate.parallel(
+    def predict(
+        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+    ) -> float:
+        return schedule.parallel(
             durations,
             parallelism=parallelism,
             overhead=overhead,
-            lag=estimate.COMPLETION_LAG,
-            rate=estimate.START_RATE,
+            lag=0.0 if ideal else schedule.COMPLETION_LAG,
+            rate=None if ideal else schedule.START_RATE,
         )
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         checks.all_complete(timeline)
-        checks.ran_for(timeline, base.planned(batch), slack=slack)
+        checks.ran_for(timeline, checks.planned(batch), slack=slack)
         checks.parallel_bounds(
             timeline,
-            base.planned_all(batch),
+            checks.planned_all(batch),
             parallelism=batch.parallelism,
             epsilon=epsilon,
         )

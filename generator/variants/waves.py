@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlgen import contract, estimate, flux, naming, pod, spec
+from mlgen import checks, contract, flux, naming, pod, schedule, spec
 from mlgen.errors import RenderError
-from mlgen.variants import base
-from mlgen.variants.base import JOB_ENDS, Rendered
+from mlgen.variants.base import JOB_ENDS, Driver, Rendered
 
 if TYPE_CHECKING:
     from mlgen.timeline import Timeline
@@ -75,7 +74,7 @@ def steps(batch: spec.Batch) -> list[Step]:
                 "annotations": {
                     contract.SYNC_WAVE: str(job.index),
                     contract.STEP_NAME: job.name,
-                    contract.STRATEGY: "waves",
+                    contract.STRATEGY: Waves.name,
                     contract.ON_FAILURE: batch.on_failure,
                     contract.PLANNED_DURATIONS: pod.planned([job]),
                 },
@@ -98,6 +97,11 @@ class Waves:
     directory = "sequential"
     ends = JOB_ENDS
     done_when_pod_succeeds = True
+    driver: Driver = "client"
+    rounds = False
+    overhead = 0.1  # seconds per step, measured on the local control plane
+    companions: tuple[str, ...] = ("flux",)
+    entrypoint = False
 
     def render(self, batch: spec.Batch) -> Rendered:
         for job in batch.jobs:
@@ -114,11 +118,14 @@ class Waves:
             files["flux/kustomizations.yaml"] = flux.chain(batch, rendered)
         return Rendered(files=files, resources=[f"{s.directory}/job.yaml" for s in rendered])
 
-    def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
-        return estimate.sequential(durations, overhead=overhead, lag=estimate.COMPLETION_LAG)
+    def predict(
+        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+    ) -> float:
+        lag = 0.0 if ideal else schedule.COMPLETION_LAG
+        return schedule.sequential(durations, overhead=overhead, lag=lag)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
-        base.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)
+        checks.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)
 
 
 VARIANT = Waves()

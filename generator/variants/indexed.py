@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlgen import estimate, flux, indexed_job, spec
-from mlgen.variants import base
-from mlgen.variants.base import JOB_ENDS, Rendered
+from mlgen import checks, flux, indexed_job, schedule, spec
+from mlgen.variants.base import JOB_ENDS, Driver, Rendered
 
 if TYPE_CHECKING:
     from mlgen.timeline import Timeline
 
 
-class Serial:
+class Indexed:
     name = "indexed"
     directory = "sequential"
     ends = JOB_ENDS
     done_when_pod_succeeds = False
+    driver: Driver = "controller"
+    rounds = False
+    overhead = 1.1  # seconds per step, measured on the local control plane
+    companions: tuple[str, ...] = ("flux",)
+    entrypoint = True
 
     def render(self, batch: spec.Batch) -> Rendered:
         indexed_job.check_shared(
@@ -30,8 +34,9 @@ class Serial:
         )
         out = indexed_job.render(
             batch,
-            variant="sequential",
+            variant=self.directory,
             strategy=self.name,
+            infix="seq",
             parallelism=1,
             max_failed_indexes=0 if batch.on_failure == "stop" else None,
         )
@@ -40,11 +45,14 @@ class Serial:
             files["flux/kustomizations.yaml"] = [flux.whole(batch)]
         return Rendered(files=files, resources=["params.yaml", "job.yaml"])
 
-    def predict(self, durations: list[float], *, parallelism: int, overhead: float) -> float:
-        return estimate.sequential(durations, overhead=overhead, lag=estimate.COMPLETION_LAG)
+    def predict(
+        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+    ) -> float:
+        lag = 0.0 if ideal else schedule.COMPLETION_LAG
+        return schedule.sequential(durations, overhead=overhead, lag=lag)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
-        base.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)
+        checks.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)
 
 
-VARIANT = Serial()
+VARIANT = Indexed()
