@@ -396,7 +396,7 @@ def report(rows: list[Row], skipped: list[str], path_md: Path, path_png: Path) -
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib missing: no plot (pip install 'mlgen[png]')")
+        print("matplotlib missing: no plot (pip install 'mlgen-gitops[png]')")
         return
     figure, panels = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     colours = dict(zip(STRATEGIES, plt.get_cmap("tab10").colors, strict=False))

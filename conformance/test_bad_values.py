@@ -67,7 +67,8 @@ def job(**values: Any) -> Callable[[Doc], None]:
 
 
 def patched(strategic: Doc) -> Callable[[Doc], None]:
-    return job(podPatch={"strategic": strategic})
+    """A patch of every job (the parallel variant needs one pod template for all)."""
+    return defaults(podPatch={"strategic": strategic})
 
 
 CORPUS = [

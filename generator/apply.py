@@ -199,8 +199,12 @@ def run(
             outcome.jobs.extend(_outcome(job, "NotStarted", 0.0) for job in wave)
             continue
         started = time.monotonic()
+        finished: dict[str, str] = {}  # steps a previous apply already ran to their end
         for job in wave:
-            client.apply(job)
+            stored = client.apply(job)
+            if ended := _ended(stored, variant_of(job).ends):
+                finished[job["metadata"]["name"]] = ended
+                continue
             progress(f"[{number}/{len(waves)}] {_label(job)}: applied, waiting for Complete")
         for job in wave:
             result = _await(
@@ -213,9 +217,10 @@ def run(
                 else ""
             )
             said = "Succeeded" if result.status == _SUCCEEDED else result.status
-            progress(
-                f"[{number}/{len(waves)}] {_label(job)}: {said} after {result.seconds:.1f}s{detail}"
-            )
+            took = f"after {result.seconds:.1f}s"
+            if job["metadata"]["name"] in finished:
+                took = f"already ({finished[job['metadata']['name']]} before this apply)"
+            progress(f"[{number}/{len(waves)}] {_label(job)}: {said} {took}{detail}")
             annotations = job["metadata"].get("annotations") or {}
             if result.status == "Failed" and annotations.get(contract.ON_FAILURE) != "continue":
                 stopped = True
@@ -442,6 +447,19 @@ def _outcome(
         seconds=seconds,
         failed_indexes=failed_indexes,
         kind=job["kind"],
+    )
+
+
+def _ended(stored: Any, ends: tuple[str, ...]) -> str:
+    """The end condition an object the API server returned already has, or ""."""
+    status = (stored.get("status") if isinstance(stored, dict) else None) or {}
+    return next(
+        (
+            str(c.get("type"))
+            for c in status.get("conditions") or []
+            if c.get("status") == "True" and c.get("type") in ends
+        ),
+        "",
     )
 
 

@@ -24,6 +24,8 @@ JOB_NAMES = "mlgen.io/job-names"  # Indexed Jobs: the batch's job names by compl
 ON_FAILURE = "mlgen.io/on-failure"  # stop | continue, read by `mlgen apply`
 STRATEGY = "mlgen.io/strategy"  # the variant unit that rendered the Job: waves|indexed|parallel
 PLANNED_DURATIONS = "mlgen.io/planned-durations"  # expectedDuration by index, for estimates
+# On the pod template, so in the content hash: bumping a job's `rerun` re-runs it.
+RERUN = "mlgen.io/rerun"
 
 # Pod-template annotations read by the KWOK stages (simulated clusters only).
 EXPECTED_DURATION = "mlgen.io/expected-duration"

@@ -38,11 +38,15 @@ class Estimate:
         return dict(self.makespans)[directory]
 
     @property
-    def speedup(self) -> float:
-        """The baseline over the fastest of the others (1.0 when there is no other)."""
-        baseline = self.makespans[0][1]
-        best = min((s for _, s in self.makespans[1:]), default=baseline)
-        return baseline / best if best else 1.0
+    def speedup(self) -> float | None:
+        """The first variant the batch renders (in the registry's order: one job at a time
+        first) over the fastest other one it renders; None when it renders only one (a
+        figure for a variant it cannot render would mislead)."""
+        rendered = [s for d, s in self.makespans if d in self.rendered]
+        if len(rendered) < 2:
+            return None
+        best = min(rendered[1:])
+        return rendered[0] / best if best else 1.0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -53,7 +57,7 @@ class Estimate:
             "variants": list(self.rendered),
             "lowerBoundSeconds": self.lower_bound_seconds,
             "rounds": self.rounds,
-            "speedup": round(self.speedup, 3),
+            "speedup": None if self.speedup is None else round(self.speedup, 3),
             "overheadSeconds": dict(self.overhead),
         }
 

@@ -5,7 +5,7 @@ a row stands for a run of consecutive jobs and its bars for the stretches in whi
 attempts overlapped, so the chart stays one screen high.
 
 The chart is SVG written as text, so the core install needs no plotting library; a PNG
-(`.png` path) is drawn with matplotlib, from the `mlgen[png]` extra.
+(`.png` path) is drawn with matplotlib, from the `mlgen-gitops[png]` extra.
 """
 
 from __future__ import annotations
@@ -210,7 +210,8 @@ def _png(timeline: Timeline, path: Path) -> Path:
         import matplotlib
     except ImportError as e:
         raise UsageError(
-            f"{path}: a PNG chart needs matplotlib: pip install 'mlgen[png]', or write an .svg"
+            f"{path}: a PNG chart needs matplotlib: pip install 'mlgen-gitops[png]', or "
+            "write an .svg"
         ) from e
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt

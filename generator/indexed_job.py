@@ -10,6 +10,7 @@ args travel in a ConfigMap whose files a POSIX `sh` entrypoint reads for
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -119,7 +120,8 @@ def render(
     assert first.command is not None
     template = pod.template(
         batch,
-        first,
+        # One pod template for every index: raising any job's rerun re-runs them all.
+        dataclasses.replace(first, rerun=max(j.rerun for j in jobs)),
         labels=pod.labels(batch, variant=variant, job=first),
         annotations=pod.hints(batch, jobs),
         command=["/bin/sh", f"{pod.PARAMS_MOUNT}/{contract.ENTRYPOINT_KEY}"],

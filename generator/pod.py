@@ -147,6 +147,8 @@ def template(
     if volumes:
         pod["volumes"] = volumes
     metadata: dict[str, object] = {"labels": labels}
+    if job.rerun:  # only when set: a batch without it keeps its names
+        annotations = {**annotations, contract.RERUN: str(job.rerun)}
     if annotations:
         metadata["annotations"] = annotations
     # The batch's pod fields and podPatch, then its Pod Security level: before hashing.

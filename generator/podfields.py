@@ -25,10 +25,10 @@ from mlgen.errors import RenderError
 if TYPE_CHECKING:
     from mlgen import spec
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(rules.DNS_LABEL)
+_DNS_SUBDOMAIN = re.compile(rules.DNS_SUBDOMAIN)
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_ENV_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_PREFIX = re.compile(rules.ENV_NAME)
 RESERVED_VOLUMES = ("dshm", "mlgen-params")  # pod.SHM_VOLUME, pod.PARAMS_VOLUME
 RESERVED_PATHS = ("/dev/shm", "/etc/mlgen/params")
 

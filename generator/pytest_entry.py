@@ -23,7 +23,8 @@ if _HAVE_CLIENT:
     globals().update({k: v for k, v in vars(_plugin).items() if not k.startswith("__")})
 else:
     _MISSING = (
-        "mlgen's conformance plugin needs the Kubernetes client: pip install 'mlgen[cluster]'"
+        "mlgen's conformance plugin needs the Kubernetes client: "
+        "pip install 'mlgen-gitops[cluster]'"
     )
 
     @pytest.fixture(scope="session")

@@ -4,22 +4,32 @@ Lays out `batches/` with an example (a matrix sweep), `manifests/` rendered from
 `mlgen render --check` passes from the first commit), a conformance suite for the local
 control plane or kind, CI workflows (kind conformance, render check), an Argo CD
 Application and a Flux Kustomization for the manifests, and a pre-commit configuration
-that runs this repository's `mlgen-render-check` hook. It adds to an existing repository
-but never overwrites a file: when any target exists, nothing is written.
+whose local hook runs `mlgen render --check --prune` with the mlgen installed beside it.
+It adds to an existing repository but never overwrites a file: when any target exists,
+nothing is written.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-from mlgen import render, source, templating, tree, versions
+from mlgen import DISTRIBUTION, render, source, templating, tree, versions
 from mlgen.errors import UsageError
 
-HOOK_REPO = "https://github.com/mlgen-io/mlgen"  # where .pre-commit-hooks.yaml lives
-HOOK_REV = "v0.1.0"
-REQUIREMENT = "mlgen"
+
+def requirement(extra: str = "") -> str:
+    """What the scaffold's workflows install: this very version (with `extra`, say
+    "kind"), so CI renders and checks with the mlgen that wrote the files; unpinned only
+    when run from a bare source tree."""
+    name = f"{DISTRIBUTION}[{extra}]" if extra else DISTRIBUTION
+    try:
+        return f"{name}=={metadata.version(DISTRIBUTION)}"
+    except metadata.PackageNotFoundError:
+        return name
+
 
 # target path -> template under templates/init/
 FILES = {
@@ -43,9 +53,6 @@ class Options:
     namespace: str = "ml-training"
     kubernetes_version: str = "1.36"
     repo_url: str = "https://git.example.com/ml/gitops.git"
-    hook_repo: str = HOOK_REPO
-    hook_rev: str = HOOK_REV
-    requirement: str = REQUIREMENT
 
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -72,6 +79,7 @@ def _check(options: Options) -> None:
 def files(options: Options) -> dict[str, str]:
     """Every scaffold file's text by its path in the repository."""
     values = {k: getattr(options, k) for k in Options.__dataclass_fields__}
+    values.update(requirement=requirement(), kind_requirement=requirement("kind"))
     # What the users' CI pulls: kind and its node image as kind's release notes list it.
     values.update(kind_version=versions.KIND, kind_node_image=versions.KIND_RELEASED_NODE)
     return {path: templating.render(f"init/{name}", **values) for path, name in FILES.items()}

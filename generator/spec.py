@@ -28,8 +28,8 @@ from mlgen import features, patch, podfields, rules, units, variants
 API_VERSION = "mlgen.io/v1alpha1"
 DEFAULT_KUBERNETES_VERSION = features.DEFAULT
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DNS_LABEL = re.compile(rules.DNS_LABEL)
+_ENV_NAME = re.compile(rules.ENV_NAME)
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_REF = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/([-._A-Za-z0-9]+)$")
@@ -209,6 +209,9 @@ class JobFields(_Model):
     runAsUser: UserId | None = None
     labels: dict[OwnLabelKey, LabelValue] | None = None
     simulate: Simulate | None = None
+    # A counter in the pod template, so in the content hash: raising it re-runs the job
+    # (and, in a chain, the later steps) through Git, with nothing else changed.
+    rerun: int | None = Field(default=None, ge=0, le=1_000_000)
     # Pod fields (podfields.py): in the pod template, so in the content hash.
     volumes: list[podfields.Volume] | None = None
     volumeMounts: list[podfields.VolumeMount] | None = None
@@ -305,6 +308,7 @@ class Job:
     labels: dict[str, str]
     simulate: Simulate | None
     pod: podfields.PodFields = podfields.NONE
+    rerun: int = 0
 
 
 @dataclass(frozen=True)
@@ -386,6 +390,7 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
                 labels={**(defaults.labels or {}), **(entry.labels or {})},
                 simulate=job.simulate,
                 pod=pod_fields,
+                rerun=job.rerun or 0,
             )
         )
         owner = f"spec.jobs[{position}]" if entry.resources is not None else "spec.defaults"

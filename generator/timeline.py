@@ -25,7 +25,7 @@ from mlgen import contract, lazy
 
 if TYPE_CHECKING:
     from mlgen import kube, recorder
-else:  # the Kubernetes client (mlgen[cluster]) only when a run is collected
+else:  # the Kubernetes client (mlgen-gitops[cluster]) only when a run is collected
     kube, recorder = lazy.Module("mlgen.kube"), lazy.Module("mlgen.recorder")
 from mlgen.errors import UsageError
 

@@ -298,3 +298,19 @@ def test_a_job_of_many_completions_reports_progress_only_when_counts_change(
         "  job/sweep-par: 1,200/10,000 succeeded, 100 running, 0 failed",
         "  job/sweep-par: 1,300/10,000 succeeded, 100 running, 0 failed",
     ]
+
+
+def test_a_step_a_previous_apply_finished_says_so_instead_of_0_seconds() -> None:
+    class Finished(FakeCluster):
+        def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+            super().apply(obj)
+            done = {"conditions": [{"type": "Complete", "status": "True"}]}
+            return {**obj, "status": done} if obj["metadata"]["name"] == "a" else obj
+
+    lines: list[str] = []
+    apply.run(Finished(), [job("a", 0), job("b", 1)], timeout=60, progress=lines.append)  # type: ignore[arg-type]
+    assert any(
+        "'a'" in line and "Succeeded already (Complete before this apply)" in line for line in lines
+    ), lines
+    assert not any("'a'" in line and "waiting" in line for line in lines), lines
+    assert any("'b'" in line and "Succeeded after" in line for line in lines), lines

@@ -128,6 +128,10 @@ def test_estimate_of_a_batch() -> None:
     assert measured.seconds("parallel") == pytest.approx(2 + 1.1 + 2 + 1)
     indexed = estimate.of(load(batch_doc(parallelism=2, sequential={"strategy": "indexed"})))
     assert indexed.seconds("sequential") == pytest.approx(6 + 2 * 1.1 + 1)
+    # A speed-up over a variant the batch does not render would mislead: none is given.
+    alone = estimate.of(load(batch_doc(parallelism=2, variants=["sequential"])))
+    assert alone.speedup is None and alone.as_dict()["speedup"] is None
+    assert measured.speedup == pytest.approx(measured.seconds("sequential") / 6.1)
 
 
 def test_parallel_starts_are_held_to_the_pod_start_rate() -> None:

@@ -55,7 +55,7 @@ def test_svg_rows_and_failures_name_jobs(tmp_path: Path) -> None:
 def test_svg_needs_no_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert gantt.draw(_parallel_run(), tmp_path / "c.svg").read_text().startswith("<svg")
-    with pytest.raises(UsageError, match=r"mlgen\[png\]"):
+    with pytest.raises(UsageError, match=r"mlgen-gitops\[png\]"):
         gantt.draw(_parallel_run(), tmp_path / "c.png")
 
 

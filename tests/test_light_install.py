@@ -42,4 +42,4 @@ def test_core_commands_need_no_cluster_or_chart_library(tmp_path: Path) -> None:
     for command in ("apply", "report", "cluster"):
         missing = _mlgen(command, "x", cwd=tmp_path)
         assert missing.returncode == 2, missing.stderr
-        assert "pip install 'mlgen[cluster]'" in missing.stderr
+        assert "pip install 'mlgen-gitops[cluster]'" in missing.stderr

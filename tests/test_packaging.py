@@ -31,7 +31,7 @@ def test_wheel_installs_and_renders_outside_the_repo(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    (wheel,) = dist.glob("mlgen-*.whl")
+    (wheel,) = dist.glob("mlgen_gitops-*.whl")  # the distribution: mlgen-gitops
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
         "mlgen/templates/entrypoint.sh.j2",

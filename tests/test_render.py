@@ -374,3 +374,21 @@ def test_root_images_run_as_root_only_in_a_batch_that_opts_out_of_restricted() -
         r"root",
     ):
         render_doc(doc)
+
+
+def test_a_rerun_counter_renames_that_step_and_the_later_ones_only() -> None:
+    """A GitOps re-run of an unchanged job: the counter enters the hash (README, "Running a
+    job again, through Git"); unset, it writes nothing, so names stay as they were."""
+    plain = _job_names(batch_doc())
+    doc = batch_doc()
+    assert _job_names(doc) == plain  # rerun unset: the same names as before the field
+    doc["spec"]["jobs"][1]["rerun"] = 1
+    bumped = _job_names(doc)
+    sequential = [n for n in plain if "-seq-" not in n and "-par-" not in n]
+    changed = {a for a, b in zip(plain, bumped, strict=True) if a != b}
+    assert sequential[0] not in changed and set(sequential[1:]) <= changed
+    assert any("-par-" in n for n in changed)  # the Indexed Job re-runs whole
+
+
+def _job_names(doc: dict[str, Any]) -> list[str]:
+    return [o["metadata"]["name"] for o in objects(render_doc(doc)) if o["kind"] == "Job"]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from mlgen import DISTRIBUTION
 from mlgen.cli import extras
 from mlgen.cli.estimate_cmd import estimate_command
 from mlgen.cli.init_cmd import init_command
@@ -27,7 +28,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"mlgen {metadata.version('mlgen')}")
+        typer.echo(f"mlgen {metadata.version(DISTRIBUTION)}")
         raise typer.Exit()
 
 

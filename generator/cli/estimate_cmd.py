@@ -70,6 +70,6 @@ def estimate_command(
                     for d, s in r.makespans
                 ),
                 units.human_duration(r.lower_bound_seconds),
-                f"{r.speedup:.2f}x",
+                "-" if r.speedup is None else f"{r.speedup:.2f}x",
             )
         out.print(table)

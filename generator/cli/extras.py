@@ -11,7 +11,7 @@ import typer
 from mlgen.cli.common import reported
 from mlgen.errors import UsageError
 
-CLUSTER_HINT = "pip install 'mlgen[cluster]'"
+CLUSTER_HINT = "pip install 'mlgen-gitops[cluster]'"
 
 
 def installed(module: str) -> bool:

@@ -1,4 +1,4 @@
-"""`mlgen report`: draw a timeline JSON as a Gantt chart (SVG, or PNG with mlgen[png])."""
+"""`mlgen report`: draw a timeline JSON as a Gantt chart (SVG, or PNG with mlgen-gitops[png])."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def report_command(
             "-o",
             metavar="CHART",
             help="Chart to write: .svg, or .png with the "
-            "mlgen[png] extra (default: an .svg beside the JSON).",
+            "mlgen-gitops[png] extra (default: an .svg beside the JSON).",
         ),
     ] = None,
 ) -> None:

@@ -101,7 +101,7 @@ class ClusterSession:
             from pytest_kubernetes.providers import select_provider_manager
         except ImportError as e:
             raise pytest.UsageError(
-                "--mlgen-cluster kind needs pytest-kubernetes: pip install 'mlgen[kind]'"
+                "--mlgen-cluster kind needs pytest-kubernetes: pip install 'mlgen-gitops[kind]'"
             ) from e
         kind_config = Path(options.value(self.config, "kind_config"))
         image = options.value(self.config, "kind_image")
