@@ -199,15 +199,24 @@ def run(
             outcome.jobs.extend(_outcome(job, "NotStarted", 0.0) for job in wave)
             continue
         started = time.monotonic()
-        finished: dict[str, str] = {}  # steps a previous apply already ran to their end
+        finished: dict[str, JobOutcome] = {}  # steps a previous apply already ran to their end
         for job in wave:
             stored = client.apply(job)
             if ended := _ended(stored, variant_of(job).ends):
-                finished[job["metadata"]["name"]] = ended
+                status = stored.get("status") or {}
+                finished[job["metadata"]["name"]] = _outcome(
+                    job,
+                    _status(ended, variant_of(job).ends),
+                    0.0,
+                    failed_indexes=status.get("failedIndexes") or "",
+                )
                 continue
-            progress(f"[{number}/{len(waves)}] {_label(job)}: applied, waiting for Complete")
+            progress(
+                f"[{number}/{len(waves)}] {_label(job)}: applied, waiting for "
+                f"{variant_of(job).ends[0]}"
+            )
         for job in wave:
-            result = _await(
+            result = finished.get(job["metadata"]["name"]) or _await(
                 client, job, deadline=deadline, started=started, progress=_counts(job, progress)
             )
             outcome.jobs.append(result)
@@ -219,7 +228,7 @@ def run(
             said = "Succeeded" if result.status == _SUCCEEDED else result.status
             took = f"after {result.seconds:.1f}s"
             if job["metadata"]["name"] in finished:
-                took = f"already ({finished[job['metadata']['name']]} before this apply)"
+                took = "already (before this apply)"
             progress(f"[{number}/{len(waves)}] {_label(job)}: {said} {took}{detail}")
             annotations = job["metadata"].get("annotations") or {}
             if result.status == "Failed" and annotations.get(contract.ON_FAILURE) != "continue":
@@ -276,7 +285,7 @@ def _check_references(
         namespace = job["metadata"]["namespace"]
         for kind, name in sorted(references(job)):
             scope = None if kind in refs.CLUSTER_SCOPED else namespace
-            needed.setdefault((kind, scope, name), []).append(job["metadata"]["name"])
+            needed.setdefault((kind, scope, name), []).append(_ref(job))
     missing = []
     for (kind, scope, name), jobs in needed.items():
         if (kind, scope, name) in declared or client.exists(kind, scope, name):
@@ -286,7 +295,7 @@ def _check_references(
         how = f"kubectl -n {scope} {command}" if scope else f"kubectl {command}"
         more = f" and {len(jobs) - 1} more" if len(jobs) > 1 else ""
         missing.append(
-            f"{kind} {name!r} is not in {holder}, so the pods of job/{jobs[0]}{more} "
+            f"{kind} {name!r} is not in {holder}, so the pods of {jobs[0]}{more} "
             f"cannot start; create it first ({how})"
         )
     if missing:
@@ -376,15 +385,17 @@ def _confirm(
     """Wait for the final condition of the Jobs that were left when their pod succeeded."""
     early = [j for j in jobs if j.status == _SUCCEEDED]
     found: dict[str, dict[str, Any]] = {}
-    groups: dict[tuple[str, tuple[str, str]], list[str]] = {}
+    groups: dict[tuple[str, tuple[str, str], tuple[str, ...]], list[str]] = {}
     for each in early:
-        groups.setdefault((each.namespace, _kind(objects[each.name])), []).append(each.name)
-    for (namespace, kind), names in sorted(groups.items()):
+        obj = objects[each.name]
+        key = (each.namespace, _kind(obj), variant_of(obj).ends)
+        groups.setdefault(key, []).append(each.name)
+    for (namespace, kind, ends), names in sorted(groups.items()):
         found.update(
             client.wait_ended(
                 namespace,
                 names,
-                until=variant_of(objects[names[0]]).ends,
+                until=ends,
                 timeout=max(1.0, deadline - time.monotonic()),
                 kind=kind,
             )

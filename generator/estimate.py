@@ -78,8 +78,9 @@ def overheads(*, seconds: float | None = None, calibration: Path | None = None) 
         per = {driver: float(data[driver]) for driver in sorted({u.driver for u in units})}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(
-            f"{calibration}: not a calibration file ({e}); pass the "
-            "epsilon.json a conformance run wrote"
+            f"{calibration}: not a calibration file ({e}); pass the epsilon.json a "
+            "conformance run wrote (one figure per driver: "
+            f"{', '.join(sorted({u.driver for u in units}))})"
         ) from e
     for key, value in per.items():
         if not math.isfinite(value) or not 0 <= value <= MAX_OVERHEAD:

@@ -84,30 +84,35 @@ class Kube:
         selector: str | None = None,
         deadline: float | None = None,
         stop: threading.Event | None = None,
+        deleted: bool = False,
     ) -> bool:
         """mlgen's one list-then-watch loop: list what `lister` lists (a client's
         `list_namespaced_*`, or `lister_for`), hand each object to `note`, then watch from
-        the list's resourceVersion and hand over every object that changes, until `note`
-        returns True (-> True), the monotonic `deadline` passes or `stop` is set (-> False).
+        the list's resourceVersion and hand over every object that changes (a deleted one
+        too with `deleted`), until `note` returns True (-> True), the monotonic `deadline`
+        passes or `stop` is set (-> False). It lists at least once, however late.
 
         Objects are plain JSON, not the client's models: a model costs about a millisecond
         per event, which at 10,000 pods is a minute of CPU taken from the control plane on
         the same machine. 410 Gone (the resourceVersion expired) lists again. With `stop`
         (a recorder) every error is waited out; without (a wait), a broken watch lists
         again with the client's reconnect patience, and any other refusal is a
-        ClusterError."""
+        ClusterError. What `note` raises is never taken for a cluster's error."""
         version, window = "", (2 if stop is not None else 300)
         while not (stop is not None and stop.is_set()):
+            if not version:
+                listing = self._list_once(lister, namespace, selector, what, patient=stop)
+                if listing is None:  # a recorder waits out an unreachable API server
+                    time.sleep(0.2)
+                    continue
+                items, version = listing
+                if any(note(item) for item in items):
+                    return True
             remaining = window if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            seconds = max(1, int(min(remaining, window)))
             try:
-                if not version:
-                    listing = self._listing(lister, namespace, selector, what, patient=stop)
-                    if any(note(item) for item in listing.get("items") or []):
-                        return True
-                    version = listing["metadata"]["resourceVersion"]
-                seconds = max(1, int(min(remaining, window)))
                 response = _raw(
                     lister,
                     namespace,
@@ -117,24 +122,6 @@ class Kube:
                     timeout_seconds=seconds,
                     _request_timeout=seconds + 10,
                 )
-                try:
-                    for line in iter_resp_lines(response):
-                        if not line:
-                            continue
-                        event = json.loads(line)
-                        if event.get("type") == "ERROR":  # 410 Gone, in the stream
-                            version = ""
-                            break
-                        item = event["object"]
-                        version = item["metadata"].get("resourceVersion") or version
-                        if note(item):
-                            return True
-                        if (stop is not None and stop.is_set()) or (
-                            deadline is not None and time.monotonic() > deadline
-                        ):
-                            return False
-                finally:
-                    response.release_conn()
             except ApiException as e:
                 if e.status != 410 and stop is None:
                     raise ClusterError(
@@ -142,14 +129,70 @@ class Kube:
                     ) from e
                 version = "" if e.status == 410 else version
                 time.sleep(0.2)
-            except (urllib3.exceptions.HTTPError, OSError, ValueError, KeyError):
-                # The watch broke (an API server restart) or a line was torn: a wait lists
-                # again through `retrying`, which gives up after the reconnect patience.
+                continue
+            except (urllib3.exceptions.HTTPError, OSError):
+                # An API server restart: a wait lists again through `retrying`, which gives
+                # up after the reconnect patience; a recorder watches again.
                 version = "" if stop is None else version
                 time.sleep(0.2)
+                continue
+            try:
+                done, version = self._stream(
+                    response, note, what=what, version=version, deleted=deleted, waiting=stop
+                )
+            finally:
+                # Close before releasing: a watch stopped half-read must not go back to the
+                # pool, where the next request would read the rest of its stream.
+                response.close()
+                response.release_conn()
+            if done:
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
         return False
 
-    def _listing(
+    def _stream(
+        self,
+        response: Any,
+        note: Callable[[dict[str, Any]], bool],
+        *,
+        what: str,
+        version: str,
+        deleted: bool,
+        waiting: threading.Event | None,
+    ) -> tuple[bool, str]:
+        """Hand a watch's objects to `note`: (whether it said done, the version to go on
+        from; "" to list again)."""
+        lines = iter_resp_lines(response)
+        while True:
+            try:
+                line = next(lines, None)
+            except (urllib3.exceptions.HTTPError, OSError):
+                return False, "" if waiting is None else version  # the stream broke
+            if line is None:
+                return False, version  # the watch's own timeout: watch on from here
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+                kind, item = event["type"], event["object"]
+            except (ValueError, KeyError, TypeError):
+                return False, ""  # a torn or odd line: list again
+            if kind == "ERROR":
+                code = item.get("code") if isinstance(item, dict) else None
+                if code == 410 or waiting is not None:  # expired; a recorder lists again
+                    return False, ""
+                message = item.get("message") if isinstance(item, dict) else item
+                raise ClusterError(f"watching {what}: the API server said {code}: {message}")
+            version = (item.get("metadata") or {}).get("resourceVersion") or version
+            if kind == "BOOKMARK" or (kind == "DELETED" and not deleted):
+                continue
+            if note(item):
+                return True, version
+            if waiting is not None and waiting.is_set():
+                return False, version
+
+    def _list_once(
         self,
         lister: Callable[..., Any],
         namespace: str,
@@ -157,16 +200,27 @@ class Kube:
         what: str,
         *,
         patient: threading.Event | None,
-    ) -> dict[str, Any]:
-        def read() -> dict[str, Any]:
+    ) -> tuple[list[dict[str, Any]], str] | None:
+        """The objects and the resourceVersion of one list; a wait reads it through
+        `retrying`, a recorder (`patient`) gets None for an error it will wait out."""
+
+        def read() -> tuple[list[dict[str, Any]], str]:
             response = _raw(lister, namespace, selector, _request_timeout=30)
             try:
-                found: dict[str, Any] = json.loads(response.data)
-                return found
+                found = json.loads(response.data)
+                return list(found.get("items") or []), str(found["metadata"]["resourceVersion"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise ClusterError(f"reading {what}: the answer is not a list ({e})") from e
             finally:
                 response.release_conn()
 
-        return read() if patient is not None else self.retrying(f"reading {what}", read)
+        if patient is None:
+            found: tuple[list[dict[str, Any]], str] = self.retrying(f"reading {what}", read)
+            return found
+        try:
+            return read()
+        except (ApiException, ClusterError, urllib3.exceptions.HTTPError, OSError):
+            return None
 
     def lister_for(self, api_version: str, kind: str) -> Callable[..., Any]:
         """A `list_namespaced_*` for any kind the cluster serves (a JobSet, say), answering

@@ -86,6 +86,7 @@ class Recorder:
             what=f"the objects {self.selector} in namespace {self.namespace}",
             selector=self.selector,
             stop=self._stop,
+            deleted=True,  # a pod deleted as it ended still says how it ended
         )
 
     def _job(self, job: dict[str, Any], moment: float) -> None:

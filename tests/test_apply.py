@@ -310,7 +310,7 @@ def test_a_step_a_previous_apply_finished_says_so_instead_of_0_seconds() -> None
     lines: list[str] = []
     apply.run(Finished(), [job("a", 0), job("b", 1)], timeout=60, progress=lines.append)  # type: ignore[arg-type]
     assert any(
-        "'a'" in line and "Succeeded already (Complete before this apply)" in line for line in lines
+        "'a'" in line and "Complete already (before this apply)" in line for line in lines
     ), lines
     assert not any("'a'" in line and "waiting" in line for line in lines), lines
     assert any("'b'" in line and "Succeeded after" in line for line in lines), lines

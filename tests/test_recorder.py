@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from mlgen import kube, recorder
@@ -17,7 +18,7 @@ class Response:
         self.status, self.reason = status, "Gone" if status == 410 else "OK"
         self.data = json.dumps(body).encode() if body is not None else b""
         self.chunks = list(chunks)
-        self.released = False
+        self.released = self.closed = False
 
     def stream(self, amt: Any = None, decode_content: bool = False) -> Any:
         yield from self.chunks
@@ -25,6 +26,9 @@ class Response:
 
     def after(self) -> None:
         """What happens once the last chunk was read (a test's stop)."""
+
+    def close(self) -> None:
+        self.closed = True
 
     def release_conn(self) -> None:
         self.released = True
@@ -69,6 +73,8 @@ def test_watch_events_are_noted_from_json_and_an_expired_version_lists_again() -
     assert calls[3]["resource_version"] == "6"
     assert all(c["_preload_content"] is False for c in calls)
     assert all(r.released for r in served)
+    # A watch left half-read is closed before its connection goes back to the pool.
+    assert served[-1].closed
 
 
 def test_a_wait_ends_on_its_condition_from_json_and_lists_again_after_a_410() -> None:
@@ -97,3 +103,29 @@ def test_a_wait_ends_on_its_condition_from_json_and_lists_again_after_a_410() ->
     assert found == {"a-1": done} and not responses  # b-1 was not awaited
     assert [c.get("watch", False) for c in calls] == [False, True, False, True]
     assert seen == ["x", "x", "x"]  # a-1 as listed twice, then as watched
+
+
+def test_a_wait_lists_once_however_late_skips_deleted_objects_and_raises_on_a_watch_error() -> None:
+    from mlgen.errors import ClusterError
+
+    done = {"metadata": {"name": "a-1", "resourceVersion": "3"}}
+    done["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    cluster = kube.Kube(client.ApiClient(), where="a test")
+    listed = [Response(body={"metadata": {"resourceVersion": "3"}, "items": [done]})]
+    cluster.batch.list_namespaced_job = lambda namespace, **kw: listed.pop(0)  # type: ignore[method-assign]
+    # Already Complete: found by the one list, though no time was left to wait.
+    found = cluster.wait_ended("ns", ["a-1"], until=("Complete", "Failed"), timeout=0)
+    assert found == {"a-1": done}
+
+    ended = {"metadata": {"name": "p", "resourceVersion": "8"}, "status": {"phase": "Succeeded"}}
+    error = {"type": "ERROR", "object": {"code": 500, "message": "etcd is down"}}
+    lines = [json.dumps({"type": "DELETED", "object": ended}), json.dumps(error)]
+    responses = [
+        Response(body={"metadata": {"resourceVersion": "7"}, "items": []}),
+        Response(chunks=[("\n".join(lines) + "\n").encode()]),
+    ]
+    cluster.core.list_namespaced_pod = lambda namespace, **kw: responses.pop(0)  # type: ignore[method-assign]
+    # The deleted pod of an earlier, same-named Job is not this step's end; an error in
+    # the stream other than 410 is the cluster's, said as such.
+    with pytest.raises(ClusterError, match="500: etcd is down"):
+        cluster.wait_pod_ended("ns", "job-name=p", timeout=30)
