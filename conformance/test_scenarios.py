@@ -1,6 +1,8 @@
 """The conformance scenarios of docs/design.md on dedicated test batches: order and bounds of
 both variants, speed-up, linear growth, heterogeneous chains, capacity, failures and
-admission. Durations are short; ε comes from the session's calibration run."""
+admission. Durations are short; ε comes from the session's calibration run. The failure
+scenarios run on real kubelets too: a stand-in exits with its job's simulated exit code
+(and counts an Indexed Job's attempts through the downward API), as KWOK does."""
 
 from __future__ import annotations
 
@@ -180,7 +182,6 @@ def _failing_step(doc: dict[str, Any], position: int, *, attempts: int | None = 
     job["simulate"] = {"exitCode": 3, **({"failAttempts": attempts} if attempts else {})}
 
 
-@simulated_only
 def test_waves_retry_a_failing_step_then_stop(mlgen_run: Runner) -> None:
     """A waves step is a plain Job, whose pods carry no attempt count for KWOK: its step
     fails every attempt, and must be tried 1 + retries times, one at a time."""
@@ -199,7 +200,6 @@ def test_waves_retry_a_failing_step_then_stop(mlgen_run: Runner) -> None:
     assert timeline.max_concurrency() == 1
 
 
-@simulated_only
 @pytest.mark.parametrize("strategy", ["waves", "indexed"])
 def test_on_failure_continue_runs_the_later_steps(mlgen_run: Runner, strategy: str) -> None:
     doc = sleeper_batch(
@@ -219,7 +219,6 @@ def test_on_failure_continue_runs_the_later_steps(mlgen_run: Runner, strategy: s
     assert timeline.max_concurrency() == 1
 
 
-@simulated_only
 @pytest.mark.parametrize("strategy", ["waves", "indexed"])
 def test_failing_step_stops_a_stop_chain(mlgen_run: Runner, strategy: str) -> None:
     doc = sleeper_batch(f"stop-{strategy}", durations=[1, 1, 1], strategy=strategy)
@@ -242,7 +241,6 @@ def test_failing_step_stops_a_stop_chain(mlgen_run: Runner, strategy: str) -> No
     assert not [p for p in timeline.pods if p.step == "step-2"], "step-2 must never start"
 
 
-@simulated_only
 def test_failing_index_is_retried_while_the_others_complete(mlgen_run: Runner) -> None:
     doc = sleeper_batch(
         "retry", durations=[1, 1, 1, 1], parallelism=2, extra_defaults={"retries": 2}
