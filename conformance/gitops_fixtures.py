@@ -72,8 +72,10 @@ def batch_doc(
     if tool_spec:
         doc["spec"].update(tool_spec)
     if fail_step is not None:
-        doc["spec"]["jobs"][fail_step]["simulate"] = {"exitCode": 3}
-        doc["spec"]["jobs"][fail_step]["retries"] = 0
+        failing = doc["spec"]["jobs"][fail_step]
+        failing["simulate"] = {"exitCode": 3}  # KWOK's
+        failing["args"] = [f"{failing['args'][0]}; exit 3"]  # a real kubelet's
+        failing["retries"] = 0
     return doc
 
 

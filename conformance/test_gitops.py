@@ -5,6 +5,11 @@ exactly the edited step and those after it, and the parallel variant keeps to p.
 
 One class per tool; its controllers run for the class only, so the two tools never
 compete for the machine. Durations are 2-3 s: the suite budget is minutes.
+
+On the local cluster the pods are KWOK's; on kind (`--mlgen-cluster kind`) they are real:
+busybox sleeps each step on a real kubelet, a failing step exits 3, and the parallel
+variant's pods mount their params ConfigMap, so an object applied after the Job that
+reads it would hang the sync there and nowhere else.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from mlgen import checks, kube, timeline
 from mlgen.cluster import fluxcd, gitops, gitserver, overhead
 
 pytestmark = pytest.mark.skipif(
-    "config.getoption('--mlgen-cluster') not in (None, 'local')",
-    reason="runs Flux and Argo CD as local processes against the local control plane",
+    "config.getoption('--mlgen-cluster') not in (None, 'local', 'kind')",
+    reason="runs Flux and Argo CD as local processes, with their CRDs, against a cluster the "
+    "suite owns (local or kind), never against a kubeconfig cluster",
 )
 
 # The calibration namespaces are this module's own (the plugin's are per test), with the
