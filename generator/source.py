@@ -7,8 +7,10 @@ problems of all files at once, so a user fixes a file in one round trip.
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydantic
@@ -33,17 +35,33 @@ _TYPE_FIXES = {
 }
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """The batches of the files and directories given, and the files found in those
+    directories that hold no batch (a kustomization.yaml, a values file), skipped."""
+
+    batches: list[spec.Batch]
+    skipped: list[str]
+
+
 def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
-    """Every batch in every file (a directory stands for its *.yaml and *.yml files), or a
-    `SpecError` listing every problem found."""
-    paths = [
-        f
+    """Every batch in every file (a directory stands for its *.yaml and *.yml files that
+    hold batches), or a `SpecError` listing every problem found."""
+    return load(paths).batches
+
+
+def load(paths: Sequence[Path]) -> Loaded:
+    """`load_files`, also saying which files of the directories given it skipped."""
+    found = [
+        (f, p.is_dir())
         for p in paths
         for f in (sorted([*p.glob("*.yaml"), *p.glob("*.yml")]) if p.is_dir() else [p])
     ]
+    paths = [f for f, _ in found]
     batches: list[spec.Batch] = []
     problems: list[str] = []
-    for path in paths:
+    skipped: list[str] = []
+    for path, in_directory in found:
         try:
             status = path.stat()
             if not stat.S_ISREG(status.st_mode):
@@ -60,8 +78,14 @@ def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
             raise SpecError(f"{path}: no such file; check the path") from e
         except (OSError, UnicodeDecodeError) as e:
             raise SpecError(f"{path}: cannot be read as UTF-8 text ({e})") from e
-        found, errors = load_text(text, source=display_name(path))
-        batches.extend(found)
+        # A file named on the command line is a batch file whatever it holds; one met in
+        # a directory is read only if it claims to be one, so a GitOps directory's
+        # kustomization.yaml or values file can sit beside the batches.
+        if in_directory and not claims_batch(text):
+            skipped.append(display_name(path))
+            continue
+        read, errors = load_text(text, source=display_name(path))
+        batches.extend(read)
         problems.extend(errors)
     seen: dict[str, str] = {}
     for batch in batches:
@@ -75,7 +99,35 @@ def load_files(paths: Sequence[Path]) -> list[spec.Batch]:
     if problems:
         files = [display_name(p) for p in paths]
         raise SpecError("\n".join(messages.by_file_and_line(problems, files=files)))
-    return batches
+    return Loaded(batches=batches, skipped=skipped)
+
+
+# What a batch document says at the top of a file that is not valid YAML: such a file is
+# a batch being edited, and its syntax error is reported rather than skipped.
+_CLAIM_LINE = re.compile(
+    r"""^(kind:\s*["']?Batch["']?\s*(#.*)?|apiVersion:\s*["']?mlgen\.io/.*)$"""
+)
+
+
+def claims_batch(text: str) -> bool:
+    """Whether some document of the text is meant as a batch: its kind is Batch or its
+    apiVersion is mlgen's (so `kind: Bacth` under mlgen's apiVersion still fails)."""
+    try:
+        # Composing builds the node graph without expanding aliases: safe on any input.
+        documents = list(yaml.compose_all(text, Loader=_Loader))
+    except (yaml.YAMLError, RecursionError):
+        return any(_CLAIM_LINE.match(line) for line in text.splitlines())
+    for node in documents:
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        for key, value in node.value:
+            if not isinstance(value, yaml.ScalarNode):
+                continue
+            if (key.value, value.value) == ("kind", "Batch") or (
+                key.value == "apiVersion" and str(value.value).startswith("mlgen.io/")
+            ):
+                return True
+    return False
 
 
 def display_name(path: Path) -> str:

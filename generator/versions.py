@@ -50,7 +50,7 @@ GITOPS_BINARIES = (*FLUX_BINARIES, "argocd", "kustomize")
 # Real kind, built offline: kind itself, the node image `kind build node-image` makes from
 # the Kubernetes binaries above plus kubeadm and kube-proxy, and every image a node needs.
 # Where the proxy does not serve kind's own pin, the closest served version stands in
-# (the README's "Real kind without Docker Hub" lists each substitution and why).
+# (docs/real-kind.md lists each substitution and why).
 KIND = "v0.33.0"
 KIND_BINARIES = ("kind", "kubeadm", "kube-proxy")
 CONTAINERD = "v2.3.4"  # kind v0.33's; Debian's 1.6 `ctr` lacks `images import --label`

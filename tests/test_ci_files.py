@@ -86,9 +86,9 @@ def test_kind_workflow_local_control_plane_and_default_version_agree() -> None:
         assert kind_step["with"].get("kubectl_version", released) == released
     scaffolded = yaml.safe_load(scaffold.files(scaffold.Options())["kind-config.yaml"])
     assert {node["image"] for node in scaffolded["nodes"]} == {versions.KIND_RELEASED_NODE}
-    rows = {
+    rows = {  # the pins table of the page on real kind
         line.split("|")[1].strip(): line
-        for line in (ROOT / "README.md").read_text().splitlines()
+        for line in (ROOT / "docs/real-kind.md").read_text().splitlines()
         if line.startswith("| ")
     }
     assert (

@@ -195,3 +195,58 @@ def test_timeline_measures_makespan_and_concurrency(tmp_path: Path) -> None:
     found.save(path)
     assert timeline.Timeline.load(path) == found
     assert gantt.draw(found, tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _gitops_directory(tmp_path: Path) -> Path:
+    """A batches directory as teams keep one: batches beside a kustomization and a values
+    file (one of them not even YAML a parser accepts: a Helm-style template)."""
+    batches = tmp_path / "batches"
+    batches.mkdir()
+    (batches / "sweep.yaml").write_text(json.dumps(batch_doc()))
+    (batches / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n"
+    )
+    (batches / "values.yml").write_text("image: {{ .Values.tag }\nreplicas: 2\n")
+    return batches
+
+
+def test_render_of_a_directory_skips_files_without_a_batch_and_names_them(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _gitops_directory(tmp_path)
+    result = runner.invoke(app, ["render", "batches", "-o", "manifests"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "manifests/demo/parallel/job.yaml").is_file()
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped")]
+    assert skipped == [
+        "skipped batches/kustomization.yaml, batches/values.yml: no document with "
+        "kind: Batch (apiVersion mlgen.io/v1alpha1)"
+    ]
+    assert "skipped" not in result.stdout
+    # Named on the command line, a file is a batch file whatever it holds.
+    result = runner.invoke(app, ["render", "batches/kustomization.yaml", "-o", "manifests"])
+    assert result.exit_code == 1 and "kind" in result.output
+
+
+def test_a_file_that_claims_to_be_a_batch_still_fails_in_a_directory(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    batches = _gitops_directory(tmp_path)
+    cases = {
+        # invalid under kind: Batch, as today
+        "bad.yaml": json.dumps(batch_doc(parallelism="4")),
+        # a mistyped kind under mlgen's apiVersion is a batch, not another tool's file
+        "typo.yaml": json.dumps({**batch_doc(), "kind": "Bacth"}),
+        # not valid YAML, but its lines say it is a batch being edited
+        "broken.yaml": "apiVersion: mlgen.io/v1alpha1\nkind: Batch\nmetadata: {name: x\n",
+    }
+    for name, text in cases.items():
+        (batches / name).write_text(text)
+        result = runner.invoke(app, ["render", "batches", "-o", "manifests"])
+        assert result.exit_code == 1, name
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert errors and all(f"batches/{name}" in line for line in errors), result.stderr
+        assert not (tmp_path / "manifests").exists(), name
+        (batches / name).unlink()

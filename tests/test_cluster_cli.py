@@ -1,5 +1,6 @@
 """The cluster commands' small promises: `down --all` with nothing to stop is not an
-error, and `--help` names the real default work directory."""
+error, `--help` names the real default work directory, and `nodes` prints the default
+node pools file."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlgen.cli.app import app
-from mlgen.cluster import local
+from mlgen.cluster import local, pools
 
 
 def test_down_all_with_no_clusters_succeeds(runner: CliRunner, tmp_path: Path) -> None:
@@ -32,3 +33,18 @@ def test_workdir_help_names_the_real_default(
         result = runner.invoke(app, ["cluster", command, "--help"], terminal_width=200)
         text = " ".join(result.output.split())
         assert "~/.cache/mlgen/kwok" in text and "MLGEN_CLUSTER_WORKDIR" in text, command
+
+
+def test_nodes_prints_the_packaged_pools_file_to_start_from(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["cluster", "nodes"])
+    assert result.exit_code == 0, result.output
+    packaged = (Path(__file__).resolve().parents[1] / "generator/cluster/nodes.yaml").read_text()
+    assert result.stdout == packaged
+    copy = tmp_path / "nodes.yaml"
+    copy.write_text(result.stdout)
+    assert pools.load(copy) == pools.load() and [p.pool for p in pools.load(copy)] == [
+        "cpu",
+        "gpu",
+    ]

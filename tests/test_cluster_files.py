@@ -22,11 +22,12 @@ def test_versions_live_in_one_place_and_key_the_cache() -> None:
     assert versions.KUBERNETES.startswith("v1.36.") and versions.ETCD.startswith("v3.6.")
     assert versions.KWOK == "v0.8.0" and "v0." + versions.KUBERNETES[3:] == versions.STAGING
     pinned = [versions.KUBERNETES, versions.ETCD, versions.KWOK]
-    for path in [*ROOT.glob(".ci/*"), *ROOT.glob("generator/**/*.py"), ROOT / "README.md"]:
+    documents = [ROOT / "README.md", *ROOT.glob("docs/*.md")]
+    for path in [*ROOT.glob(".ci/*"), *ROOT.glob("generator/**/*.py"), *documents]:
         if path == ROOT / "generator" / "versions.py" or not path.is_file():
             continue
         text = path.read_text()
-        if path.name == "README.md":  # its real-kind pins table, kept true by test_ci_files
+        if path.name == "real-kind.md":  # its pins table, kept true by test_ci_files
             text = "\n".join(
                 line
                 for line in text.splitlines()

@@ -90,7 +90,10 @@ def up_command(
     name: Annotated[str | None, typer.Option(help="Cluster name (default: random).")] = None,
     node_file: Annotated[
         Path | None,
-        typer.Option("--nodes", help="Node pools YAML (default: the packaged nodes.yaml)."),
+        typer.Option(
+            "--nodes",
+            help="Node pools YAML (default: the packaged file `mlgen cluster nodes` prints).",
+        ),
     ] = None,
     workdir: Workdir = None,
     real_node: Annotated[
@@ -120,6 +123,15 @@ def up_command(
         # stdout is for `eval "$(mlgen cluster up)"`: the kubeconfig, and kubectl on PATH.
         out.print(f"export KUBECONFIG={cluster.kubeconfig}", markup=False)
         out.print(f'export PATH="{build.bin_dir()}:$PATH"', markup=False)
+
+
+@app.command("nodes")
+def nodes_command() -> None:
+    """Print the default node pools file (what `up` and the conformance suite use unless
+    given --nodes / --mlgen-nodes), to start your own from. Example:
+    mlgen cluster nodes > nodes.yaml && mlgen cluster up --nodes nodes.yaml"""
+    with reported():
+        echo(pools.default_text(), nl=False, exact_when_piped=True)
 
 
 @app.command("down")

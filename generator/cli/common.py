@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mlgen import limits, terminal
+from mlgen import limits, spec, terminal
 from mlgen.errors import MlgenError
 
 
@@ -36,6 +36,17 @@ def echo(text: str, *, nl: bool = True, exact_when_piped: bool = False) -> None:
     diff to apply as a patch) goes out byte for byte when stdout is not a terminal."""
     piped = not sys.stdout.isatty()
     typer.echo(text if exact_when_piped and piped else terminal.safe(text), nl=nl)
+
+
+def note_skipped(skipped: Sequence[str]) -> None:
+    """One stderr line naming the files of the directories given that hold no batch, so a
+    batch whose kind was mistyped is not dropped unseen."""
+    if skipped:
+        err.print(
+            f"skipped {', '.join(skipped)}: no document with kind: Batch "
+            f"(apiVersion {spec.API_VERSION})",
+            markup=False,
+        )
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from mlgen import estimate, source, units
-from mlgen.cli.common import out, reported
+from mlgen.cli.common import note_skipped, out, reported
 from mlgen.cli.render_cmd import Batches
 
 
@@ -48,10 +48,9 @@ def estimate_command(
     """
     with reported():
         per = estimate.overheads(seconds=overhead, calibration=overhead_from)
-        results = [
-            estimate.of(b, parallelism=parallelism, overhead=per)
-            for b in source.load_files(batches)
-        ]
+        read = source.load(batches)
+        note_skipped(read.skipped)
+        results = [estimate.of(b, parallelism=parallelism, overhead=per) for b in read.batches]
         if as_json:
             out.print_json(json.dumps([r.as_dict() for r in results]))
             return

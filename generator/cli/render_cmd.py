@@ -9,13 +9,14 @@ import typer
 
 from mlgen import render, source, tree
 from mlgen.cli import choices
-from mlgen.cli.common import echo, err, reported
+from mlgen.cli.common import echo, err, note_skipped, reported
 from mlgen.errors import StaleError
 
 Batches = Annotated[
     list[Path],
     typer.Argument(
-        help="Batch files (YAML, several documents allowed), or directories of them.",
+        help="Batch files (YAML, several documents allowed), or directories of them "
+        "(their files without a kind: Batch document are skipped and named).",
         show_default=False,
         metavar="BATCH",
     ),
@@ -58,7 +59,9 @@ def render_command(
     mlgen render examples/sweep.yaml -o manifests/
     """
     with reported():
-        loaded = source.load_files(batches)
+        read = source.load(batches)
+        note_skipped(read.skipped)
+        loaded = read.batches
         rendered = render.render_all(loaded, only=tuple(v.value for v in variant or ()))
         result = tree.plan(
             output, rendered.files, scopes=rendered.scopes, batches=rendered.batches, prune=prune

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from mlgen import render, source, validation
-from mlgen.cli.common import err, out, reported
+from mlgen.cli.common import err, note_skipped, out, reported
 from mlgen.cli.render_cmd import Batches
 from mlgen.errors import SpecError
 
@@ -35,7 +35,9 @@ def validate_command(
     digest, no expectedDuration, onFailure: continue under Argo CD waves.
     """
     with reported():
-        loaded = source.load_files(batches)
+        read = source.load(batches)
+        note_skipped(read.skipped)
+        loaded = read.batches
         render.render_all(loaded)
         if expand:
             for batch in loaded:

@@ -6,8 +6,8 @@ iptables rules and ip_forward stay in that namespace: the host's never change. k
 kubectl and pytest run under the same `nsenter --net` (`Engine.command`), because kind
 publishes the API server on the namespace's 127.0.0.1.
 
-Two fixes this machine type needs live here (the README's "Real kind without Docker
-Hub"): the default OCI runtime is `capfix`, which drops from each container the
+Two fixes this machine type needs live here (docs/real-kind.md, "Fixes this machine
+type needs"): the default OCI runtime is `capfix`, which drops from each container the
 capabilities missing from this sandbox's bounding set before it runs runc (Docker asks
 for all of them for a privileged kind node, and runc fails "unable to apply caps"); and
 the empty `/lib/modules` Docker creates on the host is removed again on stop.

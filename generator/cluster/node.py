@@ -3,7 +3,7 @@
 Everything lives under `<cluster home>/node/`: containerd's root, state and socket (so
 nothing collides with a system containerd), the CNI config, the kubelet's root dir and
 pod logs, and a pid file per process, so that `mlgen cluster down` from any process
-stops them. The configs answer this VM's traps (see the README's "real node"): cgroup
+stops them. The configs answer this VM's traps (see docs/local-cluster.md, "A real node"): cgroup
 v1 without systemd, no CAP_SYS_RESOURCE, and an API server that reaches the kubelet by
 IP. The node is tainted `mlgen.io/real-node=true:NoSchedule`, so only pods that ask
 for it (toleration and node selector) ever land there; KWOK manages only fake nodes.

@@ -15,7 +15,7 @@ Debian rootfs (`debootstrap`, Debian's packages):
   assembled here. It pulls any image not in its four kube tarballs, so kube-proxy.tar
   carries every other image too, named as kind and kubeadm spell them.
 
-Substitutions (each also in the README): kindnetd is refused by the Go module proxy, so
+Substitutions (each also in docs/real-kind.md): kindnetd is refused by the Go module proxy, so
 `CNI_DAEMON` stands in (routes plus a ptp/host-local CNI config, polled); coredns v1.14.3
 and etcd `versions.ETCD` carry the names kubeadm asks for; local-path-provisioner
 `versions.LOCAL_PATH`; busybox is Debian's busybox-static under Docker Hub's tags.

@@ -29,6 +29,12 @@ def default_file() -> Path:
     return Path(str(resources.files("mlgen.cluster").joinpath("nodes.yaml")))
 
 
+def default_text() -> str:
+    """The packaged node pools file, verbatim: what `mlgen cluster nodes` prints for a
+    team to start its own from."""
+    return default_file().read_text(encoding="utf-8")
+
+
 def load(path: Path | None = None) -> list[Pool]:
     source = path or default_file()
     try:
@@ -46,7 +52,7 @@ def load(path: Path | None = None) -> list[Pool]:
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(
             f"{source}: not a node pool list ({e}); each entry needs pool, "
-            "count and capacity (see mlgen/cluster/nodes.yaml)"
+            "count and capacity (`mlgen cluster nodes` prints the default file)"
         ) from e
 
 

@@ -93,7 +93,7 @@ LIMITS = {
         why="a real kubelet: container start and status reporting (worst step 3.0 s measured)",
     ),
     # Real kind, two node containers on the same 2-core machine as the suite: measured here
-    # (README, "Real kind without Docker Hub").
+    # (docs/real-kind.md, "Checks that fit a real kubelet").
     "kind": Limits(
         client=6.0,
         controller=6.5,
