@@ -68,7 +68,7 @@ def check(batch: spec.Batch, *, fix: str) -> None:
         if job.secret_env != first.secret_env:
             names = sorted(set(job.secret_env.items()) ^ set(first.secret_env.items()))
             raise RenderError(
-                f"{batch.at_job(job.index, 'secretEnv')}: job {job.name!r} and job "
+                f"{batch.at_own('secretEnv', job.index, first.index)}: job {job.name!r} and job "
                 f"{first.name!r} have different secretEnv ({names[0][0]}), but every pod of an "
                 "Indexed Job shares one pod template, so each would be handed every job's "
                 "secret; give all jobs the same secretEnv (spec.defaults.secretEnv), or "

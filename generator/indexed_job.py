@@ -49,14 +49,8 @@ def check_shared(batch: spec.Batch, *, fix: str) -> None:
     for job in batch.jobs[1:]:
         for field, get in _SHARED.items():
             if get(job) != get(first):
-                # Point at a value someone wrote for one of the two, not at the defaults
-                # they both could share.
-                written = (
-                    job if batch.located.job(job.index, field).startswith("spec.jobs") else first
-                )
-                where = batch.at_job(written.index, field)
                 raise RenderError(
-                    f"{where}: job {job.name!r} differs "
+                    f"{batch.at_own(field, job.index, first.index)}: job {job.name!r} differs "
                     f"from job {first.name!r} in {field}, so they cannot share the one pod "
                     f"template of an Indexed Job; {fix}"
                 )

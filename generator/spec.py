@@ -341,6 +341,13 @@ class Batch:
         `spec.defaults` when it inherits it (one place for every job that does)."""
         return self.at(self.located.job(index, name))
 
+    def at_own(self, name: str, *indexes: int) -> str:
+        """`at_job` of the first of these jobs that writes field `name` itself: two jobs
+        that differ are fixed where one of them wrote its own value, not in the defaults."""
+        paths = [self.located.job(i, name) for i in indexes]
+        written = (p for p in paths if p.startswith("spec.jobs") and p in self.located.lines)
+        return self.at(next(written, paths[0]))
+
     @property
     def source_name(self) -> str:
         """The batch file's name without its directory: what headers record, the same from

@@ -202,6 +202,13 @@ def test_an_indexed_job_error_names_the_entry_line() -> None:
     assert _render_error(first_own).startswith("batch.yaml:13: spec.jobs[0].image: job 'b'")
 
 
+def test_jobs_that_differ_in_secrets_are_fixed_where_one_wrote_its_own() -> None:
+    text = PARALLEL.replace("      image: busybox:1.37\n", "").replace(
+        "    - name: a\n", "    - name: a\n      secretEnv: {TOKEN: wandb/key}\n"
+    )
+    assert _render_error(text).startswith("batch.yaml:13: spec.jobs[0].secretEnv: job 'b'")
+
+
 def test_an_indexed_job_error_of_the_defaults_names_the_defaults_line() -> None:
     text = PARALLEL.replace("      image: busybox:1.37\n", "").replace(
         "    command: [sh, -c]", "    command: [A=1, run]"
