@@ -68,7 +68,7 @@ def check(batch: spec.Batch, *, fix: str) -> None:
         if job.secret_env != first.secret_env:
             names = sorted(set(job.secret_env.items()) ^ set(first.secret_env.items()))
             raise RenderError(
-                f"{batch.source}: spec.jobs[{job.index}].secretEnv: job {job.name!r} and job "
+                f"{batch.at_own('secretEnv', job.index, first.index)}: job {job.name!r} and job "
                 f"{first.name!r} have different secretEnv ({names[0][0]}), but every pod of an "
                 "Indexed Job shares one pod template, so each would be handed every job's "
                 "secret; give all jobs the same secretEnv (spec.defaults.secretEnv), or "
@@ -82,7 +82,7 @@ def check(batch: spec.Batch, *, fix: str) -> None:
             name.startswith(prefix) for name in _SHELL_NAMES
         ):
             raise RenderError(
-                f"{batch.source}: spec.defaults.envFrom[{position}].prefix: an Indexed Job's "
+                f"{batch.at_job(first.index, f'envFrom[{position}].prefix')}: an Indexed Job's "
                 "entrypoint is a shell, and envFrom puts keys nobody lists here into its "
                 "environment, where a name like OPTIND, IFS or PATH changes how it runs; give "
                 "the entry a prefix such as CFG_ (capitals, digits, ending in '_', not MLGEN_ "
@@ -91,7 +91,7 @@ def check(batch: spec.Batch, *, fix: str) -> None:
     command = first.command or ("",)
     if "=" in command[0]:
         raise RenderError(
-            f"{batch.source}: spec.defaults.command[0]: {command[0]!r} contains "
+            f"{batch.at_job(first.index, 'command[0]')}: {command[0]!r} contains "
             "'=', which env(1) in the Indexed Job's entrypoint would take for a "
             "variable; name the program without '='"
         )

@@ -50,13 +50,13 @@ def check_shared(batch: spec.Batch, *, fix: str) -> None:
         for field, get in _SHARED.items():
             if get(job) != get(first):
                 raise RenderError(
-                    f"{batch.source}: spec.jobs[{job.index}].{field}: job {job.name!r} differs "
+                    f"{batch.at_own(field, job.index, first.index)}: job {job.name!r} differs "
                     f"from job {first.name!r} in {field}, so they cannot share the one pod "
                     f"template of an Indexed Job; {fix}"
                 )
     if first.command is None:
         raise RenderError(
-            f"{batch.source}: spec.defaults.command: an Indexed Job needs the "
+            f"{batch.at('spec.defaults.command')}: an Indexed Job needs the "
             "command to exec after picking its index's args; set command "
             "(e.g. [python, -m, train])"
         )
@@ -91,7 +91,7 @@ def render(
     size = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
     if size > CONFIGMAP_LIMIT - _HEADROOM:
         raise RenderError(
-            f"{batch.source}: spec.jobs: the per-index args and env of batch {batch.name!r} "
+            f"{batch.at('spec.jobs')}: the per-index args and env of batch {batch.name!r} "
             f"take {size:,} bytes, more than one ConfigMap holds (1 MiB); split the batch "
             f"into batches of about {max(1, len(jobs) * (CONFIGMAP_LIMIT - _HEADROOM) // size)} "
             "jobs, or move shared values into spec.defaults"
@@ -146,7 +146,7 @@ def render(
         infix,
         digest=naming.content_hash(job_spec),
         completions=len(jobs),
-        source=batch.source,
+        where=batch.at("metadata.name"),
     )
     job_labels = pod.labels(batch, variant=variant)
     if batch.queue:

@@ -62,15 +62,6 @@ class Expansion:
     origins: list[tuple[int, dict[str, AxisValue]]] = field(default_factory=list)
     expanded: bool = False
 
-    def origin(self, path: str) -> str:
-        """`spec.jobs[k]…` of the expanded list as the entry that wrote it."""
-        if not self.expanded:
-            return path
-        found = re.match(r"^spec\.jobs\[(\d+)\]", path)
-        if not found or int(found[1]) >= len(self.origins):
-            return path
-        return f"spec.jobs[{self.origins[int(found[1])][0]}]{path[found.end() :]}"
-
     def fold(self, errors: Iterable[Any]) -> list[Any]:
         """Pydantic errors with job positions mapped back to entries, repeats dropped."""
         if not self.expanded:

@@ -23,16 +23,15 @@ def content_hash(value: object) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
-def job_name(
-    *parts: str, digest: str, completions: int = 1, source: str = "", path: str = "metadata.name"
-) -> str:
-    """`<parts>-<digest>`, checked so that `<name>-<completions-1>` fits 63 characters."""
+def job_name(*parts: str, digest: str, completions: int = 1, where: str = "metadata.name") -> str:
+    """`<parts>-<digest>`, checked so that `<name>-<completions-1>` fits 63 characters;
+    `where` (`file:line: path`) names the field to shorten."""
     name = "-".join((*parts, digest))
     longest = f"{name}-{max(completions - 1, 0)}"
     if len(longest) > NAME_BUDGET:
         over = len(longest) - NAME_BUDGET
         raise SpecError(
-            f"{source}: {path}: the rendered Job name {name!r} leaves pod "
+            f"{where}: the rendered Job name {name!r} leaves pod "
             f"hostnames like {longest!r} {over} character(s) over Kubernetes' "
             f"{NAME_BUDGET}-character limit; shorten the batch or job name by "
             f"{over}"

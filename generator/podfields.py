@@ -346,9 +346,8 @@ def apply(
     if job.run_as_user == 0:  # root: allowed below "restricted", checked just after
         for context in (pod.get("securityContext", {}), main.get("securityContext", {})):
             context.pop("runAsNonRoot", None)
-    at = f"{batch.source}: spec.jobs[{job.index}]"
     if fields.patch is not None:
-        where = f"{at}.podPatch (job {job.name!r})"
+        where = f"{batch.at_job(job.index, 'podPatch')} (job {job.name!r})"
         before = patch.owned(template, **reserved)  # type: ignore[arg-type]
         template = patch.apply(
             fields.patch, template, where=where, version=batch.kubernetes_version
@@ -360,5 +359,16 @@ def apply(
                 f"{where}: the patched pod template breaks an API rule at {refused[0]}; "
                 "fix the patch"
             )
+    # Point at what can break a level: the patch, else root, else the annotations.
+    cause = (
+        "podPatch"
+        if fields.patch
+        else "runAsUser"
+        if job.run_as_user == 0
+        else "podAnnotations"
+        if fields.annotations
+        else ""
+    )
+    at = batch.at_job(job.index, cause)
     podsecurity.check(template, level=batch.pod_security, where=f"{at} (job {job.name!r})")
     return template

@@ -117,7 +117,7 @@ def _claim(
         if other is not None and other != label:
             where = f" in namespace {key[2]}" if key[2] else ""
             raise UsageError(
-                f"{batch.source}: renders {key[1]} {key[3]!r}{where} ({path}), "
+                f"{batch.at('metadata.name')}: renders {key[1]} {key[3]!r}{where} ({path}), "
                 f"which {other} renders too; each sync would overwrite the other and prune "
                 "its Jobs. Rename one batch or one of its jobs"
             )

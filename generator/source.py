@@ -16,7 +16,7 @@ from pathlib import Path
 import pydantic
 import yaml
 
-from mlgen import limits, matrix, messages, spec
+from mlgen import limits, matrix, messages, places, spec
 from mlgen.errors import SpecError
 
 try:  # the C parser is ~10x faster on large batches; fall back where libyaml is missing
@@ -169,9 +169,7 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
     problems: list[str] = []
     for number, (node, data) in enumerate(documents, start=1):
         where = source if len(documents) == 1 else f"{source} (document {number})"
-        lines: dict[str, int] = {}
-        duplicates: list[tuple[str, int]] = []
-        _index_lines(node, "", lines, duplicates)
+        lines, duplicates = places.index_lines(node)
         for path, line in duplicates:
             problems.append(f"{source}:{line}: {path}: key appears twice in one mapping; keep one")
         if not isinstance(data, dict):
@@ -181,38 +179,30 @@ def load_text(text: str, *, source: str) -> tuple[list[spec.Batch], list[str]]:
             )
             continue
         expansion = matrix.expand(data)  # `matrix:` entries -> one job per combination
+        found = places.Places(lines=lines, entries=tuple(p for p, _ in expansion.origins))
         if expansion.problems:
-            problems.extend(_at(source, lines, path, text) for path, text in expansion.problems)
+            problems.extend(
+                f"{found.at(source, path)}: {text}" for path, text in expansion.problems
+            )
             continue
         try:
             model = spec.BatchModel.model_validate(expansion.document)
         except pydantic.ValidationError as e:
-            problems.extend(_describe(expansion.fold(e.errors()), source=source, lines=lines))
+            problems.extend(_describe(expansion.fold(e.errors()), source=source, located=found))
             continue
-        batch, unresolved = spec.resolve(model, source=source)
+        batch, unresolved = spec.resolve(model, source=source, located=found)
+        # A problem of a field 50 jobs inherit is one problem, at the line that wrote it.
         problems.extend(
-            _at(source, lines, expansion.origin(path), text) for path, text in unresolved
+            places.collapse(
+                (found.at(source, found.origin(path)), text) for path, text in unresolved
+            )
         )
         if not unresolved:
             batches.append(batch)
     return batches, problems
 
 
-def _at(source: str, lines: dict[str, int], path: str, problem: str) -> str:
-    line = _nearest_line(lines, path)
-    return f"{source}{f':{line}' if line else ''}: {path}: {problem}"
-
-
-def _nearest_line(lines: dict[str, int], path: str) -> int | None:
-    while path:
-        if path in lines:
-            return lines[path]
-        cut = max(path.rfind("."), path.rfind("["))
-        path = path[:cut] if cut > 0 else ""
-    return None
-
-
-def _describe(errors: Iterable[object], *, source: str, lines: dict[str, int]) -> list[str]:
+def _describe(errors: Iterable[object], *, source: str, located: places.Places) -> list[str]:
     out = []
     for error in errors:
         assert isinstance(error, dict)
@@ -224,7 +214,7 @@ def _describe(errors: Iterable[object], *, source: str, lines: dict[str, int]) -
             sub, _, text = text.partition(" ")
             path = f"{path}.{sub}" if path else sub
             path = path.split(" ")[0]
-        out.append(_at(source, lines, path, text))
+        out.append(f"{located.at(source, path)}: {text}")
     return out
 
 
@@ -236,23 +226,3 @@ def _path(loc: Sequence[object]) -> str:
         else:
             path += f".{part}" if path else str(part)
     return path
-
-
-def _index_lines(
-    node: yaml.Node, path: str, lines: dict[str, int], duplicates: list[tuple[str, int]]
-) -> None:
-    """Record the line of every path; note keys that repeat within a mapping."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        keys: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            if key in keys and key != "<<":
-                duplicates.append((child, key_node.start_mark.line + 1))
-            keys.add(key)
-            _index_lines(value_node, child, lines, duplicates)
-            lines[child] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for position, item in enumerate(node.value):
-            _index_lines(item, f"{path}[{position}]", lines, duplicates)

@@ -9,6 +9,7 @@ rest of mlgen works with.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlgen import features, patch, podfields, rules, units, variants
+from mlgen import features, patch, places, podfields, rules, units, variants
 
 API_VERSION = "mlgen.io/v1alpha1"
 DEFAULT_KUBERNETES_VERSION = features.DEFAULT
@@ -329,6 +330,23 @@ class Batch:
     flux: Flux | None = None
     simulated: bool = False  # KWOK hints in pod templates; they then re-run Jobs when edited
     pod_security: str = "restricted"  # restricted | baseline | privileged
+    located: places.Places = dataclasses.field(default_factory=places.Places)
+
+    def at(self, path: str) -> str:
+        """`file:line: path` for a path of the batch file, the prefix of a problem."""
+        return self.located.at(self.source, path)
+
+    def at_job(self, index: int, name: str) -> str:
+        """`file:line: path` of where job `index` got its field `name`: its entry, or
+        `spec.defaults` when it inherits it (one place for every job that does)."""
+        return self.at(self.located.job(index, name))
+
+    def at_own(self, name: str, *indexes: int) -> str:
+        """`at_job` of the first of these jobs that writes field `name` itself: two jobs
+        that differ are fixed where one of them wrote its own value, not in the defaults."""
+        paths = [self.located.job(i, name) for i in indexes]
+        written = (p for p in paths if p.startswith("spec.jobs") and p in self.located.lines)
+        return self.at(next(written, paths[0]))
 
     @property
     def source_name(self) -> str:
@@ -340,8 +358,11 @@ class Batch:
 DEFAULT_RUN_AS_USER = 1000
 
 
-def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, str]]]:
-    """Merge defaults into jobs; return the batch and (path, problem) pairs left unresolved."""
+def resolve(
+    model: BatchModel, *, source: str, located: places.Places | None = None
+) -> tuple[Batch, list[tuple[str, str]]]:
+    """Merge defaults into jobs; return the batch and (path, problem) pairs left unresolved,
+    one a job (`places.collapse` says each once)."""
     spec = model.spec
     defaults = spec.defaults
     problems: list[tuple[str, str]] = []
@@ -365,7 +386,7 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
         pod_fields, pod_problems = podfields.resolve(
             defaults, entry, at=f"spec.jobs[{position}]", version=spec.kubernetesVersion
         )
-        problems.extend(p for p in pod_problems if p not in problems)
+        problems.extend(pod_problems)
         jobs.append(
             Job(
                 name=job.name,
@@ -393,11 +414,9 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
                 rerun=job.rerun or 0,
             )
         )
-        owner = f"spec.jobs[{position}]" if entry.resources is not None else "spec.defaults"
         for found in rules.resources(jobs[-1].requests, jobs[-1].limits):
             field, _, text = found.partition(": ")
-            if (f"{owner}.{field}", text) not in problems:
-                problems.append((f"{owner}.{field}", text))
+            problems.append((f"spec.jobs[{position}].{field}", text))
     batch = Batch(
         name=model.metadata.name,
         namespace=model.metadata.namespace,
@@ -413,5 +432,6 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
         flux=spec.flux,
         simulated=spec.simulated,
         pod_security=spec.podSecurity,
+        located=located or places.Places(),
     )
     return batch, problems

@@ -18,7 +18,7 @@ import kubernetes_validate
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
-from mlgen import variants
+from mlgen import messages, places, variants
 from mlgen.errors import RenderError, SpecError
 
 if TYPE_CHECKING:
@@ -167,52 +167,72 @@ def check_objects(objects: Iterable[dict[str, Any]], *, version: str, source: st
 
 
 def warnings(batch: spec.Batch) -> list[str]:
-    """Things that are legal but probably not what the user wants."""
-    out: list[str] = []
+    """Things that are legal but probably not what the user wants, each once, at the line
+    that causes it (a field of `spec.defaults` once for all the jobs that inherit it),
+    top to bottom."""
+    found: list[tuple[str, str]] = []
+    found += _missing(
+        batch,
+        [j for j in batch.jobs if not j.requests],
+        "resources.requests",
+        own="the job requests no CPU or memory; the scheduler may pack it onto a full node. "
+        "Set resources.requests",
+        every="no job requests CPU or memory; the scheduler may pack them onto full nodes. "
+        "Set spec.defaults.resources.requests",
+    )
+    found += _missing(
+        batch,
+        [j for j in batch.jobs if j.expected_seconds is None],
+        "expectedDuration",
+        own="the job has no expectedDuration; estimates and conformance bounds count it "
+        "as 0s. Set one",
+        every="no job has an expectedDuration; estimates and conformance bounds count each "
+        "as 0s. Set spec.defaults.expectedDuration",
+    )
     for job in batch.jobs:
-        at = f"{batch.source}: spec.jobs[{job.index}]"
-        if not job.requests:
-            out.append(
-                f"{at}.resources.requests: job {job.name!r} requests no CPU or memory; "
-                "the scheduler may pack it onto a full node. Set resources.requests"
-            )
         last = job.image.rsplit("/", 1)[-1]
         if "@" not in job.image and ":" not in last:
-            out.append(
-                f"{at}.image: {job.image!r} has neither tag nor digest, so it floats "
-                "to :latest; pin a tag or a digest (@sha256:...)"
+            found.append(
+                (
+                    batch.at_job(job.index, "image"),
+                    f"{job.image!r} has neither tag nor digest, so it floats to :latest; "
+                    "pin a tag or a digest (@sha256:...)",
+                )
             )
         elif last.endswith(":latest"):
-            out.append(
-                f"{at}.image: {job.image!r} uses :latest, which changes under you; "
-                "pin a tag or a digest"
-            )
-        if job.expected_seconds is None:
-            out.append(
-                f"{at}.expectedDuration: job {job.name!r} has no expectedDuration; "
-                "estimates and conformance bounds count it as 0s. Set one"
+            found.append(
+                (
+                    batch.at_job(job.index, "image"),
+                    f"{job.image!r} uses :latest, which changes under you; pin a tag or a digest",
+                )
             )
     units = variants.for_batch(batch)
-    shell_less = sorted({j.image for j in batch.jobs if _SHELL_LESS.search(j.image)})
     entrypoint = [u for u in units if u.entrypoint]
-    if shell_less and entrypoint:
+    if entrypoint:
         without = [
             f"{e.directory} with strategy {e.name}"
             for e in variants.REGISTRY
             if not variants.get(e.name).entrypoint
         ]
-        out.append(
-            f"{batch.source}: spec.jobs: {', '.join(map(repr, shell_less))} may have no "
-            f"shell: the {', '.join(f'{u.directory} ({u.name})' for u in entrypoint)} "
-            "variant starts each pod with mlgen's /bin/sh entrypoint. Use an image with sh "
-            f"(distroless: a :debug tag), or {' or '.join(without) or 'another image'}"
-        )
+        found += [
+            (
+                batch.at_job(j.index, "image"),
+                f"{j.image!r} may have no shell: the "
+                f"{', '.join(f'{u.directory} ({u.name})' for u in entrypoint)} variant starts "
+                "each pod with mlgen's /bin/sh entrypoint. Use an image with sh (distroless: "
+                f"a :debug tag), or {' or '.join(without) or 'another image'}",
+            )
+            for j in batch.jobs
+            if _SHELL_LESS.search(j.image)
+        ]
     if batch.pod_security != "restricted":
-        out.append(
-            f"{batch.source}: spec.podSecurity: {batch.pod_security!r} opts out of Pod "
-            'Security "restricted" (pods may run as root or with more privilege); '
-            "the namespace must enforce this level or lower "
-            f"(pod-security.kubernetes.io/enforce: {batch.pod_security})"
+        found.append(
+            (
+                batch.at("spec.podSecurity"),
+                f'{batch.pod_security!r} opts out of Pod Security "restricted" (pods may '
+                "run as root or with more privilege); the namespace must enforce this level "
+                f"or lower (pod-security.kubernetes.io/enforce: {batch.pod_security})",
+            )
         )
     client = [u for u in units if u.driver == "client"]
     if batch.on_failure == "continue" and client:
@@ -222,10 +242,22 @@ def warnings(batch: spec.Batch) -> list[str]:
             for e in variants.REGISTRY
             if e.directory == client[0].directory and variants.get(e.name).driver != "client"
         ]
-        out.append(
-            f"{batch.source}: spec.sequential.onFailure: Argo CD stops at a failed "
-            f"wave whatever onFailure says; `continue` holds for `mlgen apply` only. "
-            f"Use strategy: {' or '.join(controller)} to run every step after a failure "
-            "under Argo CD"
+        found.append(
+            (
+                batch.at("spec.sequential.onFailure"),
+                "Argo CD stops at a failed wave whatever onFailure says; `continue` holds "
+                f"for `mlgen apply` only. Use strategy: {' or '.join(controller)} to run "
+                "every step after a failure under Argo CD",
+            )
         )
-    return out
+    return messages.by_file_and_line(places.collapse(found), files=[batch.source])
+
+
+def _missing(
+    batch: spec.Batch, jobs: list[spec.Job], name: str, *, own: str, every: str
+) -> list[tuple[str, str]]:
+    """A field no job sets is one warning at `spec.defaults`, where one line fixes it;
+    a field some jobs lack is one warning at each entry that lacks it."""
+    if len(jobs) > 1 and len(jobs) == len(batch.jobs):
+        return [(batch.at(f"spec.defaults.{name}"), every)] * len(jobs)
+    return [(batch.at_job(j.index, name), own) for j in jobs]

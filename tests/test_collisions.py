@@ -30,7 +30,7 @@ def test_two_batches_that_name_one_flux_kustomization_are_refused() -> None:
     second = load(_batch("x-0", "team-b", ["a", "b"]), source_name="b.yaml")
     with pytest.raises(
         UsageError,
-        match=r"b\.yaml: renders Kustomization 'x-0-1-b' in "
+        match=r"b\.yaml:\d+: metadata\.name: renders Kustomization 'x-0-1-b' in "
         r"namespace flux-system \(x-0/flux/kustomizations.yaml\), which "
         r"batch 'x' of a\.yaml renders too",
     ):

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "features",
                 "lazy",
                 "messages",
+                "places",
                 "templating",
                 "naming",
                 "sandbox",

@@ -6,6 +6,7 @@ traceback, never a template past the object limit."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -160,7 +161,7 @@ def _check(patch: dict[str, Any], level: str) -> None:
     except MlgenError as e:
         message = str(e)
         assert "\n" not in message and len(message) < 2000, message
-        assert message.startswith("batch.yaml: spec."), message  # the file and the field
+        assert re.match(r"batch\.yaml:\d+: spec\.", message), message  # file:line, field
         return
     for name, template in _templates(files).items():
         assert _owned(template) == _owned(BASELINE[name]), (patch, name)

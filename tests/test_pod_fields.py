@@ -88,7 +88,7 @@ def test_root_needs_an_explicit_opt_out_and_validate_warns_about_it() -> None:
     del restricted["spec"]["podSecurity"]
     with pytest.raises(
         RenderError,
-        match=r"spec.jobs\[0\] \(job 'a'\): breaks Pod Security "
+        match=r":\d+: spec.defaults.podPatch \(job 'a'\): breaks Pod Security "
         r"'restricted': the pod runs as root .*set spec.podSecurity: baseline",
     ):
         render_doc(restricted)

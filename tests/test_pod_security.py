@@ -143,7 +143,11 @@ def test_each_rule_through_each_path_holds_at_its_levels(
         with pytest.raises(RenderError, match=refusal) as caught:
             render_doc(doc, variants=(variant,))
         assert rule.message in str(caught.value), str(caught.value)
-        assert "spec.jobs[0]" in str(caught.value)
+        # Said where the cause is written (the defaults here), with file:line.
+        assert re.search(
+            r"^batch\.yaml:\d+: spec\.defaults\.(podPatch|runAsUser|podAnnotations) \(job 'a'\)",
+            str(caught.value),
+        ), str(caught.value)
     else:
         render_doc(doc, variants=(variant,))
 

@@ -65,8 +65,7 @@ def steps(batch: spec.Batch) -> list[Step]:
                     batch.name,
                     job.name,
                     digest=digest,
-                    source=batch.source,
-                    path=f"spec.jobs[{job.index}].name",
+                    where=batch.at_job(job.index, "name"),
                 ),
                 "namespace": batch.namespace,
                 "labels": labels,
@@ -107,7 +106,7 @@ class Waves:
         for job in batch.jobs:
             if job.simulate is not None and job.simulate.failAttempts:
                 raise RenderError(
-                    f"{batch.source}: spec.jobs[{job.index}].simulate.failAttempts: a waves "
+                    f"{batch.at_job(job.index, 'simulate.failAttempts')}: a waves "
                     "step is a plain Job, whose pods carry no attempt count to simulate by; "
                     "drop failAttempts (the step then fails every attempt) or use "
                     "spec.sequential.strategy: indexed"
