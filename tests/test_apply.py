@@ -63,12 +63,31 @@ class FakeCluster:
     ) -> None:
         self.calls: list[str] = []
         self.failing = failing
+        # The run's pods, read as the API server filters them (by phase only: every pod
+        # here belongs to the run).
+        self.listed: list[dict[str, Any]] = []
         # Jobs whose pod succeeds but whose Job then fails: the fake disagrees with itself
         # as a cluster does when a Job's deadline passes before it is marked Complete.
         self.failed_late = failed_late
 
     def namespace_exists(self, name: str) -> bool:
         return True
+
+    def pods(
+        self, namespace: str, *, selector: str | None = None, fields: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.calls.append(f"pods {fields}")
+        found = self.listed
+        for term in (fields or "").split(","):
+            _, _, phase = term.partition("!=")
+            if phase:
+                found = [p for p in found if p["status"]["phase"] != phase]
+            elif term:
+                found = [p for p in found if p["status"]["phase"] == term.split("=")[1]]
+        return found
+
+    def events(self, namespace: str, *, about: str) -> list[dict[str, Any]]:
+        return []
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self.calls.append(f"apply {obj['metadata']['name']}")
