@@ -216,11 +216,12 @@ class Lookout:
         if stuck is not None:
             job = _job(stuck)
             raise StuckError(
+                # The reason early: a line longer than limits.MAX_ERROR_LINE loses its end.
                 f"{self._label(job)}: pod {namespace}/{_name(stuck)} has been Pending for "
-                f"{watch.pending_for(stuck, now=now):.0f}s while no pod of the run ran, "
-                f"started or ended for {self.bound:.0f}s: {whys.get(job) or NO_REASON}. "
-                "Its Jobs stay in the cluster; fix the cause, or raise --pending-timeout "
-                "(0: no bound)"
+                f"at least {watch.pending_for(stuck, now=now):.0f}s: "
+                f"{(whys.get(job) or NO_REASON).rstrip('. ')}. No pod of the run ran, "
+                f"started or ended for {self.bound:.0f}s (--pending-timeout); fix the cause "
+                "or raise it (0: no bound). The Jobs stay in the cluster"
             )
 
     def _label(self, job: str) -> str:
