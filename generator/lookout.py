@@ -163,7 +163,8 @@ def _running(pod: dict[str, Any]) -> int:
 
 class Lookout:
     """What `mlgen apply` sees of its pods while it waits: each Job's reason for waiting,
-    said once when it appears or changes, and a StuckError past `bound` (0: no bound)."""
+    said once when it appears or changes, and a StuckError when a pod the cluster gives a
+    reason for has been Pending past `bound` with nothing else moving (0: no bound)."""
 
     def __init__(
         self,
@@ -213,13 +214,15 @@ class Lookout:
                 self.said[job] = why
                 self.say(f"  {self._label(job)}: pod {_name(oldest[job])} Pending: {why}")
         stuck = watch.stuck(pods, now=now, bound=self.bound) if self.bound > 0 else None
-        if stuck is not None:
+        # Stuck only with the cluster's word on why: a pod scheduled and pulling a 20 GB
+        # image for half an hour is Pending with no reason, and on its way.
+        if stuck is not None and whys.get(_job(stuck)):
             job = _job(stuck)
             raise StuckError(
                 # The reason early: a line longer than limits.MAX_ERROR_LINE loses its end.
                 f"{self._label(job)}: pod {namespace}/{_name(stuck)} has been Pending for "
                 f"at least {watch.pending_for(stuck, now=now):.0f}s: "
-                f"{(whys.get(job) or NO_REASON).rstrip('. ')}. No pod of the run ran, "
+                f"{whys[job].rstrip('. ')}. No pod of the run ran, "
                 f"started or ended for {self.bound:.0f}s (--pending-timeout); fix the cause "
                 "or raise it (0: no bound). The Jobs stay in the cluster"
             )

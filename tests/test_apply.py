@@ -448,6 +448,22 @@ def test_a_pod_queued_while_others_run_is_not_stuck(clock: list[float]) -> None:
     assert "Succeeded after 200.0s" in lines[-1]
 
 
+def test_a_pod_pulling_its_image_past_the_bound_is_not_stuck(clock: list[float]) -> None:
+    cluster = Waiting(clock, for_=40)  # 200 s, ten times the bound
+    creating = {"name": "main", "state": {"waiting": {"reason": "ContainerCreating"}}}
+    cluster.listed = [pod("a-x1", "Pending", containerStatuses=[creating])]
+    lines: list[str] = []
+    apply.run(
+        cluster,
+        [job("a", 0)],  # type: ignore[list-item]
+        timeout=3600,
+        progress=lines.append,
+        pending_timeout=20,
+    )
+    assert not any("Pending" in line for line in lines), "no reason given, none said"
+    assert "Succeeded after 200.0s" in lines[-1]
+
+
 def test_a_failed_jobs_line_carries_its_pods_exit_code() -> None:
     cluster = FakeCluster(failing={"b"})
     end = {"exitCode": 3, "reason": "Error", "finishedAt": "2025-01-01T00:00:09Z"}

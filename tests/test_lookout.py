@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlgen import contract, lookout
+import pytest
+from kubernetes import client
+
+from mlgen import contract, kube, lookout
 from mlgen.errors import ClusterError
 
+from .test_recorder import Response
 
-class Client:
+
+class Fake:
     def __init__(
         self, pods: list[dict[str, Any]] | None = None, events: list[dict[str, Any]] | None = None
     ) -> None:
@@ -34,13 +39,13 @@ def test_the_reason_is_the_clusters_own_words() -> None:
     scheduled = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
     message = "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
     gpu = pending(conditions=[{**scheduled, "message": message}])
-    assert lookout.reason(Client(), gpu) == f"Unschedulable: {message}"
+    assert lookout.reason(Fake(), gpu) == f"Unschedulable: {message}"
     waiting = {"reason": "CreateContainerConfigError", "message": 'secret "wandb" not found'}
     config = pending(containerStatuses=[{"state": {"waiting": waiting}}])
-    said = lookout.reason(Client(), config)
+    said = lookout.reason(Fake(), config)
     assert said == 'CreateContainerConfigError: secret "wandb" not found'
     starting = pending(containerStatuses=[{"state": {"waiting": {"reason": "ContainerCreating"}}}])
-    assert lookout.reason(Client(), starting) == "", "starting is not a reason to wait"
+    assert lookout.reason(Fake(), starting) == "", "starting is not a reason to wait"
     events = [
         {
             "type": "Warning",
@@ -61,18 +66,18 @@ def test_the_reason_is_the_clusters_own_words() -> None:
             "lastTimestamp": "2025-01-01T00:00:05Z",
         },
     ]
-    said = lookout.reason(Client(events=events), pending())
+    said = lookout.reason(Fake(events=events), pending())
     assert said == 'FailedMount: persistentvolumeclaim "imagenet" not found'
 
 
 def test_events_out_of_reach_are_no_reason_not_a_failure() -> None:
-    client = Client()
+    fake = Fake()
 
     def forbidden(namespace: str, *, about: str) -> Any:
         raise ClusterError("listing in namespace t: the API server said 403 Forbidden")
 
-    client.events = forbidden  # type: ignore[method-assign]
-    assert lookout.reason(client, pending()) == ""
+    fake.events = forbidden  # type: ignore[method-assign]
+    assert lookout.reason(fake, pending()) == ""
 
 
 def failed(*statuses: dict[str, Any], init: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
@@ -88,16 +93,16 @@ def failed(*statuses: dict[str, Any], init: tuple[dict[str, Any], ...] = ()) -> 
 
 def test_a_failed_job_ends_with_its_latest_pods_exit_code_and_reason() -> None:
     oom = {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2025-01-01T00:00:09Z"}
-    client = Client([failed({"state": {"terminated": oom}})])
-    assert lookout.ending(client, "t", "train") == "OOMKilled, exit code 137"
-    assert client.asked == [(f"{contract.JOB_NAME_LABEL}=train", "status.phase=Failed")]
-    assert lookout.ending(client, "t", "train", condition="BackoffLimitExceeded") == (
+    fake = Fake([failed({"state": {"terminated": oom}})])
+    assert lookout.ending(fake, "t", "train") == "OOMKilled, exit code 137"
+    assert fake.asked == [(f"{contract.JOB_NAME_LABEL}=train", "status.phase=Failed")]
+    assert lookout.ending(fake, "t", "train", condition="BackoffLimitExceeded") == (
         "OOMKilled, exit code 137"
     ), "the Job's routine reason adds nothing"
     init = {"state": {"terminated": {"exitCode": 2, "reason": "Error"}}}
-    client = Client([failed({"state": {"waiting": {"reason": "PodInitializing"}}}, init=(init,))])
-    assert lookout.ending(client, "t", "train") == "exit code 2"
-    assert lookout.ending(Client(), "t", "train", condition="DeadlineExceeded") == (
+    fake = Fake([failed({"state": {"waiting": {"reason": "PodInitializing"}}}, init=(init,))])
+    assert lookout.ending(fake, "t", "train") == "exit code 2"
+    assert lookout.ending(Fake(), "t", "train", condition="DeadlineExceeded") == (
         "DeadlineExceeded"
     ), "a Job stopped at its deadline leaves no failed pod"
 
@@ -113,3 +118,31 @@ def test_the_runs_pods_are_selected_by_batch_and_variant() -> None:
     assert lookout.selector([{"metadata": {"name": "x"}}]) == (
         f"{contract.MANAGED_BY}={contract.MANAGER}"
     )
+
+
+def test_the_client_lists_pods_and_events_as_plain_json_with_their_selectors() -> None:
+    pods = [pending()]
+    calls: list[dict[str, Any]] = []
+    answers = [
+        Response(body={"items": pods}),
+        Response(body={"items": [{"type": "Warning"}]}),
+        Response(status=403),
+    ]
+
+    def lister(namespace: str, **options: Any) -> Response:
+        calls.append(options)
+        return answers.pop(0)
+
+    cluster = kube.Kube(client.ApiClient(), where="a test")
+    cluster.core.list_namespaced_pod = lister  # type: ignore[method-assign]
+    cluster.core.list_namespaced_event = lister  # type: ignore[method-assign]
+    assert cluster.pods("t", selector="a=b", fields=lookout.UNFINISHED) == pods
+    assert cluster.events("t", about="p") == [{"type": "Warning"}]
+    with pytest.raises(ClusterError, match="403"):
+        cluster.pods("t")
+    assert [(c.get("label_selector"), c.get("field_selector")) for c in calls] == [
+        ("a=b", lookout.UNFINISHED),
+        (None, "involvedObject.name=p"),
+        (None, None),
+    ]
+    assert all(c["_preload_content"] is False for c in calls)

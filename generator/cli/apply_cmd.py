@@ -27,10 +27,10 @@ def apply_command(
     pending_timeout: Annotated[
         str,
         typer.Option(
-            help="Fail when a pod has been Pending this long (seconds, or 30s, 10m) while "
-            "no pod of the run runs, starts or ends, with the scheduler's or kubelet's "
-            "reason; 0: no bound (only --timeout). Pods queued behind running ones are "
-            "not stuck.",
+            help="Fail when a pod has been Pending this long (seconds, or 30s, 10m) for a "
+            "reason the scheduler or kubelet gives, while no pod of the run runs, starts "
+            "or ends; 0: no bound (only --timeout). Pods queued behind running ones, or "
+            "pulling their image, are not stuck.",
         ),
     ] = "10m",
     kubeconfig: Annotated[
