@@ -82,8 +82,8 @@ MUTANTS = [
         (
             (
                 "generator/apply.py",
-                "phase = client.wait_pod_ended(",
-                'phase = "Succeeded" or client.wait_pod_ended(',
+                "phase = look.during(",
+                'phase = "Succeeded" or look.during(',
             ),
         ),
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,33 @@ def test_apply_refuses_a_missing_namespace(mlgen_cluster: Cluster, tmp_path: Pat
     result = mlgen(mlgen_cluster, "apply", str(tree / "sequential"))
     assert result.exit_code == 2
     assert "namespace 'no-such-namespace' does not exist" in result.output
+
+
+def test_apply_says_why_a_pod_waits_and_fails_past_the_pending_bound(
+    mlgen_cluster: Cluster, mlgen_namespace: str, tmp_path: Path
+) -> None:
+    """No node of any kind of cluster has the made-up resource: the scheduler leaves the
+    pod Pending, apply says so in the scheduler's words while it waits (once), then fails
+    at --pending-timeout, long before --timeout, naming the pod and the reason."""
+    fpga = {"example.com/fpga": "1"}
+    resources = {"requests": {"cpu": "100m", "memory": "32Mi", **fpga}, "limits": fpga}
+    doc = sleeper_batch("cli-pending", durations=[1], extra_defaults={"resources": resources})
+    tree = render_into(tmp_path, doc, mlgen_namespace)
+    started = time.monotonic()
+    result = mlgen(
+        mlgen_cluster,
+        "apply",
+        str(tree / "sequential"),
+        "--pending-timeout",
+        "20",
+        "--timeout",
+        "10m",
+    )
+    assert result.exit_code == 1, result.output
+    assert time.monotonic() - started < 120, "the Pending bound, not --timeout, ended it"
+    waiting = [line for line in result.output.splitlines() if " Pending: " in line]
+    assert waiting and "Insufficient example.com/fpga" in waiting[-1], result.output
+    assert len(set(waiting)) == len(waiting), "a reason is said once, not on every look"
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    # The scheduler's whole message may pass the error line's length bound: its start.
+    assert "has been Pending for at least" in error and "Unschedulable: 0/" in error, error

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlgen import contract, kube, manifest, variants
+from mlgen import contract, kube, lookout, manifest, variants
 from mlgen import references as refs
 from mlgen.errors import JobFailedError, UsageError
 
@@ -56,6 +56,8 @@ class JobOutcome:
     # Set when the Job failed after its one pod succeeded (a deadline passing in between):
     # the Job's reason. The later steps had already been applied by then.
     failed_late: str = ""
+    # Set when it failed: how, in the cluster's words (`exit code 3`, `DeadlineExceeded`).
+    why: str = ""
 
 
 @dataclass
@@ -172,11 +174,25 @@ def variant_of(job: dict[str, Any]) -> Variant:
 
 
 def run(
-    client: kube.Kube, objects: list[dict[str, Any]], *, timeout: float, progress: Progress = print
+    client: kube.Kube,
+    objects: list[dict[str, Any]],
+    *,
+    timeout: float,
+    progress: Progress = print,
+    pending_timeout: float = 0.0,
 ) -> Outcome:
-    """Apply and await; raise JobFailedError naming the failed Jobs and their indexes."""
+    """Apply and await; raise JobFailedError naming the failed Jobs and their indexes.
+    While it waits, say why pods wait; raise StuckError when one has been Pending for
+    `pending_timeout` seconds with nothing else of the run moving (0: never)."""
     config, waves = plan(objects)
     by_name = {o["metadata"]["name"]: o for o in objects if contract.is_run(o)}
+    look = lookout.Lookout(
+        client,
+        selector=lookout.selector(list(by_name.values())),
+        bound=pending_timeout,
+        labels={name: _label(obj) for name, obj in by_name.items()},
+        say=progress,
+    )
     namespaces = sorted(
         {o["metadata"]["namespace"] for o in objects if o["metadata"].get("namespace")}
     )
@@ -209,6 +225,7 @@ def run(
                     _status(ended, variant_of(job).ends),
                     0.0,
                     failed_indexes=status.get("failedIndexes") or "",
+                    why=_why(client, job, status, variant_of(job).ends),
                 )
                 continue
             progress(
@@ -217,7 +234,12 @@ def run(
             )
         for job in wave:
             result = finished.get(job["metadata"]["name"]) or _await(
-                client, job, deadline=deadline, started=started, progress=_counts(job, progress)
+                client,
+                job,
+                deadline=deadline,
+                started=started,
+                progress=_counts(job, progress),
+                look=look,
             )
             outcome.jobs.append(result)
             detail = (
@@ -229,6 +251,7 @@ def run(
             took = f"after {result.seconds:.1f}s"
             if job["metadata"]["name"] in finished:
                 took = "already (before this apply)"
+            took += f": {result.why}" if result.why else ""
             progress(f"[{number}/{len(waves)}] {_label(job)}: {said} {took}{detail}")
             annotations = job["metadata"].get("annotations") or {}
             if result.status == "Failed" and annotations.get(contract.ON_FAILURE) != "continue":
@@ -248,6 +271,7 @@ def run(
                 if j.failed_late
                 else ""
             )
+            + (f" ({j.why})" if j.why else "")
             for j in outcome.failed
         )
         skipped = sum(1 for j in outcome.jobs if j.status == "NotStarted")
@@ -309,22 +333,30 @@ def _await(
     deadline: float,
     started: float,
     progress: Callable[[Any], None] | None = None,
+    look: lookout.Lookout,
 ) -> JobOutcome:
     name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
     unit = variant_of(job)
     if unit.done_when_pod_succeeds:
-        phase = client.wait_pod_ended(
-            namespace, f"job-name={name}", timeout=max(0.0, deadline - time.monotonic())
+        selector = f"{contract.JOB_NAME_LABEL}={name}"
+        phase = look.during(
+            namespace,
+            lambda seconds: client.wait_pod_ended(namespace, selector, timeout=seconds),
+            deadline=deadline,
         )
         if phase == "Succeeded":  # its Job says Complete up to a second later: _confirm
             return _outcome(job, _SUCCEEDED, time.monotonic() - started)
-    found = client.wait_ended(
+    found = look.during(
         namespace,
-        [name],
-        until=unit.ends,
-        timeout=max(0.0, deadline - time.monotonic()),
-        kind=(job["apiVersion"], job["kind"]),
-        seen=progress,
+        lambda seconds: client.wait_ended(
+            namespace,
+            [name],
+            until=unit.ends,
+            timeout=seconds,
+            kind=(job["apiVersion"], job["kind"]),
+            seen=progress,
+        ),
+        deadline=deadline,
     )
     if name not in found:
         what = _ref(job)
@@ -344,6 +376,27 @@ def _await(
         _status(ended, unit.ends),
         time.monotonic() - started,
         failed_indexes=status.get("failedIndexes") or "",
+        why=_why(client, job, status, unit.ends),
+    )
+
+
+def _why(
+    client: kube.Kube, job: dict[str, Any], status: dict[str, Any], ends: tuple[str, ...]
+) -> str:
+    """How a Job that ended Failed failed, in the cluster's words; "" for a success."""
+    ended = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("status") == "True" and c.get("type") in ends
+        ),
+        None,
+    )
+    if ended is None or ended.get("type") == ends[0]:
+        return ""
+    meta = job["metadata"]
+    return lookout.ending(
+        client, meta["namespace"], meta["name"], condition=str(ended.get("reason") or "")
     )
 
 
@@ -446,7 +499,7 @@ def _named(result: JobOutcome, jobs: dict[str, dict[str, Any]]) -> str:
 
 
 def _outcome(
-    job: dict[str, Any], status: str, seconds: float, *, failed_indexes: str = ""
+    job: dict[str, Any], status: str, seconds: float, *, failed_indexes: str = "", why: str = ""
 ) -> JobOutcome:
     meta = job["metadata"]
     step = (meta.get("annotations") or {}).get(contract.STEP_NAME, meta["name"])
@@ -458,6 +511,7 @@ def _outcome(
         seconds=seconds,
         failed_indexes=failed_indexes,
         kind=job["kind"],
+        why=why,
     )
 
 

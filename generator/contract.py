@@ -36,7 +36,9 @@ SIMULATE_FAILURE = "mlgen.io/simulate-failure"
 # batch (conformance/fitting.py), which a later batch may set to another value.
 FITTED_LABELS = "mlgen.io/fitted-labels"
 
-# Written by the Job controller, read by the timeline.
+# Written by the Job controller, read by the timeline and by `mlgen apply` (which pods
+# are a Job's).
+JOB_NAME_LABEL = "job-name"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
 
@@ -66,7 +68,7 @@ def shared_env_key(name: str) -> str:
 # the timeline selects on them).
 # The Job controller's own pod labels: a template that sets them no longer matches the
 # selector it generates, and the API server rejects the Job.
-JOB_CONTROLLER_LABELS = frozenset({"controller-uid", "job-name"})
+JOB_CONTROLLER_LABELS = frozenset({"controller-uid", JOB_NAME_LABEL})
 RESERVED_LABELS = frozenset({MANAGED_BY, PART_OF, VARIANT, STEP, QUEUE, *JOB_CONTROLLER_LABELS})
 RESERVED_PREFIXES = ("mlgen.io/", "batch.kubernetes.io/")
 

@@ -46,3 +46,7 @@ class ClusterError(MlgenError):
 
 class JobFailedError(MlgenError):
     """A Job applied by mlgen reported Failed (or did not finish in time)."""
+
+
+class StuckError(MlgenError):
+    """A pod of a run stayed Pending past its bound while nothing else of the run moved."""

@@ -323,6 +323,31 @@ class Kube:
         )
         return ended[0] if ended else None
 
+    def pods(
+        self, namespace: str, *, selector: str | None = None, fields: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The pods matching the label `selector` and the field selector `fields`, plain
+        JSON; one request, not retried: callers that only look may skip a look."""
+        return self._items(self.core.list_namespaced_pod, namespace, selector, fields)
+
+    def events(self, namespace: str, *, about: str) -> list[dict[str, Any]]:
+        """The events about the object named `about`, plain JSON."""
+        lister = self.core.list_namespaced_event
+        return self._items(lister, namespace, None, f"involvedObject.name={about}")
+
+    def _items(
+        self, lister: Callable[..., Any], namespace: str, selector: str | None, fields: str | None
+    ) -> list[dict[str, Any]]:
+        options = {"field_selector": fields} if fields else {}
+        with errors(f"listing in namespace {namespace}"):
+            response = _raw(lister, namespace, selector, _request_timeout=30, **options)
+            try:
+                return list(json.loads(response.data).get("items") or [])
+            except (ValueError, AttributeError) as e:
+                raise ClusterError(f"listing in namespace {namespace}: not a list ({e})") from e
+            finally:
+                response.release_conn()
+
     def exists(self, kind: str, namespace: str | None, name: str) -> bool:
         """Whether an object of a core kind (or a PriorityClass) is there; `namespace` None
         for cluster-scoped kinds."""

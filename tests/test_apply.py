@@ -10,9 +10,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mlgen import apply, contract
+from mlgen import apply, contract, lookout
 from mlgen.cli.app import app
-from mlgen.errors import JobFailedError, UsageError
+from mlgen.errors import JobFailedError, StuckError, UsageError
 
 from .conftest import batch_doc, objects, render_doc
 
@@ -63,12 +63,31 @@ class FakeCluster:
     ) -> None:
         self.calls: list[str] = []
         self.failing = failing
+        # The run's pods, read as the API server filters them (by phase only: every pod
+        # here belongs to the run).
+        self.listed: list[dict[str, Any]] = []
         # Jobs whose pod succeeds but whose Job then fails: the fake disagrees with itself
         # as a cluster does when a Job's deadline passes before it is marked Complete.
         self.failed_late = failed_late
 
     def namespace_exists(self, name: str) -> bool:
         return True
+
+    def pods(
+        self, namespace: str, *, selector: str | None = None, fields: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.calls.append(f"pods {fields}")
+        found = self.listed
+        for term in (fields or "").split(","):
+            _, _, phase = term.partition("!=")
+            if phase:
+                found = [p for p in found if p["status"]["phase"] != phase]
+            elif term:
+                found = [p for p in found if p["status"]["phase"] == term.split("=")[1]]
+        return found
+
+    def events(self, namespace: str, *, about: str) -> list[dict[str, Any]]:
+        return []
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self.calls.append(f"apply {obj['metadata']['name']}")
@@ -314,3 +333,163 @@ def test_a_step_a_previous_apply_finished_says_so_instead_of_0_seconds() -> None
     ), lines
     assert not any("'a'" in line and "waiting" in line for line in lines), lines
     assert any("'b'" in line and "Succeeded after" in line for line in lines), lines
+
+
+GPU = "0/6 nodes are available: 6 Insufficient nvidia.com/gpu."
+
+
+def pod(name: str, phase: str, *, job_name: str = "a", **status: Any) -> dict[str, Any]:
+    labels = {contract.JOB_NAME_LABEL: job_name}
+    return {
+        "metadata": {"name": name, "namespace": "ns", "labels": labels},
+        "status": {"phase": phase, **status},
+    }
+
+
+def unschedulable(message: str) -> dict[str, Any]:
+    condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+    return {"conditions": [{**condition, "message": message}]}
+
+
+class Waiting(FakeCluster):
+    """A step whose pod waits: each wait runs out its whole slice on a fake clock, `for_`
+    slices long (then the pod succeeds); `turns` changes the pods before a given slice."""
+
+    def __init__(self, clock: list[float], *, for_: int, turns: Any = None) -> None:
+        super().__init__()
+        self.clock, self.left, self.turns, self.slices = clock, for_, turns or {}, 0
+
+    def wait_pod_ended(self, namespace: str, selector: str, *, timeout: float) -> str | None:
+        self.calls.append(f"pod {selector.removeprefix('job-name=')}")
+        self.slices += 1
+        self.listed = self.turns.get(self.slices, self.listed)
+        if self.left == 0:
+            return "Succeeded"
+        self.left -= 1
+        self.clock[0] += timeout
+        return None
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr("time.monotonic", lambda: now[0])
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"apply slept {seconds}s; it must wait on watches, not timers")
+
+    monkeypatch.setattr("time.sleep", no_sleep)
+    return now
+
+
+def test_a_waiting_step_says_the_schedulers_reason_once_and_again_when_it_changes(
+    clock: list[float],
+) -> None:
+    cluster = Waiting(clock, for_=8)
+    cluster.listed = [pod("a-x1", "Pending", **unschedulable(GPU))]
+    cluster.turns = {6: [pod("a-x1", "Pending", **unschedulable(GPU.replace("6", "7")))]}
+    lines: list[str] = []
+    apply.run(cluster, [job("a", 0)], timeout=3600, progress=lines.append)  # type: ignore[arg-type]
+    said = [line for line in lines if "Insufficient" in line]
+    assert said == [
+        f"  step 'a' (job/a): pod a-x1 Pending: Unschedulable: {GPU}",
+        f"  step 'a' (job/a): pod a-x1 Pending: Unschedulable: {GPU.replace('6', '7')}",
+    ], lines
+    assert cluster.calls.count(f"pods {lookout.UNFINISHED}") == 8, "a look between slices"
+    assert lines[-1].startswith("[1/1] step 'a' (job/a): Succeeded after 40.0s")
+
+
+def test_a_container_that_cannot_start_is_said_with_its_waiting_reason(clock: list[float]) -> None:
+    cluster = Waiting(clock, for_=3)
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "trainer:v9"'}
+    container = {"name": "main", "state": {"waiting": waiting}}
+    cluster.listed = [pod("a-x1", "Pending", containerStatuses=[container])]
+    lines: list[str] = []
+    apply.run(cluster, [job("a", 0)], timeout=3600, progress=lines.append)  # type: ignore[arg-type]
+    said = 'ImagePullBackOff: Back-off pulling image "trainer:v9"'
+    assert [line for line in lines if "Back-off" in line] == [
+        f"  step 'a' (job/a): pod a-x1 Pending: {said}"
+    ]
+
+
+def test_a_pod_pending_past_the_bound_fails_the_run_with_the_reason(clock: list[float]) -> None:
+    cluster = Waiting(clock, for_=10_000)
+    cluster.listed = [pod("a-x1", "Pending", **unschedulable(GPU))]
+    started = clock[0]
+    with pytest.raises(StuckError) as caught:
+        apply.run(
+            cluster,
+            [job("a", 0)],  # type: ignore[list-item]
+            timeout=3600,
+            progress=lambda _: None,
+            pending_timeout=20,
+        )
+    message = str(caught.value)
+    # Looked at every 5 s: first seen at 5 s, still alone and Pending at 30 s.
+    assert message.startswith("step 'a' (job/a): pod ns/a-x1 has been Pending for at least 25s")
+    assert f"at least 25s: Unschedulable: {GPU} No pod of the run ran" in message, message
+    assert "ended for 20s (--pending-timeout)" in message and "\n" not in message
+    assert clock[0] - started == 30, "failed at the bound, not at the --timeout"
+
+
+def test_a_pod_queued_while_others_run_is_not_stuck(clock: list[float]) -> None:
+    cluster = Waiting(clock, for_=40)  # 200 s, ten times the bound
+    running = pod("a-r0", "Running")
+    cluster.listed = [pod("a-x9", "Pending", **unschedulable(GPU)), running]
+    lines: list[str] = []
+    apply.run(
+        cluster,
+        [job("a", 0)],  # type: ignore[list-item]
+        timeout=3600,
+        progress=lines.append,
+        pending_timeout=20,
+    )
+    assert sum("Insufficient" in line for line in lines) == 1, lines
+    assert "Succeeded after 200.0s" in lines[-1]
+
+
+def test_a_pod_pulling_its_image_past_the_bound_is_not_stuck(clock: list[float]) -> None:
+    cluster = Waiting(clock, for_=40)  # 200 s, ten times the bound
+    creating = {"name": "main", "state": {"waiting": {"reason": "ContainerCreating"}}}
+    cluster.listed = [pod("a-x1", "Pending", containerStatuses=[creating])]
+    lines: list[str] = []
+    apply.run(
+        cluster,
+        [job("a", 0)],  # type: ignore[list-item]
+        timeout=3600,
+        progress=lines.append,
+        pending_timeout=20,
+    )
+    assert not any("Pending" in line for line in lines), "no reason given, none said"
+    assert "Succeeded after 200.0s" in lines[-1]
+
+
+def test_a_failed_jobs_line_carries_its_pods_exit_code() -> None:
+    cluster = FakeCluster(failing={"b"})
+    end = {"exitCode": 3, "reason": "Error", "finishedAt": "2025-01-01T00:00:09Z"}
+    earlier = {**end, "exitCode": 1, "finishedAt": "2025-01-01T00:00:02Z"}
+    cluster.listed = [
+        pod(f"b-{n}", "Failed", job_name="b", containerStatuses=[{"state": {"terminated": t}}])
+        for n, t in (("first", earlier), ("retry", end))
+    ]
+    lines: list[str] = []
+    with pytest.raises(JobFailedError, match=r"job/b \(exit code 3\) failed; 1 later step"):
+        apply.run(
+            cluster,
+            [job("a", 0), job("b", 1), job("c", 2)],  # type: ignore[arg-type]
+            timeout=60,
+            progress=lines.append,
+        )
+    assert any(
+        line.startswith("[2/3] step 'b' (job/b): Failed after") and line.endswith(": exit code 3")
+        for line in lines
+    ), lines
+
+
+def test_pending_timeout_takes_seconds_or_a_duration_and_refuses_the_rest(tmp_path: Path) -> None:
+    root = write_tree(tmp_path)
+    runner = CliRunner()
+    bad = runner.invoke(app, ["apply", str(root / "demo" / "parallel"), "--pending-timeout", "-5"])
+    assert bad.exit_code == 2, bad.output
+    assert "--pending-timeout: '-5' is not a duration" in bad.output
+    assert "--pending-timeout" in runner.invoke(app, ["apply", "--help"]).output

@@ -63,7 +63,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "rendering",
         frozenset(["pod", "indexed_job", "flux", "manifest", "tree", "render", "scaffold"]),
     ),
-    ("running", frozenset(["kube", "recorder", "timeline", "apply"])),
+    ("running", frozenset(["kube", "lookout", "recorder", "timeline", "apply"])),
     ("promises", frozenset(["schedule", "checks", "estimate", "gantt"])),
     ("variants", frozenset(["variants.waves", "variants.indexed", "variants.parallel"])),
     ("tools", frozenset({"cluster"})),
