@@ -17,7 +17,7 @@ Batches = Annotated[
     typer.Argument(
         help="Batch files (YAML, several documents allowed), or directories of them.",
         show_default=False,
-        metavar="BATCH",
+        metavar="BATCH",  # listed as BATCH... (cli.common.Command)
     ),
 ]
 Output = Annotated[
@@ -32,6 +32,7 @@ def render_command(
         list[choices.Variant] | None,
         typer.Option(
             "--variant",
+            metavar=choices.VARIANT_METAVAR,
             help="Render only this variant of each batch "
             "(repeatable); the others' files stay as they are. "
             "Default: each batch's spec.variants.",
