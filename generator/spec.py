@@ -163,6 +163,11 @@ UserId = Annotated[
     AfterValidator(rules.user_id),
     WithJsonSchema({"type": "integer", "minimum": 0, "maximum": rules.INT32_MAX}),
 ]
+GroupId = Annotated[
+    int,
+    AfterValidator(rules.group_id),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": rules.INT32_MAX}),
+]
 
 
 class Resources(_Model):
@@ -207,6 +212,7 @@ class JobFields(_Model):
     serviceAccountName: DnsLabel | None = None
     shmSize: Quantity | None = None
     runAsUser: UserId | None = None
+    fsGroup: GroupId | None = None
     labels: dict[OwnLabelKey, LabelValue] | None = None
     simulate: Simulate | None = None
     # A counter in the pod template, so in the content hash: raising it re-runs the job
@@ -309,6 +315,7 @@ class Job:
     simulate: Simulate | None
     pod: podfields.PodFields = podfields.NONE
     rerun: int = 0
+    fs_group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -391,6 +398,7 @@ def resolve(model: BatchModel, *, source: str) -> tuple[Batch, list[tuple[str, s
                 simulate=job.simulate,
                 pod=pod_fields,
                 rerun=job.rerun or 0,
+                fs_group=job.fsGroup,
             )
         )
         owner = f"spec.jobs[{position}]" if entry.resources is not None else "spec.defaults"
