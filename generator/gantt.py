@@ -1,8 +1,10 @@
 """A Gantt chart of a timeline: one row per job, one bar per pod attempt, coloured by how
-the attempt ended. Rows name the batch's jobs (in an Indexed Job, by completion index:
-`lr-1e-3 (index 2)`), never bare indexes. Past `MAX_ROWS` jobs (a 10,000-index sweep),
-a row stands for a run of consecutive jobs and its bars for the stretches in which their
-attempts overlapped, so the chart stays one screen high.
+the attempt ended, after a hatched Pending stretch from the pod's creation to its start
+(scheduling, image pulls: time the job waited, not ran). Rows name the batch's jobs (in
+an Indexed Job, by completion index: `lr-1e-3 (index 2)`), never bare indexes. Past
+`MAX_ROWS` jobs (a 10,000-index sweep), a row stands for a run of consecutive jobs and its
+bars for the stretches in which their attempts overlapped, so the chart stays one screen
+high. The legend sits below the plot, never over a bar.
 
 The chart is SVG written as text, so the core install needs no plotting library; a PNG
 (`.png` path) is drawn with matplotlib, from the `mlgen-gitops[png]` extra.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax import saxutils
 
 from mlgen import terminal
@@ -19,7 +22,14 @@ from mlgen.errors import UsageError
 from mlgen.timeline import PodRecord, Timeline
 
 COLOURS = {"Succeeded": "#2e7d32", "Failed": "#c62828", "Running": "#9e9e9e", "Pending": "#e0e0e0"}
+PENDING = "Pending"
 _WIDTH, _LEFT, _ROW, _TOP = 960, 220, 24, 48
+# Pending is drawn hatched as well as lighter: it must read apart from Running in grey print.
+_PATTERN = (
+    '<defs><pattern id="pending" width="6" height="6" patternUnits="userSpaceOnUse" '
+    'patternTransform="rotate(45)"><rect width="6" height="6" fill="#e0e0e0"/>'
+    '<line x1="0" y1="0" x2="0" y2="6" stroke="#9e9e9e" stroke-width="2"/></pattern></defs>'
+)
 
 
 def save(timeline: Timeline, path: Path) -> Path:
@@ -75,14 +85,16 @@ def layout(timeline: Timeline, *, max_rows: int = MAX_ROWS) -> Layout:
     for pod in ordered:
         if names.setdefault(row_of(pod, steps), len(names)) == len(first):
             first.append(pod)
-    horizon = max([p.end or p.start or 0 for p in timeline.pods] + [timeline.makespan, 1.0])
+    horizon = max(
+        [p.end or p.start or p.created or 0 for p in timeline.pods] + [timeline.makespan, 1.0]
+    )
     title = (
         f"{timeline.batch} / {timeline.variant}: makespan {timeline.makespan:.0f}s, "
         f"peak {timeline.max_concurrency()} pods"
     )
-    started = [p for p in ordered if p.start is not None]
+    drawn = [p for p in ordered if p.start is not None or p.created is not None]
     if len(names) <= max_rows:
-        bars = [_bar(names[row_of(p, steps)], p, steps, horizon) for p in started]
+        bars = [b for p in drawn for b in _bars(names[row_of(p, steps)], p, steps, horizon)]
         return Layout(rows=list(names), bars=bars, horizon=horizon, title=title)
     size = -(-len(names) // max_rows)  # jobs per row, rounded up
     rows = [
@@ -90,7 +102,7 @@ def layout(timeline: Timeline, *, max_rows: int = MAX_ROWS) -> Layout:
         for at in range(0, len(first), size)
     ]
     groups: dict[int, list[PodRecord]] = {}
-    for pod in started:
+    for pod in drawn:
         groups.setdefault(names[row_of(pod, steps)] // size, []).append(pod)
     bars = [
         bar
@@ -101,13 +113,31 @@ def layout(timeline: Timeline, *, max_rows: int = MAX_ROWS) -> Layout:
     return Layout(rows=rows, bars=bars, horizon=horizon, title=title)
 
 
-def _bar(row: int, pod: PodRecord, steps: dict[str, str], horizon: float) -> Bar:
-    assert pod.start is not None
-    tip = f"{row_of(pod, steps)} attempt {pod.attempt}: {pod.phase}" + (
-        f", exit code {pod.exit_code}" if pod.exit_code else ""
-    )
-    end = pod.end if pod.end is not None else horizon
-    return Bar(row, pod.start, end, pod.phase, tip, pod.attempt)
+def segments(pod: PodRecord, horizon: float) -> list[tuple[str, float, float]]:
+    """(phase, start, end) of a pod: Pending from its creation until it started (or ended,
+    or the chart's end, when it never started), then its run, in the phase it ended in."""
+    out: list[tuple[str, float, float]] = []
+    if pod.created is not None:
+        until = pod.start if pod.start is not None else pod.end
+        # A watch may see a pod a moment before the first start it counts from.
+        begin = max(pod.created, 0.0)
+        if (until if until is not None else horizon) > begin:
+            out.append((PENDING, begin, until if until is not None else horizon))
+    if pod.start is not None:
+        out.append((pod.phase, pod.start, pod.end if pod.end is not None else horizon))
+    return out
+
+
+def _bars(row: int, pod: PodRecord, steps: dict[str, str], horizon: float) -> list[Bar]:
+    name = f"{row_of(pod, steps)} attempt {pod.attempt}"
+    bars = []
+    for phase, start, end in segments(pod, horizon):
+        if phase == PENDING:  # the attempt's number goes on its run, not twice
+            bars.append(Bar(row, start, end, phase, f"{name}: Pending {end - start:.1f}s"))
+            continue
+        tip = f"{name}: {phase}" + (f", exit code {pod.exit_code}" if pod.exit_code else "")
+        bars.append(Bar(row, start, end, phase, tip, pod.attempt))
+    return bars
 
 
 def _span(first: PodRecord, last: PodRecord, steps: dict[str, str]) -> str:
@@ -121,20 +151,19 @@ def _span(first: PodRecord, last: PodRecord, steps: dict[str, str]) -> str:
 
 
 def _merged(row: int, label: str, pods: list[PodRecord], horizon: float) -> list[Bar]:
-    """One bar per phase per stretch of overlapping attempts; failures drawn last (on top)."""
+    """One bar per phase per stretch of overlapping attempts; Pending drawn first (under
+    the runs), failures last (on top)."""
     counts: dict[str, int] = {}
     for pod in pods:
         counts[pod.phase] = counts.get(pod.phase, 0) + 1
     summary = ", ".join(f"{count} {phase}" for phase, count in sorted(counts.items()))
     retries = sum(1 for p in pods if p.attempt > 1)
     tip = f"{label}: {len(pods)} attempts ({summary})" + (f", {retries} retries" if retries else "")
+    pieces = [piece for p in pods for piece in segments(p, horizon)]
+    phases = dict.fromkeys(phase for phase, _, _ in pieces)
     bars: list[Bar] = []
-    for phase in sorted(counts, key=lambda k: k == "Failed"):
-        spans = sorted(
-            (p.start, p.end if p.end is not None else horizon)
-            for p in pods
-            if p.phase == phase and p.start is not None
-        )
+    for phase in sorted(phases, key=lambda k: (k != PENDING, k == "Failed")):
+        spans = sorted((start, end) for kind, start, end in pieces if kind == phase)
         begin, finish = spans[0]
         for start, end in spans[1:]:
             if start > finish:
@@ -163,10 +192,12 @@ def svg(timeline: Timeline) -> str:
     found = layout(timeline)
     plot = _WIDTH - _LEFT - 20
     scale = plot / found.horizon
-    height = _TOP + _ROW * max(len(found.rows), 1) + 40
+    axis = _TOP + _ROW * max(len(found.rows), 1) + 4
+    height = axis + 64  # ticks, the axis title, then the legend: all below the bars
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
         f'font-family="sans-serif" font-size="12">',
+        _PATTERN,
         f'<rect width="{_WIDTH}" height="{height}" fill="white"/>',
         f'<text x="{_WIDTH / 2}" y="24" text-anchor="middle" font-size="14">'
         f"{escape(found.title)}</text>",
@@ -181,7 +212,7 @@ def svg(timeline: Timeline) -> str:
         x, width = _LEFT + bar.start * scale, max((bar.end - bar.start) * scale, 1.0)
         parts.append(
             f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="{_ROW - 8}" '
-            f'fill="{COLOURS.get(bar.phase, "#9e9e9e")}" stroke="black" '
+            f'fill="{_fill(bar.phase)}" stroke="black" '
             f'stroke-width="0.5"><title>{escape(bar.tip)}</title></rect>'
         )
         if bar.attempt > 1:
@@ -189,7 +220,6 @@ def svg(timeline: Timeline) -> str:
                 f'<text x="{x + 3:.1f}" y="{y + _ROW / 2}" fill="white" '
                 f'font-size="10">#{bar.attempt}</text>'
             )
-    axis = _TOP + _ROW * max(len(found.rows), 1) + 4
     parts.append(f'<line x1="{_LEFT}" y1="{axis}" x2="{_LEFT + plot}" y2="{axis}" stroke="black"/>')
     for tick in range(6):
         seconds = found.horizon * tick / 5
@@ -201,8 +231,27 @@ def svg(timeline: Timeline) -> str:
         f'<text x="{_LEFT + plot / 2}" y="{axis + 32}" text-anchor="middle">'
         "seconds since the first start</text>"
     )
+    for number, phase in enumerate(legend(found)):
+        x = _LEFT + number * 110
+        parts.append(
+            f'<rect x="{x}" y="{axis + 44}" width="12" height="12" fill="{_fill(phase)}" '
+            f'stroke="black" stroke-width="0.5"/>'
+            f'<text x="{x + 18}" y="{axis + 54}">{escape(phase)}</text>'
+        )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def legend(found: Layout) -> list[str]:
+    """The phases the chart draws, Pending first, in the order of `COLOURS`."""
+    drawn = {bar.phase for bar in found.bars}
+    return sorted(
+        drawn, key=lambda k: (k != PENDING, list(COLOURS).index(k) if k in COLOURS else 9)
+    )
+
+
+def _fill(phase: str) -> str:
+    return "url(#pending)" if phase == PENDING else COLOURS.get(phase, "#9e9e9e")
 
 
 def _png(timeline: Timeline, path: Path) -> Path:
@@ -215,10 +264,23 @@ def _png(timeline: Timeline, path: Path) -> Path:
         ) from e
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
+
+    fig = figure(timeline)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def figure(timeline: Timeline) -> Any:
+    """The chart as a matplotlib Figure (the caller closes it); needs matplotlib, which
+    mypy here sees as untyped."""
+    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     found = layout(timeline)
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.35 * max(len(found.rows), 1)))
+    # Constrained layout keeps the legend, placed outside the axes, clear of every bar.
+    fig = plt.figure(figsize=(10, 1.6 + 0.35 * max(len(found.rows), 1)), layout="constrained")
+    ax = fig.add_subplot()
     for bar in found.bars:
         ax.barh(
             bar.row,
@@ -228,6 +290,7 @@ def _png(timeline: Timeline, path: Path) -> Path:
             color=COLOURS.get(bar.phase, "#9e9e9e"),
             edgecolor="black",
             linewidth=0.5,
+            hatch="////" if bar.phase == PENDING else None,
         )
         if bar.attempt > 1:
             ax.text(
@@ -237,17 +300,21 @@ def _png(timeline: Timeline, path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first start")
     ax.set_title(found.title)
-    ax.legend(
-        handles=[
-            Patch(color=c, label=k)
-            for k, c in COLOURS.items()
-            if any(p.phase == k for p in timeline.pods)
-        ],
-        loc="lower right",
-        fontsize=8,
-    )
+    phases = legend(found)
+    if phases:
+        fig.legend(
+            handles=[
+                Patch(
+                    facecolor=COLOURS.get(k, "#9e9e9e"),
+                    edgecolor="black",
+                    hatch="////" if k == PENDING else None,
+                    label=k,
+                )
+                for k in phases
+            ],
+            loc="outside lower center",
+            ncols=len(phases),
+            fontsize=8,
+        )
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig

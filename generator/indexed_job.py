@@ -32,6 +32,7 @@ _SHARED: dict[str, Callable[[spec.Job], object]] = {
     "serviceAccountName": lambda j: j.service_account,
     "shmSize": lambda j: j.shm_size,
     "runAsUser": lambda j: j.run_as_user,
+    "fsGroup": lambda j: j.fs_group,
     "labels": lambda j: j.labels,
     **podfields.SHARED,
 }

@@ -39,10 +39,13 @@ class Matrix(BaseModel):
     """The `matrix` block (for the JSON Schema; expansion checks it by hand for plainer
     errors). Any other key is an axis: a list of strings or whole numbers."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
     __pydantic_extra__: dict[str, list[AxisValue]] = Field(init=False)
     include: list[dict[str, AxisValue]] = Field(default_factory=list)
+    """Combinations to add, axis to value; default none."""
     exclude: list[dict[str, AxisValue]] = Field(default_factory=list)
+    """Combinations to leave out: each matches the combinations with all its values; default
+    none."""
 
 
 class MatrixEntry(spec.JobFields):
@@ -50,7 +53,9 @@ class MatrixEntry(spec.JobFields):
     Schema's view; expansion turns it into plain `JobEntry`s)."""
 
     name: str
+    """A template of each expanded job's name over the axes, like lr-{{ lr }}."""
     matrix: Matrix
+    """The axes, each a list of values, and include and exclude: one job per combination."""
 
 
 @dataclass

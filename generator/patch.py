@@ -43,11 +43,21 @@ MERGE_KEYS = {
 class Operation(BaseModel):
     """One RFC 6902 operation; `path` and `from` are JSON pointers into the template."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
     op: Literal["add", "remove", "replace", "move", "copy", "test"]
+    """The RFC 6902 operation."""
     path: str = Field(pattern=r"^(/[^/]*)*$")
+    """A JSON pointer into the pod template ({metadata, spec}) the operation acts on."""
     value: Any = None
+    """The value to add, replace with or test for."""
     from_: str | None = Field(default=None, alias="from", pattern=r"^(/[^/]*)*$")
+    """A JSON pointer to the value to move or copy."""
 
     @model_validator(mode="after")
     def _operands(self) -> Operation:
@@ -62,9 +72,13 @@ class PodPatch(BaseModel):
     """Exactly one of `strategic` (a strategic-merge patch of {metadata, spec}) or `json`
     (a list of RFC 6902 operations)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
     strategic: dict[str, Any] | None = None
+    """A strategic-merge patch of the pod template's {metadata, spec}."""
     json_: list[Operation] | None = Field(default=None, alias="json")
+    """A list of RFC 6902 operations on the pod template."""
 
     @model_validator(mode="after")
     def _one(self) -> PodPatch:

@@ -134,11 +134,16 @@ def template(
         pod["automountServiceAccountToken"] = False
     if job.timeout_seconds is not None:
         pod["activeDeadlineSeconds"] = job.timeout_seconds
-    pod["securityContext"] = {
+    context: dict[str, object] = {
         "runAsNonRoot": not root,
         "runAsUser": job.run_as_user,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+    if job.fs_group is not None:
+        # Volumes that support ownership management (PVCs, emptyDir) are made writable
+        # by this group: a non-root uid can then write checkpoints to them.
+        context["fsGroup"] = job.fs_group
+    pod["securityContext"] = context
     if job.node_selector:
         pod["nodeSelector"] = dict(job.node_selector)
     if job.tolerations:

@@ -122,47 +122,70 @@ def _quantity(value: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
 
 
 class KeyToPath(_Model):
     key: str
+    """The key to project as a file."""
     path: SubPath
+    """The file's relative path inside the volume."""
     mode: FileMode | None = None
+    """The file's permission bits, 0 to 0777 (decimal in JSON: 0644 is 420); default the
+    volume's defaultMode."""
 
 
 class ClaimSource(_Model):
     claimName: ObjectName
+    """The PersistentVolumeClaim, in the batch's namespace."""
     readOnly: bool | None = None
+    """Mount the claim read-only; default false."""
 
 
 class ConfigMapSource(_Model):
     name: ObjectName
+    """The ConfigMap, in the batch's namespace."""
     items: list[KeyToPath] | None = None
+    """Only these keys, at these paths; default every key as a file of its name."""
     defaultMode: FileMode | None = None
+    """Permission bits of its files, 0 to 0777; default 0644."""
     optional: bool | None = None
+    """Start the pod even when the ConfigMap is missing; default false."""
 
 
 class SecretSource(_Model):
     secretName: ObjectName
+    """The Secret, in the batch's namespace."""
     items: list[KeyToPath] | None = None
+    """Only these keys, at these paths; default every key as a file of its name."""
     defaultMode: FileMode | None = None
+    """Permission bits of its files, 0 to 0777; default 0644."""
     optional: bool | None = None
+    """Start the pod even when the Secret is missing; default false."""
 
 
 class EmptyDirSource(_Model):
     medium: Literal["", "Memory"] | None = None
+    """Memory for a RAM-backed tmpfs; default the node's disk."""
     sizeLimit: Annotated[str, AfterValidator(_quantity)] | None = None
+    """The most the directory may hold, a quantity like 10Gi; default no limit."""
 
 
 class Volume(_Model):
     """A pod volume: exactly one of persistentVolumeClaim, configMap, secret, emptyDir."""
 
     name: VolumeName
+    """The volume's name, which volumeMounts refer to."""
     persistentVolumeClaim: ClaimSource | None = None
+    """Mount a PersistentVolumeClaim (datasets, checkpoints)."""
     configMap: ConfigMapSource | None = None
+    """Mount a ConfigMap's keys as files."""
     secret: SecretSource | None = None
+    """Mount a Secret's keys as files."""
     emptyDir: EmptyDirSource | None = None
+    """A scratch directory that lives as long as the pod."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
@@ -183,22 +206,31 @@ class Volume(_Model):
 
 class VolumeMount(_Model):
     name: VolumeName
+    """The volume to mount, a name from volumes."""
     mountPath: MountPath
+    """The absolute path in the container to mount it at."""
     subPath: SubPath | None = None
+    """Mount only this path inside the volume; default its root."""
     readOnly: bool | None = None
+    """Mount it read-only; default false."""
 
 
 class Ref(_Model):
     name: ObjectName
+    """The ConfigMap or Secret, in the batch's namespace."""
     optional: bool | None = None
+    """Start the pod even when it is missing; default false."""
 
 
 class EnvFrom(_Model):
     """All keys of a ConfigMap or a Secret as environment variables."""
 
     configMapRef: Ref | None = None
+    """A ConfigMap whose keys become environment variables."""
     secretRef: Ref | None = None
+    """A Secret whose keys become environment variables."""
     prefix: EnvPrefix | None = None
+    """Put before every variable's name; default none."""
 
     @model_validator(mode="after")
     def _one_ref(self) -> EnvFrom:
@@ -211,8 +243,11 @@ class Affinity(_Model):
     """Kubernetes' Affinity, checked against the schema of spec.kubernetesVersion."""
 
     nodeAffinity: dict[str, Any] | None = None
+    """Kubernetes NodeAffinity: the nodes the pods must or would rather run on."""
     podAffinity: dict[str, Any] | None = None
+    """Kubernetes PodAffinity: run the pods near pods with these labels."""
     podAntiAffinity: dict[str, Any] | None = None
+    """Kubernetes PodAntiAffinity: run the pods away from pods with these labels."""
 
 
 @dataclass(frozen=True)

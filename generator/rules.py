@@ -320,6 +320,13 @@ def user_id(value: int) -> int:
     return value
 
 
+def group_id(value: int) -> int:
+    """A pod's fsGroup: the API takes the same range as a user id."""
+    if strict() and not 0 <= value <= INT32_MAX:
+        raise ValueError(f"{value} is not a group id the API accepts; use 0 to {INT32_MAX}")
+    return value
+
+
 def deadline_seconds(seconds: int) -> None:
     """Pod activeDeadlineSeconds: 1 to 2^31-1."""
     if strict() and seconds > INT32_MAX:

@@ -25,12 +25,30 @@ def json_schema() -> dict[str, object]:
     definitions["MatrixEntry"] = entry
     jobs = definitions["Spec"]["properties"]["jobs"]
     jobs["items"] = {"anyOf": [jobs["items"], {"$ref": "#/$defs/MatrixEntry"}]}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "mlgen Batch",
-        **body,
-    }
+    return _one_line(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": SCHEMA_ID,
+            "title": "mlgen Batch",
+            **body,
+        }
+    )
+
+
+def _one_line(node: dict[str, Any]) -> dict[str, Any]:
+    """The schema with each description on one line: the docstrings they come from wrap at
+    the source's width, and an editor's hover wraps text to its own."""
+    return {key: _value(key, value) for key, value in node.items()}
+
+
+def _value(key: str, value: Any) -> Any:
+    if key == "description" and isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, dict):
+        return _one_line(value)
+    if isinstance(value, list):
+        return [_value("", item) for item in value]
+    return value
 
 
 def text() -> str:

@@ -153,7 +153,9 @@ Strategy = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True
+    )
 
 
 ResourceName = Annotated[str, AfterValidator(rules.resource_name)]
@@ -164,19 +166,34 @@ UserId = Annotated[
     AfterValidator(rules.user_id),
     WithJsonSchema({"type": "integer", "minimum": 0, "maximum": rules.INT32_MAX}),
 ]
+GroupId = Annotated[
+    int,
+    AfterValidator(rules.group_id),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": rules.INT32_MAX}),
+]
 
 
 class Resources(_Model):
     requests: dict[ResourceName, Quantity] = Field(default_factory=dict)
+    """What the scheduler reserves for each pod, by resource name (cpu: "2", memory: 8Gi);
+    default none."""
     limits: dict[ResourceName, Quantity] = Field(default_factory=dict)
+    """The most each pod may use, by resource name; GPUs (nvidia.com/gpu) go here, equal to
+    their request; default none."""
 
 
 class Toleration(_Model):
     key: str | None = None
+    """The taint key it matches; left out with operator Exists, it matches every taint."""
     operator: Literal["Exists", "Equal"] | None = None
+    """Exists (any value) or Equal (the value must match); default Equal."""
     value: str | None = None
+    """The taint value to match, with operator Equal."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """The taint effect it tolerates (NoSchedule, PreferNoSchedule, NoExecute); default every
+    effect."""
     tolerationSeconds: int | None = None
+    """With NoExecute: seconds a pod stays on a node after the taint appears; default for ever."""
 
     @model_validator(mode="after")
     def _api_rules(self) -> Toleration:
@@ -188,74 +205,138 @@ class Simulate(_Model):
     """Hints for a simulated cluster (KWOK); a real cluster ignores them."""
 
     exitCode: int = Field(ge=1, le=255)
+    """The exit code a simulated attempt fails with, 1 to 255."""
     failAttempts: int | None = Field(default=None, ge=1, le=rules.INT32_MAX)
+    """Fail only this many first attempts, then succeed; default every attempt fails."""
 
 
 class JobFields(_Model):
     """Every field a job may set; `spec.defaults` holds the same ones."""
 
     image: Image | None = None
+    """The container image, with a tag or digest; required here or in spec.defaults."""
     command: Command | None = None
+    """The container's command as a list (e.g. [python, -m, train]); default the image's
+    entrypoint, but an Indexed Job needs one."""
     args: list[Text] | None = None
+    """Arguments after the command; default none."""
     env: dict[EnvName, Text] | None = None
+    """Environment variables, name to string value; a job's own are merged over
+    spec.defaults.env."""
     secretEnv: dict[EnvName, SecretRef] | None = None
+    """Environment variables read from Secrets, name to <secret>/<key>; default none."""
     resources: Resources | None = None
+    """CPU, memory and accelerator requests and limits of each pod; default none (validate
+    warns)."""
     retries: int | None = Field(default=None, ge=0, le=10_000)
+    """How many times a failed pod is retried (backoffLimit, per index in an Indexed Job);
+    default 0."""
     timeout: PositiveDuration | None = None
+    """Longest a pod attempt may run, a duration like 30s, 20m or 2h (activeDeadlineSeconds);
+    default no limit."""
     expectedDuration: Duration | None = None
+    """How long the job usually runs, a duration like 20m; for estimates, conformance bounds and
+    simulated runs; default none."""
     nodeSelector: dict[LabelKey, LabelValue] | None = None
+    """Node labels a pod's node must carry; default none."""
     tolerations: list[Toleration] | None = None
+    """Taints the pods tolerate, e.g. of dedicated GPU nodes; default none."""
     serviceAccountName: DnsLabel | None = None
+    """The service account the pods run as; default none, and then no API token is mounted."""
     shmSize: Quantity | None = None
+    """Size of a memory-backed /dev/shm, a quantity like 8Gi (DataLoader workers); default the
+    runtime's 64 MiB."""
     runAsUser: UserId | None = None
+    """The user id the container runs as, 0 to 2147483647; default 1000 (0 needs
+    spec.podSecurity baseline)."""
+    fsGroup: GroupId | None = None
+    """The group id that owns the pod's volumes (pod securityContext.fsGroup), 0 to 2147483647;
+    default unset."""
     labels: dict[OwnLabelKey, LabelValue] | None = None
+    """Labels on this job's Job and pods (not mlgen's own keys); default none."""
     simulate: Simulate | None = None
+    """How the job fails on a simulated cluster (with spec.simulated: true); a real cluster
+    ignores it."""
     # A counter in the pod template, so in the content hash: raising it re-runs the job
     # (and, in a chain, the later steps) through Git, with nothing else changed.
     rerun: int | None = Field(default=None, ge=0, le=1_000_000)
+    """A counter: raise it to run an unchanged job again through Git, 0 to 1000000; default 0."""
     # Pod fields (podfields.py): in the pod template, so in the content hash.
     volumes: list[podfields.Volume] | None = None
+    """Pod volumes: each a persistentVolumeClaim, configMap, secret or emptyDir; default none."""
     volumeMounts: list[podfields.VolumeMount] | None = None
+    """Where the main container mounts the volumes; default none."""
     envFrom: list[podfields.EnvFrom] | None = None
+    """ConfigMaps or Secrets whose keys all become environment variables; default none."""
     imagePullSecrets: list[podfields.ObjectName] | None = None
-    podLabels: dict[OwnLabelKey, LabelValue] | None = None  # on pods only, not on the Job
+    """Names of Secrets with the registry credentials for the image; default none."""
+    podLabels: dict[OwnLabelKey, LabelValue] | None = None
+    """Labels on the pods only, not on the Job; default none."""
     podAnnotations: dict[podfields.AnnotationKey, Text] | None = None
+    """Annotations on the pods, e.g. sidecar.istio.io/inject; default none."""
     affinity: podfields.Affinity | None = None
+    """Kubernetes affinity of the pods (node, pod, anti-affinity), checked for
+    spec.kubernetesVersion; default none."""
     priorityClassName: podfields.ObjectName | None = None
-    podPatch: patch.PodPatch | None = None  # the escape hatch for everything else
+    """The PriorityClass of the pods; default the cluster's default priority."""
+    podPatch: patch.PodPatch | None = None
+    """A patch of the pod template for fields mlgen does not model; it may not change what mlgen
+    owns; default none."""
 
 
 class JobEntry(JobFields):
     name: DnsLabel
+    """The job's name, a DNS label unique in the batch: in its Job's name and the chart's rows."""
 
 
 class Sequential(_Model):
     strategy: Strategy = variants.default("sequential")
+    """How the sequential variant runs the chain: waves (a Job per step) or indexed (one Indexed
+    Job, one pod at a time); default waves."""
     onFailure: Literal["stop", "continue"] = "stop"
+    """What a failed step does to the chain: stop the later steps (default) or continue with
+    them."""
 
 
 class Flux(_Model):
     """Where Flux finds the rendered tree: renders `<batch>/flux/kustomizations.yaml`."""
 
-    source: DnsLabel  # the GitRepository that holds the rendered manifests
-    path: Text = "./manifests"  # the output directory's path inside that repository
-    namespace: DnsLabel = "flux-system"  # of the Kustomizations and the GitRepository
+    source: DnsLabel
+    """The Flux GitRepository that holds the rendered manifests."""
+    path: Text = "./manifests"
+    """The manifest tree's path inside that repository; default ./manifests."""
+    namespace: DnsLabel = "flux-system"
+    """The namespace of the Kustomizations and the GitRepository; default flux-system."""
 
 
 class Spec(_Model):
     kubernetesVersion: Annotated[str, AfterValidator(_k8s_version)] = DEFAULT_KUBERNETES_VERSION
+    """The cluster's Kubernetes minor version, like "1.33": objects are validated for it;
+    default the newest mlgen knows."""
     variants: list[Variant] = Field(
         default_factory=lambda: list(variants.directories()), min_length=1
     )
+    """The variants to render: sequential (jobs one after another) and parallel (one Indexed
+    Job); default both."""
     flux: Flux | None = None
+    """Also render a chain of Flux Kustomizations for the variants; default none."""
     simulated: bool = False
+    """For a simulated cluster (KWOK): pods carry run times and simulate hints; default false."""
     parallelism: int | None = Field(default=None, ge=1, le=100_000)
+    """The most pods the parallel variant runs at once; default one per job."""
     sequential: Sequential = Field(default_factory=Sequential)
+    """How the sequential variant runs: strategy and onFailure."""
     queue: LabelValue | None = None
-    # The Pod Security level the batch's namespace enforces (podsecurity.py).
+    """The Kueue LocalQueue the Jobs are submitted to (Kueue's queue-name label); default
+    none."""
     podSecurity: Literal["restricted", "baseline", "privileged"] = "restricted"
+    """The Pod Security level the namespace enforces and every pod is checked against:
+    restricted (default), baseline or privileged."""
     defaults: JobFields = Field(default_factory=JobFields)
+    """Fields every job takes unless it sets its own."""
     jobs: list[JobEntry] = Field(min_length=1, max_length=100_000)
+    """The jobs, in the order the sequential variant runs them (1 to 100000); a matrix entry
+    expands into many."""
 
     @model_validator(mode="after")
     def _unique(self) -> Spec:
@@ -274,15 +355,23 @@ class Spec(_Model):
 
 class Metadata(_Model):
     name: DnsLabel
+    """The batch's name, a DNS label: its directory in the manifest tree and the start of every
+    object's name."""
     namespace: DnsLabel = "default"
+    """The namespace of every rendered object; default default."""
     labels: dict[OwnLabelKey, LabelValue] = Field(default_factory=dict)
+    """Labels on every object of the batch; default none."""
 
 
 class BatchModel(_Model):
     apiVersion: Literal["mlgen.io/v1alpha1"]
+    """The format's version: mlgen.io/v1alpha1."""
     kind: Literal["Batch"]
+    """Always Batch."""
     metadata: Metadata
+    """The batch's name, namespace and labels."""
     spec: Spec
+    """The jobs and how to run them."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +399,7 @@ class Job:
     simulate: Simulate | None
     pod: podfields.PodFields = podfields.NONE
     rerun: int = 0
+    fs_group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -412,6 +502,7 @@ def resolve(
                 simulate=job.simulate,
                 pod=pod_fields,
                 rerun=job.rerun or 0,
+                fs_group=job.fsGroup,
             )
         )
         for found in rules.resources(jobs[-1].requests, jobs[-1].limits):

@@ -59,6 +59,9 @@ class PodRecord:
     step: str = ""  # the batch's job name this pod ran (by completion index or step)
     api_start: float | None = None
     api_end: float | None = None
+    # When the pod was created: from here to `start` it was Pending (scheduling, image
+    # pull). Recorded runs take the watch's first sighting; older timelines lack it.
+    created: float | None = None
 
 
 @dataclass
@@ -227,14 +230,13 @@ def collect(
     starts += [p.start for p in pods if p.start is not None]
     origin = min(starts) if starts else None
 
+    def moved(moment: float | None) -> float | None:
+        return None if moment is None or origin is None else moment - origin
+
     def shifted(record: _Record) -> _Record:
         if origin is None:
             return record
-        return dataclasses.replace(
-            record,
-            start=None if record.start is None else record.start - origin,
-            end=None if record.end is None else record.end - origin,
-        )
+        return dataclasses.replace(record, start=moved(record.start), end=moved(record.end))
 
     records = [shifted(r) for r in records]
     records.sort(key=lambda r: (r.wave, r.start if r.start is not None else float("inf")))
@@ -244,7 +246,7 @@ def collect(
         namespace=namespace,
         origin=datetime.fromtimestamp(origin, tz=UTC).isoformat() if origin else "",
         jobs=records,
-        pods=[shifted(p) for p in pods],
+        pods=[dataclasses.replace(shifted(p), created=moved(p.created)) for p in pods],
     )
     if recorded is not None:
         found = _as_recorded(found, recorded)
@@ -309,7 +311,13 @@ def _as_recorded(found: Timeline, recorded: recorder.Recorder) -> Timeline:
         )
 
     jobs = [retimed(j, recorded.jobs) for j in found.jobs]
-    pods = [retimed(p, recorded.pods) for p in found.pods]
+    pods = [
+        dataclasses.replace(
+            retimed(p, recorded.pods),
+            created=at(recorded.pods[p.name].created) if p.name in recorded.pods else None,
+        )
+        for p in found.pods
+    ]
     origin = datetime.fromtimestamp(recorded.wall_origin + base).astimezone().isoformat()
     return Timeline(
         batch=found.batch,
@@ -356,6 +364,7 @@ def _pod(pod: Any, *, steps: dict[str, str], indexed: dict[str, list[str]]) -> P
         end=_epoch(terminated.finished_at) if terminated else None,
         exit_code=terminated.exit_code if terminated else None,
         step=step,
+        created=_epoch(pod.metadata.creation_timestamp),
     )
 
 

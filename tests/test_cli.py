@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -250,3 +250,28 @@ def test_a_file_that_claims_to_be_a_batch_still_fails_in_a_directory(
         assert errors and all(f"batches/{name}" in line for line in errors), result.stderr
         assert not (tmp_path / "manifests").exists(), name
         (batches / name).unlink()
+
+
+def _properties(node: object, where: str = "#") -> Iterator[tuple[str, object]]:
+    """Every property of every object in a JSON Schema, with where it is."""
+    if isinstance(node, dict):
+        for name, value in (node.get("properties") or {}).items():
+            yield f"{where}/properties/{name}", value
+        for key, value in node.items():
+            yield from _properties(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for number, value in enumerate(node):
+            yield from _properties(value, f"{where}/{number}")
+
+
+def test_every_field_of_the_json_schema_says_what_it_does() -> None:
+    found = dict(_properties(json.loads(schema.committed())))
+    assert len(found) > 150 and "#/$defs/JobFields/properties/fsGroup" in found
+    missing = [where for where, value in found.items() if not _description(value)]
+    assert not missing, f"fields without a description: {missing}"
+    assert all("\n" not in _description(value) for value in found.values())
+
+
+def _description(value: object) -> str:
+    text = value.get("description") if isinstance(value, dict) else None
+    return text.strip() if isinstance(text, str) else ""

@@ -3,6 +3,7 @@ plotting library."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from xml.etree import ElementTree
@@ -11,6 +12,8 @@ import pytest
 
 from mlgen import gantt, timeline
 from mlgen.errors import UsageError
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _parallel_run() -> timeline.Timeline:
@@ -104,10 +107,83 @@ def test_ten_thousand_indexes_aggregate_into_a_readable_chart() -> None:
     assert "1 retries" in failed[0].tip
     root = ElementTree.fromstring(gantt.svg(_sweep(10_000, failed=4321)))
     assert int(root.attrib["height"]) < 1600
-    assert len(list(root.iter("{http://www.w3.org/2000/svg}rect"))) == 1 + 62
+    bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+    assert len(bars) == 62  # each with its tip; the background and legend have none
 
 
 def test_up_to_max_rows_every_attempt_keeps_its_own_bar() -> None:
     found = gantt.layout(_sweep(60, failed=3))
     assert len(found.rows) == 60 and len(found.bars) == 61
     assert [b.attempt for b in found.bars if b.row == 3] == [1, 2]
+
+
+def _pending_run() -> timeline.Timeline:
+    """Three steps; the second's pod waits 4 s Pending (created at 3, started at 7), the
+    third's is still Pending when the run is read (at 10 s)."""
+    pod = timeline.PodRecord
+    return timeline.Timeline(
+        batch="b",
+        variant="sequential",
+        namespace="ns",
+        origin="",
+        jobs=[
+            timeline.JobRecord("b-0", "prep", 0, "Complete", 0.0, 3.0),
+            timeline.JobRecord("b-1", "train", 1, "Complete", 3.0, 10.0),
+            timeline.JobRecord("b-2", "eval", 2, "Running", 8.0, None),
+        ],
+        pods=[
+            pod("p0", "b-0", None, 1, "n", "Succeeded", 0.5, 3.0, 0, step="prep", created=0.0),
+            pod("p1", "b-1", None, 1, "n", "Succeeded", 7.0, 10.0, 0, step="train", created=3.0),
+            pod("p2", "b-2", None, 1, "", "Pending", None, None, None, step="eval", created=8.0),
+        ],
+    )
+
+
+def test_pending_time_is_drawn_before_each_run_and_named_in_the_legend() -> None:
+    found = gantt.layout(_pending_run())
+    pending = [(b.row, b.start, b.end) for b in found.bars if b.phase == "Pending"]
+    assert pending == [(0, 0.0, 0.5), (1, 3.0, 7.0), (2, 8.0, 10.0)]
+    assert [(b.row, b.start) for b in found.bars if b.phase == "Succeeded"] == [(0, 0.5), (1, 7.0)]
+    assert gantt.legend(found) == ["Pending", "Succeeded"]
+    root = ElementTree.fromstring(gantt.svg(_pending_run()))
+    tips = {r.findtext(f"{SVG}title"): r.attrib["fill"] for r in root.iter(f"{SVG}rect")}
+    assert tips["train attempt 1: Pending 4.0s"] == "url(#pending)"
+    assert "Pending" in [t.text for t in root.iter(f"{SVG}text")]
+
+
+def test_pending_stretches_merge_per_row_when_rows_stand_for_many_jobs() -> None:
+    run = _sweep(200, failed=7)  # 10 jobs a row; indexes 100-199 start at 1 s
+    run.pods[:] = [dataclasses.replace(p, created=(p.start or 0.0) - 0.5) for p in run.pods]
+    found = gantt.layout(run, max_rows=20)
+    row = [(b.phase, b.start, b.end) for b in found.bars if b.row == 10]
+    assert row == [("Pending", 0.5, 1.0), ("Succeeded", 1.0, 2.0)]  # Pending drawn under
+    # created before the first start (a watch's sighting): Pending counts from 0; only
+    # index 7's retry (created 0.1, started 0.6) waited in row 0
+    assert [(b.start, b.end) for b in found.bars if b.row == 0 and b.phase == "Pending"] == [
+        (pytest.approx(0.1), 0.6)
+    ]
+
+
+def test_png_legend_sits_outside_the_bars_and_shows_pending(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    for run in (_pending_run(), _parallel_run(), _sweep(60, failed=59)):
+        fig = gantt.figure(run)
+        try:
+            fig.canvas.draw()
+            renderer = fig.canvas.get_renderer()
+            (axes,) = fig.axes
+            # wherever it is placed: on the figure or on the axes
+            (legend,) = [*fig.legends, *[a.get_legend() for a in fig.axes if a.get_legend()]]
+            box, plot = legend.get_window_extent(renderer), axes.get_window_extent(renderer)
+            assert not box.overlaps(plot), (box, plot)
+            assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)
+        finally:
+            plt.close(fig)
+    fig = gantt.figure(_pending_run())
+    labels = [t.get_text() for t in fig.legends[0].get_texts()] if fig.legends else []
+    hatched = [p for p in fig.axes[0].patches if p.get_hatch()]
+    plt.close(fig)
+    assert labels == ["Pending", "Succeeded"] and len(hatched) == 3
+    assert gantt.draw(_pending_run(), tmp_path / "c.png").stat().st_size > 0

@@ -39,7 +39,7 @@ def test_core_commands_need_no_cluster_or_chart_library(tmp_path: Path) -> None:
         assert result.returncode == 0, (args, result.stderr)
     assert (tmp_path / "out" / "resnet-sweep" / "parallel" / "job.yaml").exists()
     assert (tmp_path / "repo" / "manifests" / "example-sweep").is_dir()
-    for command in ("apply", "report", "cluster"):
-        missing = _mlgen(command, "x", cwd=tmp_path)
+    for command in (["apply", "x"], ["report", "x"], ["cluster", "up"]):
+        missing = _mlgen(*command, cwd=tmp_path)
         assert missing.returncode == 2, missing.stderr
         assert "pip install 'mlgen-gitops[cluster]'" in missing.stderr

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from mlgen import render, source, validation
+from mlgen import contract, render, source, validation, variants
 from mlgen.errors import RenderError
 
 from .conftest import batch_doc, load, objects, render_doc
 
 POD_FIELDS = Path(__file__).parent / "data" / "pod-fields.yaml"
+VARIANTS = variants.directories()
 
 
 def _docs() -> list[dict[str, Any]]:
@@ -178,3 +179,35 @@ def test_jobs_of_one_indexed_job_must_share_pod_fields() -> None:
     doc["spec"]["jobs"][1]["priorityClassName"] = "high"
     with pytest.raises(RenderError, match=r"spec.jobs\[1\].priorityClassName: job 'b' differs"):
         render_doc(doc, variants=("parallel",))
+
+
+def test_fs_group_reaches_the_pod_of_every_job_of_every_variant_and_strategy() -> None:
+    doc = batch_doc()
+    doc["spec"]["defaults"]["fsGroup"] = 2000
+    assert all("fsGroup" not in _pod(batch_doc(), v)["spec"]["securityContext"] for v in VARIANTS)
+    for strategy in variants.strategies("sequential"):
+        doc["spec"]["sequential"] = {"strategy": strategy}
+        jobs = [o for o in objects(render_doc(doc)) if o["kind"] == "Job"]
+        assert {j["metadata"]["labels"][contract.VARIANT] for j in jobs} == set(VARIANTS)
+        for job in jobs:
+            assert job["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 2000
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (-1, "-1 is not a group id the API accepts; use 0 to 2147483647"),
+        (2**31, "2147483648 is not a group id the API accepts; use 0 to 2147483647"),
+        ("2000", "'2000' is a string; write a whole number, without quotes"),
+        (1.5, "write a whole number"),
+        (True, "write a whole number"),
+    ],
+)
+def test_a_bad_fs_group_is_refused_naming_the_field(value: object, why: str) -> None:
+    doc = batch_doc()
+    doc["spec"]["defaults"]["fsGroup"] = value
+    (problem,) = _problems(doc)
+    assert problem.startswith("batch.yaml:") and ": spec.defaults.fsGroup: " in problem
+    assert why in problem and "\n" not in problem
+    doc["spec"]["defaults"]["fsGroup"] = 0  # root's group is the API's to accept
+    assert load(doc).jobs[0].fs_group == 0

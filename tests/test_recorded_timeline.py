@@ -40,5 +40,6 @@ def test_recorded_times_replace_the_api_seconds_which_stay_as_a_cross_check() ->
     (job,), (pod,) = found.jobs, found.pods
     assert (job.start, job.end, job.api_start, job.api_end) == (0.0, 5.1, 0.0, 5.0)
     assert (pod.start, pod.end, pod.api_start, pod.api_end) == (1.0, 4.05, 1.0, 4.0)
+    assert pod.created == 0.1  # the watch's first sighting, on the same clock
     assert found.resolution == recorder.RESOLUTION < timeline.API_RESOLUTION
     assert found.makespan == 5.1

@@ -33,6 +33,7 @@ def _pod(i: int) -> Any:
     return NS(
         metadata=NS(
             name=f"sweep-par-{i}-x",
+            creation_timestamp=T0 + timedelta(seconds=i // 2),  # Pending until `started`
             labels={contract.COMPLETION_INDEX: str(i)},
             annotations={contract.INDEX_FAILURE_COUNT: "0"},
             owner_references=[NS(kind="Job", name="sweep-par")],
@@ -91,5 +92,6 @@ def test_pages_give_the_same_timeline_as_one_list() -> None:
     assert paged == whole
     assert [p.step for p in paged.pods] == [f"lr-{i}" for i in range(7)]
     assert [(p.start, p.end) for p in paged.pods][:2] == [(1.0, 3.0), (2.0, 4.0)]
+    assert [p.created for p in paged.pods][:4] == [0.0, 0.0, 1.0, 1.0]  # same origin
     assert paged.jobs[0].start == 0.0 and paged.jobs[0].end == 9.0
     assert paged.origin == T0.isoformat() and paged.makespan == 9.0

@@ -8,10 +8,13 @@ from typing import Annotated
 import typer
 
 from mlgen import DISTRIBUTION
-from mlgen.cli import extras
+from mlgen.cli import cluster_cmd, extras
+from mlgen.cli.apply_cmd import apply_command
+from mlgen.cli.common import Command
 from mlgen.cli.estimate_cmd import estimate_command
 from mlgen.cli.init_cmd import init_command
 from mlgen.cli.render_cmd import render_command
+from mlgen.cli.report_cmd import report_command
 from mlgen.cli.schema_cmd import schema_command
 from mlgen.cli.validate_cmd import validate_command
 
@@ -44,14 +47,16 @@ def _root(
     """mlgen: batches of ML jobs -> committed Kubernetes manifests, proven on a cluster."""
 
 
-app.command("render")(render_command)
-app.command("validate")(validate_command)
-app.command("estimate")(estimate_command)
-app.command("schema")(schema_command)
-app.command("init")(init_command)
+app.command("render", cls=Command)(render_command)
+app.command("validate", cls=Command)(validate_command)
+app.command("estimate", cls=Command)(estimate_command)
+app.command("schema", cls=Command)(schema_command)
+app.command("init", cls=Command)(init_command)
 # apply, report and cluster need the Kubernetes client (the `cluster` extra); without it
-# they are listed all the same and say what to install.
-extras.register_cluster_commands(app)
+# their help works all the same and running them says what to install.
+app.command("apply", cls=Command, epilog=extras.CLUSTER_EPILOG)(apply_command)
+app.command("report", cls=Command, epilog=extras.CLUSTER_EPILOG)(report_command)
+app.add_typer(cluster_cmd.app, name="cluster", epilog=extras.CLUSTER_EPILOG)
 
 
 def main() -> None:

@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
-from mlgen import apply, gantt, kube, terminal, timeline, units
+from mlgen import gantt, terminal, timeline, units
+from mlgen.cli import extras
 from mlgen.cli.common import err, reported
 from mlgen.errors import UsageError
 
 
+@extras.needs_cluster("apply")
 def apply_command(
     directory: Annotated[
         Path,
@@ -56,6 +58,9 @@ def apply_command(
     --pending-timeout, 2 for usage or connection errors. Re-running on a finished
     batch changes nothing and exits 0.
     """
+    # Here, not at the top: `mlgen apply --help` works without the Kubernetes client.
+    from mlgen import apply, kube
+
     with reported():
         try:
             seconds = units.parse_duration(timeout)

@@ -1,4 +1,8 @@
-"""`mlgen cluster`: build, start and stop the local simulated control plane."""
+"""`mlgen cluster`: build, start and stop the local simulated control plane.
+
+The modules that need the Kubernetes client (`kube`, `cluster.local`) are imported
+inside the commands, so that `mlgen cluster … --help` works without it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from typing import Annotated
 
 import typer
 
-from mlgen import kube
+from mlgen.cli import extras
 from mlgen.cli.common import echo, err, out, reported
-from mlgen.cluster import build, local, pools
+from mlgen.cluster import build
 from mlgen.errors import UsageError
 
 app = typer.Typer(
@@ -34,6 +38,7 @@ def _say(line: str) -> None:
 
 
 @app.command("build")
+@extras.needs_cluster("cluster build")
 def build_command(
     kind: Annotated[
         bool,
@@ -65,6 +70,7 @@ def build_command(
     "docker",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
+@extras.needs_cluster("cluster docker")
 def docker_command(
     ctx: typer.Context,
 ) -> None:
@@ -86,6 +92,7 @@ def docker_command(
 
 
 @app.command("up")
+@extras.needs_cluster("cluster up")
 def up_command(
     name: Annotated[str | None, typer.Option(help="Cluster name (default: random).")] = None,
     node_file: Annotated[
@@ -107,6 +114,9 @@ def up_command(
     ] = False,
 ) -> None:
     """Start a cluster with fake nodes; prints the `export KUBECONFIG=...` line to use it."""
+    from mlgen import kube
+    from mlgen.cluster import local, pools
+
     with reported():
         described = pools.load(node_file)
         cluster = local.up(name=name, workdir=workdir, progress=_say, real_node=real_node)
@@ -130,17 +140,22 @@ def nodes_command() -> None:
     """Print the default node pools file (what `up` and the conformance suite use unless
     given --nodes / --mlgen-nodes), to start your own from. Example:
     mlgen cluster nodes > nodes.yaml && mlgen cluster up --nodes nodes.yaml"""
+    from mlgen.cluster import pools  # reads a packaged file: no client needed
+
     with reported():
         echo(pools.default_text(), nl=False, exact_when_piped=True)
 
 
 @app.command("down")
+@extras.needs_cluster("cluster down")
 def down_command(
     name: Annotated[str | None, typer.Option(help="The cluster to stop.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Stop every mlgen cluster.")] = False,
     workdir: Workdir = None,
 ) -> None:
     """Stop every process of a cluster (its real node's too) and delete its files."""
+    from mlgen.cluster import local
+
     with reported():
         root = workdir or local.default_workdir()
         names = _names(root) if all_ else [name] if name else []
@@ -157,8 +172,11 @@ def down_command(
 
 
 @app.command("list")
+@extras.needs_cluster("cluster list")
 def list_command(workdir: Workdir = None) -> None:
     """List the clusters and their kubeconfig files."""
+    from mlgen.cluster import local
+
     root = workdir or local.default_workdir()
     for each in _names(root):
         cluster = local.LocalCluster(name=each, workdir=root)

@@ -1,4 +1,5 @@
-"""What every command shares: turning an MlgenError into one red line and an exit code."""
+"""What every command shares: turning an MlgenError into one red line and an exit code,
+and the help layout."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
@@ -65,3 +67,28 @@ def reported() -> Iterator[None]:
         line = f"{where}: {e.strerror or e}; check that the path names a writable directory"
         err.print(f"[bold red]error:[/] {escape(limits.clip(line))}", emoji=False)
         raise typer.Exit(2) from None
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose help lists an argument with a metavar by that name alone
+    (`BATCH...`): Typer would add the Python type (`BATCH <list[Path]>`), which says
+    nothing to someone writing a command line."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name != "argument":
+                options.append(record)
+            elif param.metavar:
+                many = "..." if param.nargs != 1 else ""
+                arguments.append((f"{param.metavar}{many}", record[1]))
+            else:
+                arguments.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)

@@ -1,17 +1,23 @@
-"""Commands that need an optional extra: the real ones when it is installed, else
-stand-ins that keep the name in `--help` and say what to install."""
+"""Commands that need an optional extra. They are registered on every install, so that
+`mlgen apply --help` works without it: their modules import the extra's packages only
+inside the command bodies, and a body run without the extra stops at one line that says
+what to install."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
-
-import typer
+from typing import ParamSpec, TypeVar
 
 from mlgen.cli.common import reported
 from mlgen.errors import UsageError
 
 CLUSTER_HINT = "pip install 'mlgen-gitops[cluster]'"
+CLUSTER_EPILOG = f"Needs the Kubernetes client: {CLUSTER_HINT}."
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def installed(module: str) -> bool:
@@ -23,38 +29,22 @@ def installed(module: str) -> bool:
     return True
 
 
-def register_cluster_commands(app: typer.Typer) -> None:
-    """`mlgen apply`, `mlgen report` and `mlgen cluster …`: they talk to Kubernetes or read
-    what it recorded (the timeline module)."""
-    if installed("kubernetes"):
-        from mlgen.cli import cluster_cmd
-        from mlgen.cli.apply_cmd import apply_command
-        from mlgen.cli.report_cmd import report_command
+def needs_cluster(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate the command `mlgen <name>`: before its body runs, check that the Kubernetes
+    client imports. Help is printed before any callback runs, so it never needs it."""
 
-        app.command("apply")(apply_command)
-        app.command("report")(report_command)
-        app.add_typer(cluster_cmd.app, name="cluster")
-        return
-    loose = {"ignore_unknown_options": True, "allow_extra_args": True}
-    for name, what in (
-        ("apply", "Server-side apply a rendered variant"),
-        ("report", "Draw a run's timeline as a Gantt chart"),
-        ("cluster", "The local control plane"),
-    ):
-        app.command(
-            name,
-            context_settings=loose,
-            add_help_option=False,
-            help=f"{what} (needs the Kubernetes client: {CLUSTER_HINT}).",
-        )(_missing(name))
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
+        # functools.wraps keeps the signature Typer reads the options from.
+        @functools.wraps(command)
+        def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not installed("kubernetes"):
+                with reported():
+                    raise UsageError(
+                        f"`mlgen {name}` needs the Kubernetes client, which this install "
+                        f"of mlgen leaves out; run {CLUSTER_HINT}"
+                    )
+            return command(*args, **kwargs)
 
+        return checked
 
-def _missing(name: str) -> Callable[[typer.Context], None]:
-    def command(ctx: typer.Context) -> None:
-        with reported():
-            raise UsageError(
-                f"`mlgen {name}` needs the Kubernetes client, which this install "
-                f"of mlgen leaves out; run {CLUSTER_HINT}"
-            )
-
-    return command
+    return decorate

@@ -18,7 +18,7 @@ Batches = Annotated[
         help="Batch files (YAML, several documents allowed), or directories of them "
         "(their files without a kind: Batch document are skipped and named).",
         show_default=False,
-        metavar="BATCH",
+        metavar="BATCH",  # listed as BATCH... (cli.common.Command)
     ),
 ]
 Output = Annotated[
@@ -33,6 +33,7 @@ def render_command(
         list[choices.Variant] | None,
         typer.Option(
             "--variant",
+            metavar=choices.VARIANT_METAVAR,
             help="Render only this variant of each batch "
             "(repeatable); the others' files stay as they are. "
             "Default: each batch's spec.variants.",

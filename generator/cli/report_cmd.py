@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from mlgen import gantt, timeline
+from mlgen.cli import extras
 from mlgen.cli.common import err, reported
 
 
+@extras.needs_cluster("report")
 def report_command(
     timeline_json: Annotated[
         Path,

@@ -6,12 +6,14 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlgen import kube
 from mlgen.errors import ClusterError, UsageError
+
+if TYPE_CHECKING:  # the client only where nodes are created: `mlgen cluster nodes` needs none
+    from mlgen import kube
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 
@@ -86,6 +88,8 @@ def create(
     client: kube.Kube, pools: list[Pool], *, prefix: str = "kwok", timeout: float = 90.0
 ) -> list[str]:
     """Create the nodes and wait until KWOK reports every one Ready."""
+    from mlgen import kube
+
     names = []
     for node in manifests(pools, prefix=prefix):
         client.apply(node)
