@@ -171,6 +171,65 @@ def parallel_bounds(
         )
 
 
+def stages_bounds(timeline: Timeline, batch: spec.Batch, *, epsilon: float) -> None:
+    """Promises of a staged run: no pod of stage k+1 starts before stage k's last pod
+    ended; within a stage at most its p pods at once, and min(p, n) reached when its jobs
+    share an Indexed Job; Σ over stages of max(Σd/p, max d) ≤ makespan ≤ Σ over stages of
+    (its schedule + ε per round of p) + the final completion lag (± the resolution)."""
+    stage_of = {j.name: s for s in batch.stages for j in batch.stage_jobs(s)}
+    previous_end: tuple[str, float] | None = None
+    lower = upper = 0.0
+    for stage in batch.stages:
+        jobs = batch.stage_jobs(stage)
+        names = {j.name for j in jobs}
+        pods = [p for p in timeline.pods if p.step in names]
+        starts = [p.start for p in pods if p.start is not None]
+        if previous_end is not None and starts and min(starts) < previous_end[1]:
+            _fail(
+                timeline,
+                f"stage {stage.name!r} started a pod at {min(starts):.3f}s, before stage "
+                f"{previous_end[0]!r} ended at {previous_end[1]:.3f}s",
+            )
+        ends = [p.end for p in pods if p.end is not None]
+        if ends:
+            previous_end = (stage.name, max(ends))
+        peak = timelines.peak(pods)
+        if peak > stage.parallelism:
+            _fail(
+                timeline,
+                f"stage {stage.name!r}: {peak} pods ran at once, more than its parallelism "
+                f"{stage.parallelism}",
+            )
+        spans = [float(j.expected_seconds or 0) for j in jobs]
+        shared = len({p.job for p in pods}) == 1 and len(jobs) > 1  # one Indexed Job
+        want = min(stage.parallelism, len(jobs))
+        if shared and peak < want:
+            _fail(
+                timeline,
+                f"stage {stage.name!r}: at most {peak} pods ran at once; min(p, n) = {want} "
+                "was never reached",
+            )
+        lower += schedule.lower_bound(spans, stage.parallelism)
+        makespan, _ = schedule.slots(spans, stage.parallelism)
+        upper += makespan + -(-len(jobs) // stage.parallelism) * epsilon
+    stray = sorted({p.step for p in timeline.pods if p.step not in stage_of})
+    if stray:
+        _fail(timeline, f"pods of no stage of the batch ran: {', '.join(stray)}")
+    res, span = timeline.resolution, timeline.makespan
+    if span < lower - res:
+        _fail(
+            timeline,
+            f"makespan {span:.3f}s is below the sum of the stages' lower bounds {lower:.3f}s",
+        )
+    upper += COMPLETION_ALLOWANCE + res
+    if span > upper:
+        _fail(
+            timeline,
+            f"too slow: makespan {span:.3f}s exceeds the sum over stages of the schedule + "
+            f"ε per round of p (ε = {epsilon:.3f}s), + lag = {upper:.3f}s",
+        )
+
+
 def max_running(timeline: Timeline, limit: int) -> None:
     """Promise: never more pods at once than capacity allows."""
     peak = timeline.max_concurrency()

@@ -13,7 +13,7 @@ from typing import Any
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "mlgen"
 PART_OF = "app.kubernetes.io/part-of"
-VARIANT = "mlgen.io/variant"  # the output directory: sequential | parallel
+VARIANT = "mlgen.io/variant"  # the output directory: sequential | parallel | stages
 STEP = "mlgen.io/step"  # waves: the step's position in the batch
 QUEUE = "kueue.x-k8s.io/queue-name"
 
@@ -21,8 +21,9 @@ QUEUE = "kueue.x-k8s.io/queue-name"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"  # order for Argo CD and `mlgen apply`
 STEP_NAME = "mlgen.io/step-name"  # waves: the batch's job name of this step
 JOB_NAMES = "mlgen.io/job-names"  # Indexed Jobs: the batch's job names by completion index
+STAGE_NAME = "mlgen.io/stage"  # stages: the name of the stage the Job runs
 ON_FAILURE = "mlgen.io/on-failure"  # stop | continue, read by `mlgen apply`
-STRATEGY = "mlgen.io/strategy"  # the variant unit that rendered the Job: waves|indexed|parallel
+STRATEGY = "mlgen.io/strategy"  # the unit that rendered the Job: waves|indexed|parallel|stages
 PLANNED_DURATIONS = "mlgen.io/planned-durations"  # expectedDuration by index, for estimates
 # On the pod template, so in the content hash: bumping a job's `rerun` re-runs it.
 RERUN = "mlgen.io/rerun"

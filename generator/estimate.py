@@ -10,6 +10,7 @@ cluster, one per driver (who starts each step: the client or the Job controller)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -19,6 +20,18 @@ from mlgen import schedule, spec, variants
 from mlgen.errors import UsageError
 
 MAX_OVERHEAD = 3600.0  # seconds per step: anything more is not a measurement
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    """One stage of a staged batch: its predicted span (its schedule, the Job controller's
+    completion lag) and the lower bound max(Σd/p, longest job)."""
+
+    name: str
+    jobs: int
+    parallelism: int
+    seconds: float
+    lower_bound_seconds: float
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,7 @@ class Estimate:
     lower_bound_seconds: float
     rounds: int  # how many rounds of p the jobs need
     overhead: tuple[tuple[str, float], ...] = ()  # per strategy, as used
+    stages: tuple[StageEstimate, ...] = ()  # spec.stages, each on its own
 
     def seconds(self, directory: str) -> float:
         return dict(self.makespans)[directory]
@@ -59,6 +73,22 @@ class Estimate:
             "rounds": self.rounds,
             "speedup": None if self.speedup is None else round(self.speedup, 3),
             "overheadSeconds": dict(self.overhead),
+            **(
+                {
+                    "stages": [
+                        {
+                            "name": s.name,
+                            "jobs": s.jobs,
+                            "parallelism": s.parallelism,
+                            "seconds": s.seconds,
+                            "lowerBoundSeconds": s.lower_bound_seconds,
+                        }
+                        for s in self.stages
+                    ]
+                }
+                if self.stages
+                else {}
+            ),
         }
 
 
@@ -103,15 +133,55 @@ def of(
     makespans = []
     for directory in variants.directories():
         unit = variants.select(batch, directory)
-        predicted = unit.predict(durations, parallelism=p, overhead=per[unit.name], ideal=ideal)
+        if unit.fits(batch):
+            continue  # no figure for a variant that cannot run this batch at all
+        predicted = unit.predict(batch, parallelism=p, overheads=per, ideal=ideal)
         makespans.append((directory, predicted))
+    stages = _stages(batch, per, ideal=ideal)
     return Estimate(
         batch=batch.name,
         jobs=len(durations),
-        parallelism=p,
+        parallelism=max((s.parallelism for s in stages), default=p),
         makespans=tuple(makespans),
         rendered=batch.variants,
-        lower_bound_seconds=schedule.lower_bound(durations, p),
-        rounds=-(-len(durations) // p) if p else 0,
+        lower_bound_seconds=(
+            sum(s.lower_bound_seconds for s in stages)
+            if stages
+            else schedule.lower_bound(durations, p)
+        ),
+        rounds=(
+            sum(-(-s.jobs // s.parallelism) for s in stages)
+            if stages
+            else -(-len(durations) // p)
+            if p
+            else 0
+        ),
         overhead=tuple(sorted(per.items())),
+        stages=stages,
     )
+
+
+def _stages(batch: spec.Batch, per: dict[str, float], *, ideal: bool) -> tuple[StageEstimate, ...]:
+    """Each stage predicted alone, by the strategy that renders staged batches: a batch of
+    that one stage."""
+    if not batch.stages:
+        return ()
+    unit = variants.select(batch, variants.defaults(staged=True)[0])
+    out = []
+    for stage in batch.stages:
+        jobs = batch.stage_jobs(stage)
+        alone = dataclasses.replace(stage, index=0, jobs=tuple(range(len(jobs))))
+        sub = dataclasses.replace(batch, jobs=jobs, stages=(alone,))
+        spans = [float(j.expected_seconds or 0) for j in jobs]
+        out.append(
+            StageEstimate(
+                name=stage.name,
+                jobs=len(jobs),
+                parallelism=stage.parallelism,
+                seconds=unit.predict(
+                    sub, parallelism=stage.parallelism, overheads=per, ideal=ideal
+                ),
+                lower_bound_seconds=schedule.lower_bound(spans, stage.parallelism),
+            )
+        )
+    return tuple(out)

@@ -1,4 +1,5 @@
-"""Flux output: one Kustomization per step, chained by `dependsOn` with `wait: true`.
+"""Flux output: one Kustomization per step (or stage), chained by `dependsOn` with
+`wait: true`.
 
 A single Flux Kustomization would apply every step at once; a chain makes Flux wait
 for step k's Job to be Ready (Complete) before it applies step k+1. Where Flux finds
@@ -8,6 +9,7 @@ the tree (`spec.flux`) lives in the batch file, so every render gives the same f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlgen import contract, spec
@@ -27,16 +29,38 @@ def whole(batch: spec.Batch) -> dict[str, Any]:
 
 
 def chain(batch: spec.Batch, steps: Sequence[Step]) -> list[dict[str, Any]]:
+    # `wait` holds the chain until the Job completes, so the timeout must cover the run:
+    # the job's own timeout, else twice its expected duration, at least 10m.
+    return links(
+        batch,
+        [
+            Link(
+                name=f"{batch.name}-{step.directory}",
+                path=f"sequential/{step.directory}",
+                seconds=step.job.timeout_seconds or 2 * (step.job.expected_seconds or 0),
+            )
+            for step in steps
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Link:
+    """One Kustomization of a chain: its name, the directory it applies (relative to the
+    batch's), and how long its Jobs may take."""
+
+    name: str
+    path: str
+    seconds: int
+
+
+def links(batch: spec.Batch, chain: Sequence[Link]) -> list[dict[str, Any]]:
+    """One Kustomization per link, each `dependsOn` the one before."""
     out: list[dict[str, Any]] = []
     previous: str | None = None
-    for step in steps:
-        name = f"{batch.name}-{step.directory}"[:253]
-        # `wait` holds the chain until the Job completes, so the timeout must cover the
-        # run: the job's own timeout, else twice its expected duration, at least 10m.
-        seconds = step.job.timeout_seconds or 2 * (step.job.expected_seconds or 0)
-        kustomization = _kustomization(
-            name, f"{batch.name}/sequential/{step.directory}", seconds, batch=batch
-        )
+    for link in chain:
+        name = link.name[:253]
+        kustomization = _kustomization(name, f"{batch.name}/{link.path}", link.seconds, batch=batch)
         if previous is not None:
             kustomization["spec"]["dependsOn"] = [{"name": previous}]
         out.append(kustomization)

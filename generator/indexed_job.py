@@ -44,17 +44,27 @@ class Rendered:
     config: dict[str, object]
 
 
-def check_shared(batch: spec.Batch, *, fix: str) -> None:
-    """Raise when two jobs differ in a field that must be the same for one pod template."""
+def difference(batch: spec.Batch) -> str:
+    """Where two jobs differ in a field one pod template must share ("" when none do)."""
     first = batch.jobs[0]
     for job in batch.jobs[1:]:
         for field, get in _SHARED.items():
             if get(job) != get(first):
-                raise RenderError(
+                return (
                     f"{batch.at_own(field, job.index, first.index)}: job {job.name!r} differs "
-                    f"from job {first.name!r} in {field}, so they cannot share the one pod "
-                    f"template of an Indexed Job; {fix}"
+                    f"from job {first.name!r} in {field}"
                 )
+    return ""
+
+
+def check_shared(batch: spec.Batch, *, fix: str) -> None:
+    """Raise when two jobs differ in a field that must be the same for one pod template."""
+    differs = difference(batch)
+    if differs:
+        raise RenderError(
+            f"{differs}, so they cannot share the one pod template of an Indexed Job; {fix}"
+        )
+    first = batch.jobs[0]
     if first.command is None:
         raise RenderError(
             f"{batch.at('spec.defaults.command')}: an Indexed Job needs the "
@@ -72,16 +82,17 @@ def render(
     infix: str,
     parallelism: int,
     max_failed_indexes: int | None,
+    previous: str = "",
 ) -> Rendered:
     """The ConfigMap and the Indexed Job; `variant` is the output directory, `strategy`
     the variant unit (recorded on the Job for `mlgen apply` and the timeline), `infix`
-    the short word in the Job's name (`<batch>-<infix>-<hash>`)."""
+    the short word in the Job's name (`<batch>-<infix>-<hash>`), `previous` the hash of
+    what runs before it (a stage's predecessors), which enters the Job's own."""
     jobs = batch.jobs
     first = jobs[0]
     common_env = {k: v for k, v in first.env.items() if all(j.env.get(k) == v for j in jobs[1:])}
     data: dict[str, str] = {contract.shared_env_key(k): v for k, v in common_env.items()}
-    for job in jobs:
-        i = job.index
+    for i, job in enumerate(jobs):  # the completion index, whatever the job's place in the file
         for k, arg in enumerate(job.args):
             data[contract.arg_key(i, k)] = arg
         data[contract.env_key(i, contract.JOB_NAME_ENV)] = job.name
@@ -145,7 +156,9 @@ def render(
     name = naming.job_name(
         batch.name,
         infix,
-        digest=naming.content_hash(job_spec),
+        digest=naming.content_hash(
+            {"spec": job_spec, "previous": previous} if previous else job_spec
+        ),
         completions=len(jobs),
         where=batch.at("metadata.name"),
     )

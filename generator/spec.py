@@ -10,6 +10,7 @@ rest of mlgen works with.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -287,6 +288,20 @@ class JobFields(_Model):
 class JobEntry(JobFields):
     name: DnsLabel
     """The job's name, a DNS label unique in the batch: in its Job's name and the chart's rows."""
+    stage: DnsLabel | None = None
+    """The stage this job runs in, one of spec.stages' names; required when spec.stages is
+    set, not allowed otherwise."""
+
+
+class StageEntry(_Model):
+    name: DnsLabel
+    """The stage's name, a DNS label unique in the batch: its directory and the jobs' stage."""
+    parallelism: int | None = Field(default=None, ge=1, le=100_000)
+    """The most of the stage's jobs that run at once; default spec.parallelism, else all of
+    them."""
+    onFailure: Literal["stop", "continue"] = "stop"
+    """What a failed job of this stage does to the later stages: stop them (default) or
+    continue with them (mlgen apply; Argo CD and Flux always stop)."""
 
 
 class Sequential(_Model):
@@ -313,11 +328,14 @@ class Spec(_Model):
     kubernetesVersion: Annotated[str, AfterValidator(_k8s_version)] = DEFAULT_KUBERNETES_VERSION
     """The cluster's Kubernetes minor version, like "1.33": objects are validated for it;
     default the newest mlgen knows."""
-    variants: list[Variant] = Field(
-        default_factory=lambda: list(variants.directories()), min_length=1
-    )
-    """The variants to render: sequential (jobs one after another) and parallel (one Indexed
-    Job); default both."""
+    variants: list[Variant] | None = Field(default=None, min_length=1)
+    """The variants to render: sequential (jobs one after another), parallel (one Indexed
+    Job, p at a time) and stages (spec.stages in order); default sequential and parallel,
+    or stages when spec.stages is set."""
+    stages: list[StageEntry] | None = Field(default=None, min_length=1, max_length=1000)
+    """Ordered stages (e.g. prep, sweep, eval): stage k+1 starts only after every job of stage
+    k completed, and a stage runs its jobs up to its parallelism at a time; each job names its
+    stage. Default none."""
     flux: Flux | None = None
     """Also render a chain of Flux Kustomizations for the variants; default none."""
     simulated: bool = False
@@ -340,8 +358,15 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> Spec:
-        if len(set(self.variants)) != len(self.variants):
+        if self.variants is not None and len(set(self.variants)) != len(self.variants):
             raise ValueError("variants lists a variant twice; list each at most once")
+        stages = [s.name for s in self.stages or []]
+        for position, name in enumerate(stages):
+            if name in stages[:position]:
+                raise ValueError(
+                    f"stages[{position}].name {name!r} repeats stages[{stages.index(name)}]"
+                    ".name; stage names must be unique"
+                )
         seen: dict[str, int] = {}
         for position, job in enumerate(self.jobs):
             if job.name in seen:
@@ -400,6 +425,19 @@ class Job:
     pod: podfields.PodFields = podfields.NONE
     rerun: int = 0
     fs_group: int | None = None
+    stage: str | None = None  # the name of its stage (spec.stages), None without stages
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage, resolved: its position, its jobs' positions in `Batch.jobs` (a run of
+    consecutive jobs) and the parallelism it keeps."""
+
+    name: str
+    index: int
+    jobs: tuple[int, ...]
+    parallelism: int
+    on_failure: str
 
 
 @dataclass(frozen=True)
@@ -421,6 +459,10 @@ class Batch:
     simulated: bool = False  # KWOK hints in pod templates; they then re-run Jobs when edited
     pod_security: str = "restricted"  # restricted | baseline | privileged
     located: places.Places = dataclasses.field(default_factory=places.Places)
+    stages: tuple[Stage, ...] = ()  # spec.stages in order; () without stages
+
+    def stage_jobs(self, stage: Stage) -> tuple[Job, ...]:
+        return tuple(self.jobs[i] for i in stage.jobs)
 
     def at(self, path: str) -> str:
         """`file:line: path` for a path of the batch file, the prefix of a problem."""
@@ -503,17 +545,21 @@ def resolve(
                 pod=pod_fields,
                 rerun=job.rerun or 0,
                 fs_group=job.fsGroup,
+                stage=entry.stage,
             )
         )
         for found in rules.resources(jobs[-1].requests, jobs[-1].limits):
             field, _, text = found.partition(": ")
             problems.append((f"spec.jobs[{position}].{field}", text))
+    stages, stage_problems = _stages(spec, jobs)
+    problems.extend(stage_problems)
+    chosen = spec.variants or variants.defaults(staged=bool(spec.stages))
     batch = Batch(
         name=model.metadata.name,
         namespace=model.metadata.namespace,
         labels=dict(model.metadata.labels),
         kubernetes_version=spec.kubernetesVersion,
-        variants=tuple(v for v in variants.directories() if v in spec.variants),
+        variants=tuple(v for v in variants.directories() if v in chosen),
         parallelism=min(spec.parallelism or len(jobs), len(jobs)),
         strategy=spec.sequential.strategy,
         on_failure=spec.sequential.onFailure,
@@ -524,5 +570,76 @@ def resolve(
         simulated=spec.simulated,
         pod_security=spec.podSecurity,
         located=located or places.Places(),
+        stages=stages,
     )
     return batch, problems
+
+
+def _stages(spec: Spec, jobs: list[Job]) -> tuple[tuple[Stage, ...], list[tuple[str, str]]]:
+    """spec.stages resolved, and the problems of the jobs' `stage` fields: every job names
+    a listed stage (with stages) or none (without), in stage order, every stage has a job."""
+    if not spec.stages:
+        return (), [
+            (
+                f"spec.jobs[{j.index}].stage",
+                f"names stage {j.stage!r}, but the batch has no spec.stages; add spec.stages "
+                f"(e.g. [{{name: {j.stage}}}]) or drop the job's stage",
+            )
+            for j in jobs
+            if j.stage is not None
+        ]
+    names = [s.name for s in spec.stages]
+    problems: list[tuple[str, str]] = []
+    members: dict[str, list[int]] = {name: [] for name in names}
+    last = 0
+    for job in jobs:
+        at = f"spec.jobs[{job.index}].stage"
+        if job.stage is None:
+            problems.append((at, f"missing; every job names its stage, one of {', '.join(names)}"))
+            continue
+        if job.stage not in members:
+            near = difflib.get_close_matches(job.stage, names, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            problems.append(
+                (
+                    at,
+                    f"{job.stage!r} is not a stage of spec.stages; {hint}use one of "
+                    f"{', '.join(names)}",
+                )
+            )
+            continue
+        position = names.index(job.stage)
+        if position < last:
+            problems.append(
+                (
+                    at,
+                    f"{job.stage!r} comes after jobs of stage {names[last]!r}; list the jobs in "
+                    "stage order (spec.stages), so that the file reads as the pipeline runs",
+                )
+            )
+            continue
+        last = position
+        members[job.stage].append(job.index)
+    for position, stage in enumerate(spec.stages):
+        if not members[stage.name] and not problems:
+            problems.append(
+                (
+                    f"spec.stages[{position}].name",
+                    f"stage {stage.name!r} has no job; set stage: {stage.name} on its jobs "
+                    "or drop the stage",
+                )
+            )
+    resolved = tuple(
+        Stage(
+            name=stage.name,
+            index=position,
+            jobs=tuple(members[stage.name]),
+            parallelism=min(
+                stage.parallelism or spec.parallelism or len(members[stage.name]),
+                max(len(members[stage.name]), 1),
+            ),
+            on_failure=stage.onFailure,
+        )
+        for position, stage in enumerate(spec.stages)
+    )
+    return resolved, problems

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +64,21 @@ class PodRecord:
     created: float | None = None
 
 
+def peak(pods: Sequence[PodRecord]) -> int:
+    """Most of these pods running at one instant; intervals are half-open [start, end)."""
+    events: list[tuple[float, int]] = []
+    for pod in pods:
+        if pod.start is not None:
+            events.append((pod.start, 1))
+            if pod.end is not None:
+                events.append((pod.end, -1))
+    running = most = 0
+    for _, delta in sorted(events):  # at equal times -1 sorts first: end before start
+        running += delta
+        most = max(most, running)
+    return most
+
+
 @dataclass
 class Timeline:
     batch: str
@@ -86,17 +101,7 @@ class Timeline:
 
     def max_concurrency(self) -> int:
         """Most pods running at one instant; intervals are half-open [start, end)."""
-        events: list[tuple[float, int]] = []
-        for pod in self.pods:
-            if pod.start is not None:
-                events.append((pod.start, 1))
-                if pod.end is not None:
-                    events.append((pod.end, -1))
-        running = peak = 0
-        for _, delta in sorted(events):  # at equal times -1 sorts first: end before start
-            running += delta
-            peak = max(peak, running)
-        return peak
+        return peak(self.pods)
 
     def failures(self) -> list[str]:
         """One sentence per job whose pods failed, naming the batch's job (and its index in

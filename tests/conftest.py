@@ -41,6 +41,19 @@ def batch_doc(**spec_overrides: Any) -> dict[str, Any]:
     return doc
 
 
+def staged_doc(plan: dict[str, list[str]] | None = None, **stage_fields: Any) -> dict[str, Any]:
+    """The base batch in stages (default: a → b, c with p = 2): `plan` maps each stage to
+    its jobs, in order; `stage_fields` add to a stage by name (`sweep={"onFailure": ...}`)."""
+    plan = plan or {"prep": ["a"], "sweep": ["b", "c"]}
+    doc = batch_doc()
+    doc["spec"].pop("parallelism")
+    doc["spec"]["stages"] = [{"name": name, **stage_fields.get(name, {})} for name in plan]
+    stage_of = {job: stage for stage, jobs in plan.items() for job in jobs}
+    for job in doc["spec"]["jobs"]:
+        job["stage"] = stage_of[job["name"]]
+    return doc
+
+
 @pytest.fixture
 def write_batch(tmp_path: Path) -> Callable[..., Path]:
     def write(doc: Any = None, *, name: str = "batch.yaml", text: str | None = None) -> Path:

@@ -91,7 +91,7 @@ def test_batch_arguments_are_named_without_their_python_type(command: str) -> No
 
 def test_variant_option_lists_its_choices_without_a_python_type() -> None:
     output = CliRunner().invoke(app, ["render", "--help"]).output
-    assert "--variant [sequential|parallel]" in output
+    assert "--variant [sequential|parallel|stages]" in output
 
 
 def test_the_default_node_pools_file_prints_without_the_extra(core_app: Any) -> None:

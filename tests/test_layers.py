@@ -65,7 +65,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     ("running", frozenset(["kube", "lookout", "recorder", "timeline", "apply"])),
     ("promises", frozenset(["schedule", "checks", "estimate", "gantt"])),
-    ("variants", frozenset(["variants.waves", "variants.indexed", "variants.parallel"])),
+    (
+        "variants",
+        frozenset(["variants.waves", "variants.indexed", "variants.parallel", "variants.stages"]),
+    ),
     ("tools", frozenset({"cluster"})),
     ("plugin", frozenset({"conformance", "pytest_entry"})),
     ("cli", frozenset({"cli"})),

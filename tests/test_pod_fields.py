@@ -13,10 +13,10 @@ import yaml
 from mlgen import contract, render, source, validation, variants
 from mlgen.errors import RenderError
 
-from .conftest import batch_doc, load, objects, render_doc
+from .conftest import batch_doc, load, objects, render_doc, staged_doc
 
 POD_FIELDS = Path(__file__).parent / "data" / "pod-fields.yaml"
-VARIANTS = variants.directories()
+PLAIN = variants.defaults(staged=False)  # what a batch without stages renders
 
 
 def _docs() -> list[dict[str, Any]]:
@@ -184,13 +184,19 @@ def test_jobs_of_one_indexed_job_must_share_pod_fields() -> None:
 def test_fs_group_reaches_the_pod_of_every_job_of_every_variant_and_strategy() -> None:
     doc = batch_doc()
     doc["spec"]["defaults"]["fsGroup"] = 2000
-    assert all("fsGroup" not in _pod(batch_doc(), v)["spec"]["securityContext"] for v in VARIANTS)
+    assert all("fsGroup" not in _pod(batch_doc(), v)["spec"]["securityContext"] for v in PLAIN)
     for strategy in variants.strategies("sequential"):
         doc["spec"]["sequential"] = {"strategy": strategy}
         jobs = [o for o in objects(render_doc(doc)) if o["kind"] == "Job"]
-        assert {j["metadata"]["labels"][contract.VARIANT] for j in jobs} == set(VARIANTS)
+        assert {j["metadata"]["labels"][contract.VARIANT] for j in jobs} == set(PLAIN)
         for job in jobs:
             assert job["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 2000
+    staged = staged_doc({"prep": ["a"], "sweep": ["b", "c"]})
+    staged["spec"]["defaults"]["fsGroup"] = 2000
+    jobs = [o for o in objects(render_doc(staged)) if o["kind"] == "Job"]
+    assert len(jobs) == 2  # prep's Job, sweep's Indexed Job
+    for job in jobs:
+        assert job["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 2000
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ estimate and apply against a fake client with nothing else changed (docs/design.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -51,10 +52,21 @@ class Gang:
         }
         return Rendered(files={"gang/jobset.yaml": [jobset]}, resources=["jobset.yaml"])
 
+    def fits(self, batch: spec.Batch) -> str:
+        return ""
+
     def predict(
-        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+        self,
+        batch: spec.Batch,
+        *,
+        parallelism: int,
+        overheads: Mapping[str, float],
+        ideal: bool = False,
     ) -> float:
-        return schedule.parallel(durations, parallelism=len(durations), overhead=overhead)
+        durations = [float(j.expected_seconds or 0) for j in batch.jobs]
+        return schedule.parallel(
+            durations, parallelism=len(durations), overhead=overheads[self.name]
+        )
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         checks.all_complete(timeline)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlgen import estimate, source, units
+from mlgen import estimate, source, units, variants
 from mlgen.cli.common import note_skipped, out, reported
 from mlgen.cli.render_cmd import Batches
 
@@ -44,7 +44,9 @@ def estimate_command(
 
     Sequential: the sum of durations plus a per-step overhead. Parallel: the schedule
     the Job controller produces (lowest pending index first onto p slots), with the
-    lower bound max(sum/p, longest job). Both add the Job controller's final ~1s.
+    lower bound max(sum/p, longest job). Stages: each stage's own schedule, one after
+    another (a table per staged batch shows them). All add the Job controller's final
+    ~1s.
     """
     with reported():
         per = estimate.overheads(seconds=overhead, calibration=overhead_from)
@@ -55,7 +57,11 @@ def estimate_command(
             out.print_json(json.dumps([r.as_dict() for r in results]))
             return
         table = Table(title="Estimated makespan")
-        directories = [d for d, _ in results[0].makespans] if results else []
+        # Every variant any of the batches can run, in the registry's order; "-" where a
+        # batch cannot run it at all (the parallel variant of a staged batch).
+        directories = [
+            d for d in variants.directories() if any(d in dict(r.makespans) for r in results)
+        ]
         for column in ("batch", "jobs", "p", *directories, "lower bound", "speed-up"):
             table.add_column(column, justify="left" if column == "batch" else "right")
         for r in results:
@@ -65,10 +71,26 @@ def estimate_command(
                 str(r.jobs),
                 str(r.parallelism),
                 *(
-                    units.human_duration(s) + ("" if d in r.rendered else " (not rendered)")
-                    for d, s in r.makespans
+                    "-"
+                    if d not in dict(r.makespans)
+                    else units.human_duration(r.seconds(d))
+                    + ("" if d in r.rendered else " (not rendered)")
+                    for d in directories
                 ),
                 units.human_duration(r.lower_bound_seconds),
                 "-" if r.speedup is None else f"{r.speedup:.2f}x",
             )
         out.print(table)
+        for r in (r for r in results if r.stages):
+            stages = Table(title=f"Stages of {r.batch}")
+            for column in ("stage", "jobs", "p", "estimate", "lower bound"):
+                stages.add_column(column, justify="left" if column == "stage" else "right")
+            for s in r.stages:
+                stages.add_row(
+                    s.name,
+                    str(s.jobs),
+                    str(s.parallelism),
+                    units.human_duration(s.seconds),
+                    units.human_duration(s.lower_bound_seconds),
+                )
+            out.print(stages)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from mlgen import apply, gantt, kube, render, source, spec, timeline, variants, versions
+from mlgen import apply, estimate, gantt, kube, render, source, spec, timeline, variants, versions
 from mlgen.conformance import fitting, stalls, standin
 from mlgen.errors import JobFailedError
 
@@ -152,9 +152,8 @@ class Runner:
         said = f"{batch.name}/{variant}: makespan {found.makespan:.2f}s"
         if self.estimated is not None and failure is None:
             unit = variants.select(batch, variant)
-            durations = [float(j.expected_seconds or 0) for j in batch.jobs]
             predicted = unit.predict(
-                durations, parallelism=batch.parallelism, overhead=unit.overhead
+                batch, parallelism=batch.parallelism, overheads=estimate.overheads()
             )
             self.estimated(f"{batch.name}/{variant}", predicted, found.makespan)
             said += f", estimate {predicted:.2f}s"

@@ -22,13 +22,23 @@ class Entry:
     name: str  # the unit; also the value of the `mlgen.io/strategy` annotation
     directory: str  # its output directory, and the name `spec.variants` lists
     module: str
+    # Which batches render its directory when spec.variants is unset: batches without
+    # spec.stages ("plain") or with them ("staged").
+    default_for: str = "plain"
 
 
 REGISTRY: tuple[Entry, ...] = (
     Entry("waves", "sequential", "mlgen.variants.waves"),
     Entry("indexed", "sequential", "mlgen.variants.indexed"),
     Entry("parallel", "parallel", "mlgen.variants.parallel"),
+    Entry("stages", "stages", "mlgen.variants.stages", default_for="staged"),
 )
+
+
+def defaults(*, staged: bool) -> tuple[str, ...]:
+    """The directories a batch renders when its spec.variants is unset."""
+    wanted = "staged" if staged else "plain"
+    return tuple(dict.fromkeys(e.directory for e in REGISTRY if e.default_for == wanted))
 
 
 def directories() -> tuple[str, ...]:

@@ -7,6 +7,7 @@ and checks a run's timeline against its promises.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -50,16 +51,30 @@ class Variant(Protocol):
     companions: tuple[str, ...]
     entrypoint: bool
 
+    def fits(self, batch: spec.Batch) -> str:
+        """Why this variant cannot run the batch, with the fix ("" when it can)."""
+
     def render(self, batch: spec.Batch) -> Rendered:
         """Every object of this variant, validated later by `render`."""
 
     def predict(
-        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+        self,
+        batch: spec.Batch,
+        *,
+        parallelism: int,
+        overheads: Mapping[str, float],
+        ideal: bool = False,
     ) -> float:
-        """Predicted makespan in seconds, with `overhead` seconds per step; `ideal`: the
+        """Predicted makespan in seconds; `overheads` holds the per-step overhead of every
+        strategy by name (its own, and any it runs parts of the batch like); `ideal`: the
         schedule alone, without the Job controller's completion lag and start rate."""
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         """Raise AssertionError when a successful run broke one of the variant's promises;
         `slack` is how much longer than planned a pod may run (process start on real
         nodes)."""
+
+
+def durations(jobs: tuple[spec.Job, ...] | list[spec.Job]) -> list[float]:
+    """Each job's expectedDuration in seconds (0 when unset), in order."""
+    return [float(j.expected_seconds or 0) for j in jobs]

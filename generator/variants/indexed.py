@@ -7,10 +7,11 @@ jobs share one pod template.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from mlgen import checks, flux, indexed_job, schedule, spec
-from mlgen.variants.base import JOB_ENDS, Driver, Rendered
+from mlgen.variants.base import JOB_ENDS, Driver, Rendered, durations
 
 if TYPE_CHECKING:
     from mlgen.timeline import Timeline
@@ -45,11 +46,19 @@ class Indexed:
             files["flux/kustomizations.yaml"] = [flux.whole(batch)]
         return Rendered(files=files, resources=["params.yaml", "job.yaml"])
 
+    def fits(self, batch: spec.Batch) -> str:
+        return ""  # the Job controller runs the lowest index first: stage order holds
+
     def predict(
-        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+        self,
+        batch: spec.Batch,
+        *,
+        parallelism: int,
+        overheads: Mapping[str, float],
+        ideal: bool = False,
     ) -> float:
         lag = 0.0 if ideal else schedule.COMPLETION_LAG
-        return schedule.sequential(durations, overhead=overhead, lag=lag)
+        return schedule.sequential(durations(batch.jobs), overhead=overheads[self.name], lag=lag)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         checks.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)

@@ -7,10 +7,12 @@ secretEnv, expectedDuration and simulation hints cannot share the pod template.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from mlgen import checks, indexed_job, schedule, spec
-from mlgen.variants.base import JOB_ENDS, Driver, Rendered
+from mlgen.errors import RenderError
+from mlgen.variants.base import JOB_ENDS, Driver, Rendered, durations
 
 if TYPE_CHECKING:
     from mlgen.timeline import Timeline
@@ -27,7 +29,18 @@ class Parallel:
     companions: tuple[str, ...] = ()
     entrypoint = True
 
+    def fits(self, batch: spec.Batch) -> str:
+        if batch.stages:
+            return (
+                "the parallel variant starts every job at once, which would break "
+                "spec.stages' order; list stages (and sequential, one job at a time) in "
+                "spec.variants instead"
+            )
+        return ""
+
     def render(self, batch: spec.Batch) -> Rendered:
+        if self.fits(batch):
+            raise RenderError(f"{batch.at('spec.variants')}: {self.fits(batch)}")
         indexed_job.check_shared(batch, fix="set spec.variants: [sequential]")
         out = indexed_job.render(
             batch,
@@ -43,12 +56,17 @@ class Parallel:
         )
 
     def predict(
-        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+        self,
+        batch: spec.Batch,
+        *,
+        parallelism: int,
+        overheads: Mapping[str, float],
+        ideal: bool = False,
     ) -> float:
         return schedule.parallel(
-            durations,
+            durations(batch.jobs),
             parallelism=parallelism,
-            overhead=overhead,
+            overhead=overheads[self.name],
             lag=0.0 if ideal else schedule.COMPLETION_LAG,
             rate=None if ideal else schedule.START_RATE,
         )

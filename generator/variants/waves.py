@@ -8,12 +8,13 @@ step after it, and nothing before.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlgen import checks, contract, flux, naming, pod, schedule, spec
 from mlgen.errors import RenderError
-from mlgen.variants.base import JOB_ENDS, Driver, Rendered
+from mlgen.variants.base import JOB_ENDS, Driver, Rendered, durations
 
 if TYPE_CHECKING:
     from mlgen.timeline import Timeline
@@ -34,52 +35,18 @@ def steps(batch: spec.Batch) -> list[Step]:
     previous = ""
     width = len(str(len(batch.jobs) - 1))
     for job in batch.jobs:
-        labels = pod.labels(batch, variant="sequential", job=job, step=job.index)
-        template = pod.template(
+        previous, manifest = one_job(
             batch,
             job,
-            labels=dict(labels),
-            annotations=pod.hints(batch, [job]),
-            command=pod.literals(job.command) if job.command is not None else None,
-            args=pod.literals(job.args),
-            env=[
-                *pod.env_entries(job.env, job.secret_env),
-                {"name": contract.JOB_NAME_ENV, "value": job.name},
-            ],
-        )
-        job_spec: dict[str, object] = {
-            "backoffLimit": job.retries,
-            "podReplacementPolicy": "Failed",
-            "podFailurePolicy": pod.failure_policy(),
-            "template": template,
-        }
-        digest = naming.content_hash({"spec": job_spec, "previous": previous})
-        previous = digest
-        if batch.queue:
-            labels[contract.QUEUE] = batch.queue
-        manifest: dict[str, Any] = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {
-                "name": naming.job_name(
-                    batch.name,
-                    job.name,
-                    digest=digest,
-                    where=batch.at_job(job.index, "name"),
-                ),
-                "namespace": batch.namespace,
-                "labels": labels,
-                # Mutable metadata, outside the hash: an estimate edit re-runs nothing.
-                "annotations": {
-                    contract.SYNC_WAVE: str(job.index),
-                    contract.STEP_NAME: job.name,
-                    contract.STRATEGY: Waves.name,
-                    contract.ON_FAILURE: batch.on_failure,
-                    contract.PLANNED_DURATIONS: pod.planned([job]),
-                },
+            previous=previous,
+            variant="sequential",
+            step=job.index,
+            notes={
+                contract.SYNC_WAVE: str(job.index),
+                contract.STRATEGY: Waves.name,
+                contract.ON_FAILURE: batch.on_failure,
             },
-            "spec": job_spec,
-        }
+        )
         out.append(
             Step(
                 number=job.index,
@@ -89,6 +56,65 @@ def steps(batch: spec.Batch) -> list[Step]:
             )
         )
     return out
+
+
+def one_job(
+    batch: spec.Batch,
+    job: spec.Job,
+    *,
+    previous: str,
+    variant: str,
+    step: int,
+    notes: dict[str, str],
+) -> tuple[str, dict[str, Any]]:
+    """One job as a plain Job with its own pod template, and its hash, which covers
+    `previous` (the hash of what runs before it): editing an earlier job renames this
+    one. `notes` are the run's annotations (wave, strategy, onFailure)."""
+    labels = pod.labels(batch, variant=variant, job=job, step=step)
+    template = pod.template(
+        batch,
+        job,
+        labels=dict(labels),
+        annotations=pod.hints(batch, [job]),
+        command=pod.literals(job.command) if job.command is not None else None,
+        args=pod.literals(job.args),
+        env=[
+            *pod.env_entries(job.env, job.secret_env),
+            {"name": contract.JOB_NAME_ENV, "value": job.name},
+        ],
+    )
+    job_spec: dict[str, object] = {
+        "backoffLimit": job.retries,
+        "podReplacementPolicy": "Failed",
+        "podFailurePolicy": pod.failure_policy(),
+        "template": template,
+    }
+    digest = naming.content_hash({"spec": job_spec, "previous": previous})
+    if batch.queue:
+        labels[contract.QUEUE] = batch.queue
+    manifest: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": naming.job_name(
+                batch.name,
+                job.name,
+                digest=digest,
+                where=batch.at_job(job.index, "name"),
+            ),
+            "namespace": batch.namespace,
+            "labels": labels,
+            # Mutable metadata, outside the hash: an estimate edit re-runs nothing.
+            "annotations": {
+                contract.SYNC_WAVE: notes[contract.SYNC_WAVE],
+                contract.STEP_NAME: job.name,
+                **notes,
+                contract.PLANNED_DURATIONS: pod.planned([job]),
+            },
+        },
+        "spec": job_spec,
+    }
+    return digest, manifest
 
 
 class Waves:
@@ -117,11 +143,19 @@ class Waves:
             files["flux/kustomizations.yaml"] = flux.chain(batch, rendered)
         return Rendered(files=files, resources=[f"{s.directory}/job.yaml" for s in rendered])
 
+    def fits(self, batch: spec.Batch) -> str:
+        return ""  # any batch runs one job after another (a staged one in stage order)
+
     def predict(
-        self, durations: list[float], *, parallelism: int, overhead: float, ideal: bool = False
+        self,
+        batch: spec.Batch,
+        *,
+        parallelism: int,
+        overheads: Mapping[str, float],
+        ideal: bool = False,
     ) -> float:
         lag = 0.0 if ideal else schedule.COMPLETION_LAG
-        return schedule.sequential(durations, overhead=overhead, lag=lag)
+        return schedule.sequential(durations(batch.jobs), overhead=overheads[self.name], lag=lag)
 
     def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
         checks.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)
