@@ -250,6 +250,15 @@ def warnings(batch: spec.Batch) -> list[str]:
                 "every step after a failure under Argo CD",
             )
         )
+    found += [
+        (
+            batch.at(f"spec.stages[{stage.index}].onFailure"),
+            "Argo CD stops at a failed wave and Flux at a failed Kustomization whatever "
+            "onFailure says; `continue` lets the later stages run under `mlgen apply` only",
+        )
+        for stage in batch.stages
+        if stage.on_failure == "continue"
+    ]
     return messages.by_file_and_line(places.collapse(found), files=[batch.source])
 
 

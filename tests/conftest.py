@@ -42,15 +42,18 @@ def batch_doc(**spec_overrides: Any) -> dict[str, Any]:
 
 
 def staged_doc(plan: dict[str, list[str]] | None = None, **stage_fields: Any) -> dict[str, Any]:
-    """The base batch in stages (default: a → b, c with p = 2): `plan` maps each stage to
-    its jobs, in order; `stage_fields` add to a stage by name (`sweep={"onFailure": ...}`)."""
+    """The base batch in stages (default: a, then b and c at once): `plan` maps each stage
+    to its jobs (`echo <name>` each), in order; `stage_fields` add to a stage by name
+    (`sweep={"parallelism": 2}`)."""
     plan = plan or {"prep": ["a"], "sweep": ["b", "c"]}
     doc = batch_doc()
     doc["spec"].pop("parallelism")
     doc["spec"]["stages"] = [{"name": name, **stage_fields.get(name, {})} for name in plan]
-    stage_of = {job: stage for stage, jobs in plan.items() for job in jobs}
-    for job in doc["spec"]["jobs"]:
-        job["stage"] = stage_of[job["name"]]
+    doc["spec"]["jobs"] = [
+        {"name": job, "stage": stage, "args": [f"echo {job}"]}
+        for stage, jobs in plan.items()
+        for job in jobs
+    ]
     return doc
 
 

@@ -221,13 +221,13 @@ def test_each_variant_runs_its_checks_on_a_timeline() -> None:
     batch = load(batch_doc())  # jobs a, b, c of 2 s
     good = chain((0.0, 2.1), (2.2, 4.3), (4.4, 6.5), names=["a", "b", "c"])
     for name in ("waves", "indexed"):
-        variants.get(name).check(good, batch, epsilon=0.5, slack=0.5)
+        tight = checks.Epsilon(client=0.5, controller=0.5)
+        variants.get(name).check(good, batch, epsilon=tight)
         with pytest.raises(AssertionError, match="out of order"):
             variants.get(name).check(
                 chain((0, 2), (2.1, 4.1), (4.2, 6.2), names=["b", "a", "c"]),
                 batch,
-                epsilon=0.5,
-                slack=0.5,
+                epsilon=tight,
             )
     two = indexed(
         (0, 0.0, 2.0, "Succeeded"),
@@ -235,7 +235,7 @@ def test_each_variant_runs_its_checks_on_a_timeline() -> None:
         (2, 2.3, 4.3, "Succeeded"),
         span=(0.0, 4.6),
     )
-    variants.get("parallel").check(two, batch, epsilon=1.5, slack=0.5)
+    variants.get("parallel").check(two, batch, epsilon=checks.Epsilon(client=0.5, controller=1.5))
 
 
 def test_ran_for_takes_the_containers_own_times_when_a_kubelet_reports_late() -> None:

@@ -68,7 +68,7 @@ class Gang:
             durations, parallelism=len(durations), overhead=overheads[self.name]
         )
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: checks.Epsilon) -> None:
         checks.all_complete(timeline)
 
 

@@ -227,6 +227,34 @@ def sleeper_batch(
     return doc
 
 
+def staged_batch(
+    name: str,
+    plan: dict[str, Sequence[int]],
+    *,
+    parallelism: dict[str, int] | None = None,
+    on_failure: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A sleeper batch in stages: `plan` maps each stage, in order, to its jobs' durations
+    (jobs `<stage>-<i>`); a stage's jobs share one pod template, so a stage of many is one
+    Indexed Job."""
+    doc = sleeper_batch(name, durations=[d for spans in plan.values() for d in spans])
+    doc["spec"].pop("sequential")
+    doc["spec"]["stages"] = [
+        {
+            "name": stage,
+            **({"parallelism": (parallelism or {})[stage]} if stage in (parallelism or {}) else {}),
+            **({"onFailure": (on_failure or {})[stage]} if stage in (on_failure or {}) else {}),
+        }
+        for stage in plan
+    ]
+    jobs = iter(doc["spec"]["jobs"])
+    for stage, spans in plan.items():
+        for i in range(len(spans)):
+            job = next(jobs)
+            job["name"], job["stage"] = f"{stage}-{i}", stage
+    return doc
+
+
 def client_for(client: kube.Kube, placement: standin.Placement | None) -> kube.Kube:
     """The session's client, or one that runs stand-ins where kubelets are real."""
     return client if placement is None else standin.StandinKube(client, placement)

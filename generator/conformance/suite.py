@@ -36,4 +36,4 @@ def test_batch_conforms(
 def check_result(result: runner.RunResult, epsilon: Epsilon) -> None:
     """The checks for a run that should have succeeded, by variant."""
     unit = variants.select(result.batch, result.variant)
-    unit.check(result.timeline, result.batch, epsilon=epsilon.of(unit), slack=epsilon.slack)
+    unit.check(result.timeline, result.batch, epsilon=epsilon)

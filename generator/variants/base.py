@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from mlgen import spec
+    from mlgen.checks import Epsilon
     from mlgen.timeline import Timeline
 
 # The Job conditions that end a wait: success first, then failure.
@@ -69,10 +70,11 @@ class Variant(Protocol):
         strategy by name (its own, and any it runs parts of the batch like); `ideal`: the
         schedule alone, without the Job controller's completion lag and start rate."""
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: Epsilon) -> None:
         """Raise AssertionError when a successful run broke one of the variant's promises;
-        `slack` is how much longer than planned a pod may run (process start on real
-        nodes)."""
+        `epsilon` is the cluster's per-step overhead per driver (`Epsilon.of(unit)` for a
+        strategy with one driver) and its slack, how much longer than planned a pod may run
+        (process start on real nodes)."""
 
 
 def durations(jobs: tuple[spec.Job, ...] | list[spec.Job]) -> list[float]:

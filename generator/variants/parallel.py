@@ -71,14 +71,14 @@ class Parallel:
             rate=None if ideal else schedule.START_RATE,
         )
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: checks.Epsilon) -> None:
         checks.all_complete(timeline)
-        checks.ran_for(timeline, checks.planned(batch), slack=slack)
+        checks.ran_for(timeline, checks.planned(batch), slack=epsilon.slack)
         checks.parallel_bounds(
             timeline,
             checks.planned_all(batch),
             parallelism=batch.parallelism,
-            epsilon=epsilon,
+            epsilon=epsilon.of(self),
         )
 
 

@@ -140,10 +140,12 @@ class Stages:
                 total += max(spans) + lag
         return total + overheads[self.name] * max(len(batch.stages) - 1, 0)
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: checks.Epsilon) -> None:
         checks.all_complete(timeline)
-        checks.ran_for(timeline, checks.planned(batch), slack=slack)
-        checks.stages_bounds(timeline, batch, epsilon=epsilon)
+        checks.ran_for(timeline, checks.planned(batch), slack=epsilon.slack)
+        # Two drivers: the client starts each stage, the Job controller the rounds in it.
+        within = epsilon.round if epsilon.round is not None else epsilon.controller
+        checks.stages_bounds(timeline, batch, between=epsilon.client, within=within)
 
 
 def _group(

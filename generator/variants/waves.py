@@ -157,8 +157,8 @@ class Waves:
         lag = 0.0 if ideal else schedule.COMPLETION_LAG
         return schedule.sequential(durations(batch.jobs), overhead=overheads[self.name], lag=lag)
 
-    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: float, slack: float) -> None:
-        checks.check_sequential(timeline, batch, epsilon=epsilon, slack=slack)
+    def check(self, timeline: Timeline, batch: spec.Batch, *, epsilon: checks.Epsilon) -> None:
+        checks.check_sequential(timeline, batch, epsilon=epsilon.of(self), slack=epsilon.slack)
 
 
 VARIANT = Waves()
