@@ -56,6 +56,8 @@ class MatrixEntry(spec.JobFields):
     """A template of each expanded job's name over the axes, like lr-{{ lr }}."""
     matrix: Matrix
     """The axes, each a list of values, and include and exclude: one job per combination."""
+    stage: spec.DnsLabel | None = None
+    """The stage every expanded job runs in, one of spec.stages' names (with spec.stages)."""
 
 
 @dataclass

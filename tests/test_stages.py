@@ -203,7 +203,7 @@ def test_flux_gets_one_kustomization_per_stage_each_waiting_on_the_one_before() 
     doc = _pipeline()
     doc["spec"]["flux"] = {"source": "gitops", "path": "./clusters/ml/manifests"}
     files = render_doc(doc)
-    chain = list(yaml.safe_load_all(files["demo/flux/stages.yaml"]))
+    chain = list(yaml.safe_load_all(files["demo/flux-stages/kustomizations.yaml"]))
     assert [k["spec"]["path"] for k in chain] == [
         f"./clusters/ml/manifests/demo/stages/{d}" for d in ("0-prep", "1-sweep", "2-eval")
     ]
@@ -366,3 +366,22 @@ def test_continue_after_a_failed_stage_is_warned_to_hold_for_apply_only() -> Non
     assert "`mlgen apply` only" in warned[0]
     sweep = _jobs(render_doc(_pipeline(onFailure="continue")))[1]
     assert sweep["metadata"]["annotations"][contract.ON_FAILURE] == "continue"
+
+
+def test_rendering_one_variant_keeps_the_other_flux_chain(
+    runner: CliRunner, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sequential and the stages chains live in directories of their own: a Flux root
+    applies a whole directory, and `render --variant` leaves the other one as it is."""
+    monkeypatch.chdir(tmp_path)
+    doc = _pipeline()
+    doc["spec"]["variants"] = ["sequential", "stages"]
+    doc["spec"]["flux"] = {"source": "gitops"}
+    (tmp_path / "batch.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert runner.invoke(app, ["render", "batch.yaml", "-o", "out"]).exit_code == 0
+    chains = ["out/demo/flux/kustomizations.yaml", "out/demo/flux-stages/kustomizations.yaml"]
+    assert all((tmp_path / c).is_file() for c in chains)
+    for variant in ("stages", "sequential"):
+        result = runner.invoke(app, ["render", "batch.yaml", "-o", "out", "--variant", variant])
+        assert result.exit_code == 0, result.output
+        assert all((tmp_path / c).is_file() for c in chains), variant

@@ -21,7 +21,8 @@ from mlgen.cli.validate_cmd import validate_command
 app = typer.Typer(
     name="mlgen",
     help="Render batches of ML jobs into GitOps-ready Kubernetes manifests "
-    "(a sequential-ordered and a parallel variant), and prove them on a cluster.",
+    "(sequential, parallel, or in stages such as prep -> sweep -> eval), and prove them on a "
+    "cluster.",
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,

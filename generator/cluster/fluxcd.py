@@ -49,11 +49,13 @@ class Flux(processes.Group):
     def watch(self, repo: gitops.Repository, *, batch: str, variant: str, namespace: str) -> None:
         if crds.get(self.client, SOURCE_API, "GitRepository", repo.name, NAMESPACE) is None:
             crds.create(self.client, git_repository(repo.name, url=repo.url))
-        # sequential: a root that applies the committed chain; parallel: mlgen renders
-        # no Flux object for it, so one Kustomization waits for the Indexed Job.
+        # sequential, stages: a root that applies the committed chain (its companion
+        # directory); parallel: mlgen renders no Flux object for it, so one Kustomization
+        # waits for the Indexed Job.
+        companion = next(iter(variants.companions(variant)), None)
         path, wait = (
-            (f"./{gitops.MANIFESTS}/{batch}/flux", False)
-            if "flux" in variants.companions(variant)
+            (f"./{gitops.MANIFESTS}/{batch}/{companion}", False)
+            if companion
             else (f"./{gitops.MANIFESTS}/{batch}/{variant}", True)
         )
         root = kustomization(
@@ -68,7 +70,7 @@ class Flux(processes.Group):
     def stopped_at(
         self, repo: gitops.Repository, *, batch: str, variant: str, step: int
     ) -> str | None:
-        names = chain(repo.worktree, batch)
+        names = chain(repo.worktree, batch, companion=variants.companions(variant)[0])
         failed = ready(self.client, "Kustomization", names[step])
         following = ready(self.client, "Kustomization", names[step + 1])
         # Before its own Job ran, the failed step was DependencyNotReady too: not a verdict.
@@ -85,9 +87,9 @@ class Flux(processes.Group):
 
     def diagnose(self, repo: gitops.Repository, *, batch: str, variant: str) -> str:
         names = [gitops.object_name(batch, variant)]
-        rendered = repo.worktree / gitops.MANIFESTS / batch / "flux"
-        if "flux" in variants.companions(variant) and rendered.exists():
-            names += chain(repo.worktree, batch)
+        for companion in variants.companions(variant):
+            if (repo.worktree / gitops.MANIFESTS / batch / companion).exists():
+                names += chain(repo.worktree, batch, companion=companion)
         found = [(n, ready(self.client, "Kustomization", n)) for n in names]
         states = [f"{n}: {c.get('reason', '-')} {c.get('message', '')}" for n, c in found]
         source = ready(self.client, "GitRepository", repo.name)
@@ -199,9 +201,10 @@ def revision(client: kube.Kube, kind: str, name: str) -> str:
     return str(status.get("lastAppliedRevision", ""))
 
 
-def chain(worktree: Path, batch: str) -> list[str]:
-    """The rendered Flux Kustomizations of a batch, in chain order."""
-    text = (worktree / gitops.MANIFESTS / batch / "flux" / "kustomizations.yaml").read_text()
+def chain(worktree: Path, batch: str, *, companion: str = "flux") -> list[str]:
+    """The rendered Flux Kustomizations of a batch, in chain order (`companion`: the
+    directory of the chain, `flux` for the sequential variant's)."""
+    text = (worktree / gitops.MANIFESTS / batch / companion / "kustomizations.yaml").read_text()
     return [d["metadata"]["name"] for d in yaml.safe_load_all(text) if d]
 
 

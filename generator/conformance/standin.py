@@ -195,8 +195,14 @@ def verify(
     )
     problems: list[str] = []
     seen: set[str] = set()
+    by_name = {j.name: j for j in batch.jobs}
     for position, job_object in enumerate(jobs):
         name, namespace = job_object["metadata"]["name"], batch.namespace
+        # Which batch job a pod ran, as the rendered Job says it: its step, or its
+        # index's name in an Indexed Job (a stage's group is one among several Jobs).
+        notes = job_object["metadata"].get("annotations") or {}
+        indexed = [n for n in notes.get(contract.JOB_NAMES, "").split(",") if n]
+        step = notes.get(contract.STEP_NAME)
         with kube.errors(f"listing the pods of Job {namespace}/{name}"):
             pods = client.core.list_namespaced_pod(
                 namespace, label_selector=f"batch.kubernetes.io/job-name={name}"
@@ -205,7 +211,12 @@ def verify(
             if each.status.phase not in ("Succeeded", "Failed"):
                 continue
             index = (each.metadata.labels or {}).get(contract.COMPLETION_INDEX)
-            job = batch.jobs[int(index) if index is not None else position]
+            if index is not None and indexed:
+                job = by_name[indexed[int(index)]]
+            elif step in by_name:
+                job = by_name[step]
+            else:
+                job = batch.jobs[int(index) if index is not None else position]
             with kube.errors(f"reading the log of pod {namespace}/{each.metadata.name}"):
                 log = client.core.read_namespaced_pod_log(each.metadata.name, namespace)
             try:

@@ -1,7 +1,8 @@
 """Stages: prep → sweep → eval in one batch; stage k+1 starts only after stage k completed.
 
 Each stage is one sync wave (Argo CD, `mlgen apply`) and, with `spec.flux`, one Flux
-Kustomization that `dependsOn` the previous stage's with `wait: true`. A stage renders as:
+Kustomization that `dependsOn` the previous stage's with `wait: true`
+(`<batch>/flux-stages/kustomizations.yaml`, beside the sequential chain's `flux/`). A stage renders as:
 
 - one job: a plain Job, as a waves step;
 - jobs that can share one pod template (they differ only in args, env and
@@ -66,7 +67,9 @@ class Stages:
     driver: Driver = "client"  # what starts stage k+1: apply or a GitOps tool
     rounds = True  # a stage's group starts p pods together
     overhead = 0.1  # seconds between stages, measured on the local control plane (waves)
-    companions: tuple[str, ...] = ("flux",)
+    # Its own Flux directory: a Flux root applies every file of the directory it points
+    # at, so a batch rendering the sequential chain too keeps the two apart.
+    companions: tuple[str, ...] = ("flux-stages",)
     entrypoint = True  # an Indexed Job stage starts through mlgen's /bin/sh entrypoint
 
     def fits(self, batch: spec.Batch) -> str:
@@ -109,7 +112,7 @@ class Stages:
                 )
             )
         if batch.flux is not None:
-            files["flux/stages.yaml"] = flux.links(batch, chain)
+            files["flux-stages/kustomizations.yaml"] = flux.links(batch, chain)
         return Rendered(files=files, resources=resources)
 
     def predict(
@@ -155,7 +158,11 @@ def _group(
     stage = group.stage
     if group.form == "indexed":
         sub = dataclasses.replace(batch, jobs=group.jobs)
-        indexed_job.check_shared(sub, fix="give the stage's jobs one image and resources")
+        indexed_job.check_shared(
+            sub,
+            fix="the stage's jobs share one Indexed Job, so they may differ only in args, env "
+            "and expectedDuration; move what differs into a stage of its own",
+        )
         out = indexed_job.render(
             sub,
             variant=Stages.directory,
