@@ -6,7 +6,10 @@ Layout, relative to the output directory (each variant unit says what it writes)
     <batch>/sequential/<NN>-<job>/job.yaml      (waves: a directory a step, for Flux)
     <batch>/sequential/params.yaml, job.yaml    (indexed)
     <batch>/parallel/kustomization.yaml, params.yaml, job.yaml
-    <batch>/flux/kustomizations.yaml            (with spec.flux)
+    <batch>/stages/kustomization.yaml
+    <batch>/stages/<k>-<stage>/job.yaml         (a wave a stage; params.yaml beside an Indexed Job)
+    <batch>/flux/kustomizations.yaml            (with spec.flux: the sequential chain)
+    <batch>/flux/stages.yaml                    (with spec.flux: the stages chain)
 
 Every object is schema-validated before a single file is returned.
 """

@@ -314,7 +314,8 @@ class Sequential(_Model):
 
 
 class Flux(_Model):
-    """Where Flux finds the rendered tree: renders `<batch>/flux/kustomizations.yaml`."""
+    """Where Flux finds the rendered tree: renders `<batch>/flux/kustomizations.yaml`
+    (sequential) and `<batch>/flux/stages.yaml` (stages)."""
 
     source: DnsLabel
     """The Flux GitRepository that holds the rendered manifests."""
@@ -341,7 +342,8 @@ class Spec(_Model):
     simulated: bool = False
     """For a simulated cluster (KWOK): pods carry run times and simulate hints; default false."""
     parallelism: int | None = Field(default=None, ge=1, le=100_000)
-    """The most pods the parallel variant runs at once; default one per job."""
+    """The most pods the parallel variant runs at once, and each stage's default; default one
+    per job."""
     sequential: Sequential = Field(default_factory=Sequential)
     """How the sequential variant runs: strategy and onFailure."""
     queue: LabelValue | None = None

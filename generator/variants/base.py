@@ -34,8 +34,8 @@ class Rendered:
 
 
 class Variant(Protocol):
-    name: str  # waves | indexed | parallel: the `mlgen.io/strategy` annotation
-    directory: str  # sequential | parallel: the output directory and `spec.variants` name
+    name: str  # waves | indexed | parallel | stages: the `mlgen.io/strategy` annotation
+    directory: str  # sequential | parallel | stages: the output directory and `spec.variants` name
     ends: tuple[str, ...]  # Job conditions that end `mlgen apply`'s wait, success first
     # Whether `mlgen apply` may move on once the Job's one pod has succeeded (the Job's
     # final condition is still awaited and checked before apply returns).
