@@ -315,7 +315,7 @@ class Sequential(_Model):
 
 class Flux(_Model):
     """Where Flux finds the rendered tree: renders `<batch>/flux/kustomizations.yaml`
-    (sequential) and `<batch>/flux/stages.yaml` (stages)."""
+    (sequential) and `<batch>/flux-stages/kustomizations.yaml` (stages)."""
 
     source: DnsLabel
     """The Flux GitRepository that holds the rendered manifests."""

@@ -2,7 +2,8 @@
 
 Each stage is one sync wave (Argo CD, `mlgen apply`) and, with `spec.flux`, one Flux
 Kustomization that `dependsOn` the previous stage's with `wait: true`
-(`<batch>/flux-stages/kustomizations.yaml`, beside the sequential chain's `flux/`). A stage renders as:
+(`<batch>/flux-stages/kustomizations.yaml`, beside the sequential chain's `flux/`).
+A stage renders as:
 
 - one job: a plain Job, as a waves step;
 - jobs that can share one pod template (they differ only in args, env and
