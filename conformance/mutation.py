@@ -38,6 +38,7 @@ FAST = [
     "tests/test_past_ten.py",
     "tests/test_references.py",
     "tests/test_pod_security.py",
+    "tests/test_stages.py",
 ]
 CONFORMANCE = ["conformance/test_admission.py", "conformance/test_scenarios.py"]
 
@@ -199,6 +200,28 @@ MUTANTS = [
         kind_only="KWOK's pods mount nothing, so a ConfigMap that comes after its Job stops "
         "no simulated pod; on a real kubelet the Job's pods wait for it and Argo CD waits on "
         "the Job",
+    ),
+    Mutant(
+        "every stage in one wave",
+        (
+            (
+                "generator/variants/stages.py",
+                "contract.SYNC_WAVE: str(stage.index),",
+                'contract.SYNC_WAVE: "0",',
+            ),
+        ),
+        conformance=("conformance/test_stages.py",),
+    ),
+    Mutant(
+        "stage parallelism ignored",
+        (
+            (
+                "generator/variants/stages.py",
+                "parallelism=stage.parallelism,\n            max_failed_indexes=None",
+                "parallelism=len(group.jobs),\n            max_failed_indexes=None",
+            ),
+        ),
+        conformance=("conformance/test_stages.py",),
     ),
     Mutant(
         "privileged through podPatch unchecked",
