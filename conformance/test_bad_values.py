@@ -313,7 +313,7 @@ CORPUS = [
     Bad(
         "patch-negative-emptydir",
         patched({"spec": {"volumes": [{"name": "s", "emptyDir": {"sizeLimit": "-1Gi"}}]}}),
-        "spec.jobs[0].podPatch",
+        "spec.defaults.podPatch",  # where the patch is written: every job inherits it
         True,
     ),
     Bad(
@@ -330,7 +330,7 @@ CORPUS = [
                 }
             }
         ),
-        "spec.jobs[0].podPatch",
+        "spec.defaults.podPatch",  # where the patch is written: every job inherits it
         True,
     ),
     Bad(
@@ -350,19 +350,19 @@ CORPUS = [
                 }
             }
         ),
-        "spec.jobs[0].podPatch",
+        "spec.defaults.podPatch",  # where the patch is written: every job inherits it
         True,
     ),
     Bad(
         "patch-label-key",
         patched({"metadata": {"labels": {"team/a/b": "x"}}}),
-        "spec.jobs[0].podPatch",
+        "spec.defaults.podPatch",  # where the patch is written: every job inherits it
         True,
     ),
     Bad(
         "patch-label-value",
         patched({"metadata": {"labels": {"team": "-bad-"}}}),
-        "spec.jobs[0].podPatch",
+        "spec.defaults.podPatch",  # where the patch is written: every job inherits it
         True,
     ),
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlgen import contract, spec
+from mlgen.errors import SpecError
 
 if TYPE_CHECKING:
     from mlgen.variants.waves import Step
@@ -38,6 +39,7 @@ def chain(batch: spec.Batch, steps: Sequence[Step]) -> list[dict[str, Any]]:
                 name=f"{batch.name}-{step.directory}",
                 path=f"sequential/{step.directory}",
                 seconds=step.job.timeout_seconds or 2 * (step.job.expected_seconds or 0),
+                where=batch.at_job(step.job.index, "name"),
             )
             for step in steps
         ],
@@ -52,6 +54,12 @@ class Link:
     name: str
     path: str
     seconds: int
+    where: str = "metadata.name"  # `file:line: path` of the field that names it
+
+
+# Flux labels every object a Kustomization applies with the Kustomization's name
+# (kustomize.toolkit.fluxcd.io/name), and a label value holds 63 characters.
+NAME_BUDGET = 63
 
 
 def links(batch: spec.Batch, chain: Sequence[Link]) -> list[dict[str, Any]]:
@@ -59,7 +67,13 @@ def links(batch: spec.Batch, chain: Sequence[Link]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     previous: str | None = None
     for link in chain:
-        name = link.name[:253]
+        name = link.name
+        if len(name) > NAME_BUDGET:
+            raise SpecError(
+                f"{link.where}: the Flux Kustomization {name!r} is {len(name) - NAME_BUDGET} "
+                f"character(s) over {NAME_BUDGET}: Flux puts its name in a label on every "
+                "object it applies; shorten the batch name or this name"
+            )
         kustomization = _kustomization(name, f"{batch.name}/{link.path}", link.seconds, batch=batch)
         if previous is not None:
             kustomization["spec"]["dependsOn"] = [{"name": previous}]

@@ -83,6 +83,8 @@ def render(
     parallelism: int,
     max_failed_indexes: int | None,
     previous: str = "",
+    where: str | None = None,
+    what: str = "batch or job name",
 ) -> Rendered:
     """The ConfigMap and the Indexed Job; `variant` is the output directory, `strategy`
     the variant unit (recorded on the Job for `mlgen apply` and the timeline), `infix`
@@ -160,7 +162,8 @@ def render(
             {"spec": job_spec, "previous": previous} if previous else job_spec
         ),
         completions=len(jobs),
-        where=batch.at("metadata.name"),
+        where=where or batch.at("metadata.name"),
+        what=what,
     )
     job_labels = pod.labels(batch, variant=variant)
     if batch.queue:

@@ -64,11 +64,26 @@ def reason(client: kube.Kube, pod: dict[str, Any]) -> str:
         events = client.events(meta.get("namespace", ""), about=meta.get("name", ""))
     except ClusterError:  # events may be out of the user's reach: no word, not a failure
         return ""
-    warnings = [e for e in events if e.get("type") == "Warning"]
+    # Only a warning nothing has overtaken: a pod scheduled after a FailedScheduling, or
+    # one whose image pull started after a failed mount, is on its way, not stuck.
+    settled = max((_when(e) for e in events if e.get("type") == "Normal"), default="")
+    scheduled = _scheduled(pod)
+    warnings = [
+        e
+        for e in events
+        if e.get("type") == "Warning"
+        and _when(e) >= settled
+        and not (scheduled and e.get("reason") == "FailedScheduling")
+    ]
     if not warnings:
         return ""
     last = max(warnings, key=_when)
     return f"{last.get('reason')}: {last.get('message')}"
+
+
+def _scheduled(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "True" for c in conditions)
 
 
 def _when(event: dict[str, Any]) -> str:
@@ -124,9 +139,12 @@ class Watch:
         self.since: dict[str, float] = {}
 
     def note(self, pods: list[dict[str, Any]], *, now: float) -> None:
-        """Take a listing of the unfinished pods; a pod that appeared, started, ended (left
-        the listing) or runs is progress."""
-        state = ";".join(sorted(f"{_name(p)}={_phase(p)}/{_running(p)}" for p in pods))
+        """Take a listing of the unfinished pods; a pod that appeared, was scheduled,
+        started, ended (left the listing) or runs is progress."""
+        # Being scheduled is progress too: the pod then waits for its image, not a node.
+        state = ";".join(
+            sorted(f"{_name(p)}={_phase(p)}/{_scheduled(p)}/{_running(p)}" for p in pods)
+        )
         if state != self.state or any(_phase(p) == "Running" for p in pods):
             self.state, self.moved = state, now
         waiting = {_name(p) for p in pods if _phase(p) == "Pending"}

@@ -23,9 +23,15 @@ def content_hash(value: object) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
-def job_name(*parts: str, digest: str, completions: int = 1, where: str = "metadata.name") -> str:
+def job_name(
+    *parts: str,
+    digest: str,
+    completions: int = 1,
+    where: str = "metadata.name",
+    what: str = "batch or job name",
+) -> str:
     """`<parts>-<digest>`, checked so that `<name>-<completions-1>` fits 63 characters;
-    `where` (`file:line: path`) names the field to shorten."""
+    `where` (`file:line: path`) names the field to shorten, `what` says it in words."""
     name = "-".join((*parts, digest))
     longest = f"{name}-{max(completions - 1, 0)}"
     if len(longest) > NAME_BUDGET:
@@ -33,8 +39,7 @@ def job_name(*parts: str, digest: str, completions: int = 1, where: str = "metad
         raise SpecError(
             f"{where}: the rendered Job name {name!r} leaves pod "
             f"hostnames like {longest!r} {over} character(s) over Kubernetes' "
-            f"{NAME_BUDGET}-character limit; shorten the batch or job name by "
-            f"{over}"
+            f"{NAME_BUDGET}-character limit; shorten the {what} by {over}"
         )
     return name
 

@@ -57,7 +57,7 @@ def test_the_reason_is_the_clusters_own_words() -> None:
             "type": "Normal",
             "reason": "Scheduled",
             "message": "x",
-            "lastTimestamp": "2025-01-01T00:00:09Z",
+            "lastTimestamp": "2025-01-01T00:00:00Z",
         },
         {
             "type": "Warning",
@@ -68,6 +68,46 @@ def test_the_reason_is_the_clusters_own_words() -> None:
     ]
     said = lookout.reason(Fake(events=events), pending())
     assert said == 'FailedMount: persistentvolumeclaim "imagenet" not found'
+
+
+def test_a_warning_the_pod_has_moved_past_is_no_reason() -> None:
+    """FailedScheduling, then scheduled and pulling a large image: on its way, not stuck,
+    however long the pull takes."""
+    events = [
+        {
+            "type": "Warning",
+            "reason": "FailedScheduling",
+            "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.",
+            "lastTimestamp": "2025-01-01T00:00:01Z",
+        },
+        {
+            "type": "Normal",
+            "reason": "Pulling",
+            "message": 'Pulling image "trainer:2.4"',
+            "lastTimestamp": "2025-01-01T00:00:30Z",
+        },
+    ]
+    scheduled = {"type": "PodScheduled", "status": "True"}
+    pulling = pending(conditions=[scheduled])
+    assert lookout.reason(Fake(events=events), pulling) == ""
+    # Scheduled but with no later Normal event: the old FailedScheduling is still not it.
+    assert lookout.reason(Fake(events=events[:1]), pulling) == ""
+    said: list[str] = []
+    look = lookout.Lookout(
+        Fake(pods=[pulling], events=events), selector="s", bound=600, labels={}, say=said.append
+    )
+    clock = [1000.0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lookout.time, "monotonic", lambda: clock[0])
+        look.look("t")
+        clock[0] += 601
+        look.look("t")  # no StuckError: the cluster gives no reason to call it stuck
+    assert said == []
+    # Being scheduled is progress: a pod Pending unscheduled, then scheduled, moved.
+    watch = lookout.Watch(now=0.0)
+    watch.note([pending()], now=0.0)
+    watch.note([pulling], now=50.0)
+    assert watch.moved == 50.0
 
 
 def test_events_out_of_reach_are_no_reason_not_a_failure() -> None:

@@ -342,8 +342,8 @@ def test_waves_refuse_simulated_fail_attempts_they_cannot_count() -> None:
     doc["spec"]["jobs"][1]["simulate"] = {"exitCode": 3, "failAttempts": 1}
     with pytest.raises(
         RenderError,
-        match=r"spec.jobs\[1\].simulate.failAttempts: a waves step "
-        r"is a plain Job.*strategy: indexed",
+        match=r"spec.jobs\[1\].simulate.failAttempts: job 'b' renders as a plain Job"
+        r".*strategy: indexed",
     ):
         render_doc(doc, variants=("sequential",))
     assert render_doc(doc, variants=("parallel",))

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from mlgen import apply, checks, contract, estimate, validation, variants
 from mlgen.cli.app import app
-from mlgen.errors import JobFailedError, RenderError
+from mlgen.errors import JobFailedError, RenderError, SpecError
 from mlgen.timeline import JobRecord, PodRecord, Timeline
 
 from .conftest import batch_doc, load, objects, render_doc, staged_doc
@@ -166,7 +166,9 @@ def test_members_that_differ_in_image_run_as_a_job_each_when_p_allows_all() -> N
     assert all("completionMode" not in j["spec"] for j in jobs)
     doc = _pipeline(parallelism=2)
     doc["spec"]["jobs"][2]["image"] = "busybox:1.36.1"
-    with pytest.raises(RenderError, match="its parallelism 2 cannot be kept for 3 jobs") as e:
+    with pytest.raises(
+        RenderError, match=r"its parallelism 2 \(from .*\) cannot be kept for 3"
+    ) as e:
         render_doc(doc)
     assert "differs from job 'b' in image" in str(e.value)
     assert str(e.value).startswith("batch.yaml:")
@@ -226,19 +228,16 @@ def test_apply_runs_each_stage_after_the_one_before_and_stops_after_a_failure() 
     rendered = [o for o in objects(render_doc(_pipeline())) if "metadata" in o]
     cluster = FakeCluster()
     apply.run(cluster, rendered, timeout=60, progress=lambda _: None)  # type: ignore[arg-type]
-    applied = [c.split()[1] for c in cluster.calls if c.startswith("apply ")]
-    jobs = [j["metadata"]["name"] for j in rendered if j["kind"] == "Job"]
     by_stage = {
         j["metadata"]["annotations"][contract.STAGE_NAME]: j["metadata"]["name"]
         for j in rendered
         if j["kind"] == "Job"
     }
-    assert [a for a in applied if a in jobs] == [by_stage[s] for s in ("prep", "sweep", "eval")]
-    waited = [c.split()[1] for c in cluster.calls if c.startswith("job ")]
+    calls = cluster.calls
     for first, then in itertools.pairwise(["prep", "sweep", "eval"]):
-        # each stage is applied only after the one before was awaited to its end
-        assert applied.index(by_stage[then]) > 0
-        assert waited.index(by_stage[first]) < waited.index(by_stage[then])
+        # Stage k+1 is applied only after stage k was awaited to its end.
+        assert calls.index(f"apply {by_stage[first]}") < calls.index(f"job {by_stage[first]}")
+        assert calls.index(f"job {by_stage[first]}") < calls.index(f"apply {by_stage[then]}")
     failing = FakeCluster(failing={by_stage["sweep"]})
     with pytest.raises(JobFailedError):
         apply.run(failing, rendered, timeout=60, progress=lambda _: None)  # type: ignore[arg-type]
@@ -385,3 +384,54 @@ def test_rendering_one_variant_keeps_the_other_flux_chain(
         result = runner.invoke(app, ["render", "batch.yaml", "-o", "out", "--variant", variant])
         assert result.exit_code == 0, result.output
         assert all((tmp_path / c).is_file() for c in chains), variant
+
+
+def test_names_that_flux_or_pods_could_not_carry_are_refused_at_the_stage() -> None:
+    doc = _pipeline()
+    doc["spec"]["flux"] = {"source": "gitops"}
+    doc["spec"]["stages"][2]["name"] = "e" * 50
+    for job in doc["spec"]["jobs"][4:]:
+        job["stage"] = "e" * 50
+    with pytest.raises(SpecError, match=r"spec\.stages\[2\]\.name: the Flux Kustomization"):
+        render_doc(doc)
+    long_sweep = _pipeline()
+    long_sweep["spec"]["stages"][1]["name"] = "s" * 50
+    for job in long_sweep["spec"]["jobs"][1:4]:
+        job["stage"] = "s" * 50
+    with pytest.raises(SpecError, match=r"spec\.stages\[1\]\.name: .*shorten the batch or stage"):
+        render_doc(long_sweep)
+
+
+def test_a_simulated_attempt_count_needs_an_indexed_job_in_a_stage_too() -> None:
+    doc = _pipeline()
+    doc["spec"]["jobs"][0]["simulate"] = {"exitCode": 3, "failAttempts": 1}
+    with pytest.raises(RenderError, match=r"spec\.jobs\[0\]\.simulate\.failAttempts: job 'a'"):
+        render_doc(doc)
+    doc = _pipeline()
+    doc["spec"]["jobs"][1]["simulate"] = {"exitCode": 3, "failAttempts": 1}
+    render_doc(doc)  # the sweep is one Indexed Job, whose pods count their attempts
+
+
+def test_members_with_their_own_secrets_get_a_job_each_not_each_others_secrets() -> None:
+    doc = _pipeline(parallelism=3)
+    doc["spec"]["jobs"][2]["secretEnv"] = {"TOKEN": "hf/token"}
+    sweep = [
+        j
+        for j in _jobs(render_doc(doc))
+        if j["metadata"]["annotations"][contract.STAGE_NAME] == "sweep"
+    ]
+    assert len(sweep) == 3 and all("completionMode" not in j["spec"] for j in sweep)
+    doc["spec"]["stages"][1]["parallelism"] = 2
+    with pytest.raises(RenderError, match="differs from job 'b' in secretEnv") as e:
+        render_doc(doc)
+    assert "spec.stages[1].parallelism" in str(e.value)  # where the 2 came from
+
+
+def test_the_flux_timeout_of_a_stage_covers_its_rounds_and_retries() -> None:
+    doc = _pipeline()
+    doc["spec"]["flux"] = {"source": "gitops"}
+    for job in doc["spec"]["jobs"][1:4]:
+        job.update(timeout="1h", retries=2)
+    chain = list(yaml.safe_load_all(render_doc(doc)["demo/flux-stages/kustomizations.yaml"]))
+    # 3 jobs at p = 2 are 2 rounds, each job up to 3 attempts of 1 h: 6 h.
+    assert chain[1]["spec"]["timeout"] == f"{6 * 3600}s"

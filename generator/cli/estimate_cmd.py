@@ -17,7 +17,13 @@ from mlgen.cli.render_cmd import Batches
 def estimate_command(
     batches: Batches,
     parallelism: Annotated[
-        int | None, typer.Option("--parallelism", "-p", min=1, help="Override spec.parallelism.")
+        int | None,
+        typer.Option(
+            "--parallelism",
+            "-p",
+            min=1,
+            help="Override spec.parallelism (a staged batch's stages keep their own).",
+        ),
     ] = None,
     overhead: Annotated[
         float | None,

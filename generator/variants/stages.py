@@ -52,12 +52,28 @@ def groups(batch: spec.Batch) -> list[Group]:
         jobs = batch.stage_jobs(stage)
         if len(jobs) == 1:
             form = "job"
-        elif indexed_job.difference(dataclasses.replace(batch, jobs=jobs)):
+        elif _differs(batch, jobs):
             form = "jobs"
         else:
             form = "indexed"
         out.append(Group(stage=stage, jobs=jobs, form=form))
     return out
+
+
+def _differs(batch: spec.Batch, jobs: tuple[spec.Job, ...]) -> str:
+    """Why these jobs cannot share one pod template ("" when they can): a field of the
+    template, or secretEnv (every pod of an Indexed Job would get every job's secrets)."""
+    differs = indexed_job.difference(dataclasses.replace(batch, jobs=jobs))
+    if differs:
+        return differs
+    first = jobs[0]
+    for job in jobs[1:]:
+        if job.secret_env != first.secret_env:
+            return (
+                f"{batch.at_own('secretEnv', job.index, first.index)}: job {job.name!r} "
+                f"differs from job {first.name!r} in secretEnv"
+            )
+    return ""
 
 
 class Stages:
@@ -110,6 +126,7 @@ class Stages:
                     name=f"{batch.name}-stages-{folder}",
                     path=f"stages/{folder}",
                     seconds=_seconds(group),
+                    where=batch.at(f"spec.stages[{stage.index}].name"),
                 )
             )
         if batch.flux is not None:
@@ -160,9 +177,7 @@ def _group(
     if group.form == "indexed":
         sub = dataclasses.replace(batch, jobs=group.jobs)
         indexed_job.check_shared(
-            sub,
-            fix="the stage's jobs share one Indexed Job, so they may differ only in args, env "
-            "and expectedDuration; move what differs into a stage of its own",
+            sub, fix=f"give stage {stage.name!r} jobs that each need their own pod template"
         )
         out = indexed_job.render(
             sub,
@@ -172,6 +187,8 @@ def _group(
             parallelism=stage.parallelism,
             max_failed_indexes=None,  # a failed member never stops its siblings
             previous=previous,
+            where=batch.at(f"spec.stages[{stage.index}].name"),
+            what="batch or stage name",
         )
         indexed = dict(out.job)
         job_meta = dict(indexed["metadata"])  # type: ignore[call-overload]
@@ -184,13 +201,16 @@ def _group(
         config["metadata"] = config_meta
         digest = naming.content_hash({"job": job_meta["name"], "previous": previous})
         return digest, config, [indexed]
+    waves.no_attempt_count(batch, group.jobs, fix="give the stage jobs that share one pod template")
     if group.form == "jobs" and stage.parallelism < len(group.jobs):
-        differs = indexed_job.difference(dataclasses.replace(batch, jobs=group.jobs))
+        own = f"spec.stages[{stage.index}].parallelism"
+        source = own if own in batch.located.lines else "spec.parallelism"
         raise RenderError(
-            f"{differs}, so stage {stage.name!r} renders a Job each, which start together; "
-            f"its parallelism {stage.parallelism} cannot be kept for {len(group.jobs)} jobs. "
-            "Give the stage's jobs one pod template (they may differ in args, env and "
-            "expectedDuration), or raise the stage's parallelism to its job count"
+            f"{_differs(batch, group.jobs)}, so stage {stage.name!r} renders a Job each, which "
+            f"start together; its parallelism {stage.parallelism} (from {batch.at(source)}) "
+            f"cannot be kept for {len(group.jobs)} jobs. Give the stage's jobs one pod "
+            "template (they may differ in args, env and expectedDuration), or raise the "
+            "stage's parallelism to its job count"
         )
     digests, jobs = [], []
     for job in group.jobs:
@@ -203,10 +223,15 @@ def _group(
 
 
 def _seconds(group: Group) -> int:
-    """How long Flux waits on a stage: twice its schedule, or its longest timeout when
-    that is longer (flux.py raises both to at least 10 minutes)."""
-    makespan, _ = schedule.slots(durations(group.jobs), group.stage.parallelism)
-    return max([int(2 * makespan), *(j.timeout_seconds or 0 for j in group.jobs)])
+    """How long Flux waits on a stage: twice its schedule, or the schedule of every job
+    running to its timeout on each of its 1 + retries attempts when that is longer
+    (flux.py raises both to at least 10 minutes)."""
+    p = group.stage.parallelism
+    planned, _ = schedule.slots(durations(group.jobs), p)
+    worst, _ = schedule.slots(
+        [float((1 + j.retries) * (j.timeout_seconds or 0)) for j in group.jobs], p
+    )
+    return int(max(2 * planned, worst))
 
 
 VARIANT = Stages()

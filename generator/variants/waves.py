@@ -8,7 +8,7 @@ step after it, and nothing before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,18 @@ def steps(batch: spec.Batch) -> list[Step]:
             )
         )
     return out
+
+
+def no_attempt_count(batch: spec.Batch, jobs: Sequence[spec.Job], *, fix: str) -> None:
+    """Refuse `simulate.failAttempts` on jobs rendered as plain Jobs, whose pods carry no
+    attempt count for KWOK (or a stand-in) to count by."""
+    for job in jobs:
+        if job.simulate is not None and job.simulate.failAttempts:
+            raise RenderError(
+                f"{batch.at_job(job.index, 'simulate.failAttempts')}: job {job.name!r} renders "
+                "as a plain Job, whose pods carry no attempt count to simulate by; drop "
+                f"failAttempts (the job then fails every attempt) or {fix}"
+            )
 
 
 def one_job(
@@ -129,14 +141,7 @@ class Waves:
     entrypoint = False
 
     def render(self, batch: spec.Batch) -> Rendered:
-        for job in batch.jobs:
-            if job.simulate is not None and job.simulate.failAttempts:
-                raise RenderError(
-                    f"{batch.at_job(job.index, 'simulate.failAttempts')}: a waves "
-                    "step is a plain Job, whose pods carry no attempt count to simulate by; "
-                    "drop failAttempts (the step then fails every attempt) or use "
-                    "spec.sequential.strategy: indexed"
-                )
+        no_attempt_count(batch, batch.jobs, fix="use spec.sequential.strategy: indexed")
         rendered = steps(batch)
         files = {f"sequential/{s.directory}/job.yaml": [s.manifest] for s in rendered}
         if batch.flux is not None:
