@@ -7,7 +7,8 @@ few GPUs, an image that cannot be pulled. A pod running elsewhere is progress, s
 parallel run queued on capacity (pods Pending while others run, however long) is not
 stuck. The reason is the scheduler's or the kubelet's: the PodScheduled condition's
 reason and message, a container's waiting reason and message, or the pod's latest
-Warning event. `mlgen apply` looks between the slices of its waits (`Lookout`) and calls
+Warning event that nothing has overtaken (no later Normal event; no FailedScheduling once
+the pod is scheduled). `mlgen apply` looks between the slices of its waits (`Lookout`) and calls
 a pod stuck only when the cluster gives such a reason (one pulling a large image is on
 its way); the conformance plugin's stall guard (`conformance/stalls.py`), whose bound is
 calibrated to its clusters, keeps a `Watch` of its own.
