@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlgen import features, limits, manifest, references, spec, validation, variants
-from mlgen.errors import UsageError
+from mlgen.errors import RenderError, UsageError
 
 
 @dataclass
@@ -79,6 +79,9 @@ def render_batch(
     for unit in variants.for_batch(batch):
         if only and unit.directory not in only:
             continue
+        refused = unit.fits(batch)
+        if refused:  # a variant the batch lists but that cannot run it (parallel stages)
+            raise RenderError(f"{batch.at('spec.variants')}: {refused}")
         rendered = unit.render(batch)
         for path, items in rendered.files.items():
             for item in items:

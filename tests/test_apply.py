@@ -432,18 +432,18 @@ def test_a_pod_pending_past_the_bound_fails_the_run_with_the_reason(clock: list[
     assert clock[0] - started == 30, "failed at the bound, not at the --timeout"
 
 
+def _run_bounded(cluster: Any) -> list[str]:
+    """One step applied with a Pending bound of 20 s and an hour's timeout; its lines."""
+    lines: list[str] = []
+    apply.run(cluster, [job("a", 0)], timeout=3600, progress=lines.append, pending_timeout=20)
+    return lines
+
+
 def test_a_pod_queued_while_others_run_is_not_stuck(clock: list[float]) -> None:
     cluster = Waiting(clock, for_=40)  # 200 s, ten times the bound
     running = pod("a-r0", "Running")
     cluster.listed = [pod("a-x9", "Pending", **unschedulable(GPU)), running]
-    lines: list[str] = []
-    apply.run(
-        cluster,
-        [job("a", 0)],  # type: ignore[list-item]
-        timeout=3600,
-        progress=lines.append,
-        pending_timeout=20,
-    )
+    lines = _run_bounded(cluster)
     assert sum("Insufficient" in line for line in lines) == 1, lines
     assert "Succeeded after 200.0s" in lines[-1]
 
@@ -452,14 +452,7 @@ def test_a_pod_pulling_its_image_past_the_bound_is_not_stuck(clock: list[float])
     cluster = Waiting(clock, for_=40)  # 200 s, ten times the bound
     creating = {"name": "main", "state": {"waiting": {"reason": "ContainerCreating"}}}
     cluster.listed = [pod("a-x1", "Pending", containerStatuses=[creating])]
-    lines: list[str] = []
-    apply.run(
-        cluster,
-        [job("a", 0)],  # type: ignore[list-item]
-        timeout=3600,
-        progress=lines.append,
-        pending_timeout=20,
-    )
+    lines = _run_bounded(cluster)
     assert not any("Pending" in line for line in lines), "no reason given, none said"
     assert "Succeeded after 200.0s" in lines[-1]
 

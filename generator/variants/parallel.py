@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from mlgen import checks, indexed_job, schedule, spec
-from mlgen.errors import RenderError
 from mlgen.variants.base import JOB_ENDS, Driver, Rendered, durations
 
 if TYPE_CHECKING:
@@ -39,8 +38,6 @@ class Parallel:
         return ""
 
     def render(self, batch: spec.Batch) -> Rendered:
-        if self.fits(batch):
-            raise RenderError(f"{batch.at('spec.variants')}: {self.fits(batch)}")
         indexed_job.check_shared(batch, fix="set spec.variants: [sequential]")
         out = indexed_job.render(
             batch,

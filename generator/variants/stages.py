@@ -99,8 +99,6 @@ class Stages:
         return ""
 
     def render(self, batch: spec.Batch) -> Rendered:
-        if self.fits(batch):
-            raise RenderError(f"{batch.at('spec.variants')}: {self.fits(batch)}")
         files: dict[str, list[dict[str, Any]]] = {}
         resources: list[str] = []
         chain: list[flux.Link] = []
