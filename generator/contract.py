@@ -16,6 +16,11 @@ PART_OF = "app.kubernetes.io/part-of"
 VARIANT = "mlgen.io/variant"  # the output directory: sequential | parallel | stages
 STEP = "mlgen.io/step"  # waves: the step's position in the batch
 QUEUE = "kueue.x-k8s.io/queue-name"
+PRIORITY_CLASS = "kueue.x-k8s.io/priority-class"  # a Kueue WorkloadPriorityClass
+
+# What Kueue writes, read by `mlgen apply`: the Workload it makes for each queued Job.
+WORKLOAD = ("kueue.x-k8s.io/v1beta2", "Workload")
+WORKLOAD_JOB_UID = "kueue.x-k8s.io/job-uid"  # a Workload's label: its Job's uid
 
 # Annotations on Jobs.
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"  # order for Argo CD and `mlgen apply`
@@ -70,7 +75,9 @@ def shared_env_key(name: str) -> str:
 # The Job controller's own pod labels: a template that sets them no longer matches the
 # selector it generates, and the API server rejects the Job.
 JOB_CONTROLLER_LABELS = frozenset({"controller-uid", JOB_NAME_LABEL})
-RESERVED_LABELS = frozenset({MANAGED_BY, PART_OF, VARIANT, STEP, QUEUE, *JOB_CONTROLLER_LABELS})
+RESERVED_LABELS = frozenset(
+    {MANAGED_BY, PART_OF, VARIANT, STEP, QUEUE, PRIORITY_CLASS, *JOB_CONTROLLER_LABELS}
+)
 RESERVED_PREFIXES = ("mlgen.io/", "batch.kubernetes.io/")
 
 # Env names a batch may not set: the Job controller's index, and the names the Indexed

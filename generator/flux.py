@@ -12,13 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlgen import contract, spec
+from mlgen import contract, health, spec
 from mlgen.errors import SpecError
 
 if TYPE_CHECKING:
     from mlgen.variants.waves import Step
 
 _MIN_TIMEOUT = 600
+
+
+def files(batch: spec.Batch, directory: str, chain: list[dict[str, Any]]) -> dict[str, Any]:
+    """The files of a chain's directory: its Kustomizations, and for a queued batch the
+    ServiceAccount they impersonate with its Role (`health.access`)."""
+    out: dict[str, Any] = {f"{directory}/kustomizations.yaml": chain}
+    if batch.queue:
+        out[f"{directory}/access.yaml"] = health.access(batch)
+    return out
 
 
 def whole(batch: spec.Batch) -> dict[str, Any]:
@@ -85,7 +94,7 @@ def links(batch: spec.Batch, chain: Sequence[Link]) -> list[dict[str, Any]]:
 def _kustomization(name: str, path: str, seconds: int, *, batch: spec.Batch) -> dict[str, Any]:
     assert batch.flux is not None
     options = batch.flux
-    return {
+    kustomization: dict[str, Any] = {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
         "metadata": {
@@ -103,3 +112,9 @@ def _kustomization(name: str, path: str, seconds: int, *, batch: spec.Batch) -> 
             "sourceRef": {"kind": "GitRepository", "name": options.source},
         },
     }
+    if batch.queue:
+        # Kueue holds Jobs suspended, which Flux's own Job reader calls Current; the
+        # expressions hold the chain until Complete, read first only under impersonation.
+        kustomization["spec"]["serviceAccountName"] = health.flux_account(batch)
+        kustomization["spec"]["healthCheckExprs"] = [dict(health.FLUX_JOB)]
+    return kustomization

@@ -166,8 +166,7 @@ def render(
         what=what,
     )
     job_labels = pod.labels(batch, variant=variant)
-    if batch.queue:
-        job_labels[contract.QUEUE] = batch.queue
+    job_labels |= batch.queue_labels()
     # Mutable metadata, outside the hash: which job each index runs, and the plan.
     notes = {
         contract.SYNC_WAVE: "0",

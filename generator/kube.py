@@ -330,6 +330,17 @@ class Kube:
         JSON; one request, not retried: callers that only look may skip a look."""
         return self._items(self.core.list_namespaced_pod, namespace, selector, fields)
 
+    def jobs(self, namespace: str, *, selector: str | None = None) -> list[dict[str, Any]]:
+        """The Jobs matching the label `selector`, plain JSON; one request, not retried."""
+        return self._items(self.batch.list_namespaced_job, namespace, selector, None)
+
+    def objects(
+        self, api_version: str, kind: str, namespace: str, *, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The objects of any kind the cluster serves (a Kueue Workload, say), plain JSON;
+        ClusterError when it serves no such kind."""
+        return self._items(self.lister_for(api_version, kind), namespace, selector, None)
+
     def events(self, namespace: str, *, about: str) -> list[dict[str, Any]]:
         """The events about the object named `about`, plain JSON."""
         lister = self.core.list_namespaced_event

@@ -82,6 +82,28 @@ def reason(client: kube.Kube, pod: dict[str, Any]) -> str:
     return f"{last.get('reason')}: {last.get('message')}"
 
 
+def queued(client: kube.Kube, job: dict[str, Any]) -> str:
+    """Why Kueue has not admitted a suspended Job: its Workload's QuotaReserved message
+    ("couldn't assign flavors to pod set main: insufficient unused quota ..."); "" when
+    the Job is not suspended, or nothing says."""
+    if not (job.get("spec") or {}).get("suspend"):
+        return ""
+    meta = job.get("metadata") or {}
+    try:
+        workloads = client.objects(
+            *contract.WORKLOAD,
+            str(meta.get("namespace", "")),
+            selector=f"{contract.WORKLOAD_JOB_UID}={meta.get('uid', '')}",
+        )
+    except ClusterError:  # no Kueue here, or out of the user's reach: suspended, no word
+        return "suspended"
+    for workload in workloads:
+        for condition in (workload.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "QuotaReserved" and condition.get("status") == "False":
+                return f"queued, waiting for admission by Kueue: {condition.get('message')}"
+    return "queued, waiting for admission by Kueue" if workloads else "suspended"
+
+
 def _scheduled(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "PodScheduled" and c.get("status") == "True" for c in conditions)
@@ -224,6 +246,7 @@ class Lookout:
             watch.moved = now
             return
         watch.note(pods, now=now)
+        self._queued(namespace)
         oldest: dict[str, dict[str, Any]] = {}  # each Job's pod Pending longest
         for pod in sorted(pods, key=lambda p: watch.since.get(_name(p), now)):
             if _phase(pod) == "Pending":
@@ -247,6 +270,20 @@ class Lookout:
                 f"started or ended for {self.bound:.0f}s (--pending-timeout); fix the cause "
                 "or raise it (0: no bound). The Jobs stay in the cluster"
             )
+
+    def _queued(self, namespace: str) -> None:
+        """Say why each suspended Job of the run waits: a Job Kueue has not admitted has
+        no pods yet, so the pods cannot say it."""
+        try:
+            jobs = self.client.jobs(namespace, selector=self.selector)
+        except ClusterError:
+            return
+        for job in jobs:
+            name = str((job.get("metadata") or {}).get("name", ""))
+            why = queued(self.client, job)
+            if why and self.said.get(name) != why:
+                self.said[name] = why
+                self.say(f"  {self._label(name)}: {why}")
 
     def _label(self, job: str) -> str:
         return self.labels.get(job) or (f"job/{job}" if job else "the run")

@@ -386,6 +386,11 @@ def check_owned(
             problems.append(
                 f"sets the label {key!r}, which the Job controller sets; the API refuses it"
             )
+        elif key not in before.labels and contract.is_reserved_label(key):
+            problems.append(
+                f"sets the pod label {key!r}, a name mlgen keeps for its own; choose "
+                "another name in podLabels"
+            )
     for key, value in before.annotations.items():
         if after.annotations.get(key) != value:
             problems.append(

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlgen import features, patch, places, podfields, rules, units, variants
+from mlgen import contract, features, patch, places, podfields, rules, units, variants
 
 API_VERSION = "mlgen.io/v1alpha1"
 DEFAULT_KUBERNETES_VERSION = features.DEFAULT
@@ -349,6 +349,9 @@ class Spec(_Model):
     queue: LabelValue | None = None
     """The Kueue LocalQueue the Jobs are submitted to (Kueue's queue-name label); default
     none."""
+    workloadPriorityClass: LabelValue | None = None
+    """The Kueue WorkloadPriorityClass of the Jobs (Kueue's priority-class label): the
+    queue admits higher priorities first. Needs spec.queue; default none."""
     podSecurity: Literal["restricted", "baseline", "privileged"] = "restricted"
     """The Pod Security level the namespace enforces and every pod is checked against:
     restricted (default), baseline or privileged."""
@@ -360,6 +363,11 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> Spec:
+        if self.workloadPriorityClass and not self.queue:
+            raise ValueError(
+                "workloadPriorityClass needs queue: Kueue reads it only on the Jobs it "
+                "queues; set spec.queue to your LocalQueue"
+            )
         if self.variants is not None and len(set(self.variants)) != len(self.variants):
             raise ValueError("variants lists a variant twice; list each at most once")
         stages = [s.name for s in self.stages or []]
@@ -462,6 +470,14 @@ class Batch:
     pod_security: str = "restricted"  # restricted | baseline | privileged
     located: places.Places = dataclasses.field(default_factory=places.Places)
     stages: tuple[Stage, ...] = ()  # spec.stages in order; () without stages
+    priority_class: str | None = None  # Kueue's WorkloadPriorityClass
+
+    def queue_labels(self) -> dict[str, str]:
+        """What Kueue reads from every Job: its LocalQueue and priority."""
+        labels = {contract.QUEUE: self.queue} if self.queue else {}
+        if self.priority_class:
+            labels[contract.PRIORITY_CLASS] = self.priority_class
+        return labels
 
     def stage_jobs(self, stage: Stage) -> tuple[Job, ...]:
         return tuple(self.jobs[i] for i in stage.jobs)
@@ -566,6 +582,7 @@ def resolve(
         strategy=spec.sequential.strategy,
         on_failure=spec.sequential.onFailure,
         queue=spec.queue,
+        priority_class=spec.workloadPriorityClass,
         jobs=tuple(jobs),
         source=source,
         flux=spec.flux,

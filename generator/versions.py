@@ -47,6 +47,11 @@ FLUX_REPLACES = {
 FLUX_BINARIES = ("source-controller", "kustomize-controller")
 GITOPS_BINARIES = (*FLUX_BINARIES, "argocd", "kustomize")
 
+# Kueue, the queue ML platforms admit batch Jobs through. The proxy's version list stops at
+# v0.17.0, but v0.19.2 resolves when named exactly: pin it, never @latest.
+KUEUE = "v0.19.2"
+KUEUE_BINARIES = ("kueue",)
+
 # Real kind, built offline: kind itself, the node image `kind build node-image` makes from
 # the Kubernetes binaries above plus kubeadm and kube-proxy, and every image a node needs.
 # Where the proxy does not serve kind's own pin, the closest served version stands in
@@ -84,6 +89,7 @@ def group_key(group: str) -> str:
         "control-plane": cache_key(),
         "node": f"node-k8s-{KUBERNETES}",
         "gitops": f"gitops-flux-{FLUX}_argocd-{ARGOCD}_kustomize-{KUSTOMIZE}",
+        "kueue": f"kueue-{KUEUE}",
         "kind": (
             f"kind-{KIND}_k8s-{KUBERNETES}_etcd-{ETCD}_containerd-{CONTAINERD}_"
             f"coredns-{COREDNS}_lpp-{LOCAL_PATH}_{DEBIAN_SUITE}"

@@ -89,6 +89,9 @@ class FakeCluster:
     def events(self, namespace: str, *, about: str) -> list[dict[str, Any]]:
         return []
 
+    def jobs(self, namespace: str, *, selector: str | None = None) -> list[dict[str, Any]]:
+        return []  # none suspended: no Kueue here
+
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self.calls.append(f"apply {obj['metadata']['name']}")
         return obj

@@ -27,7 +27,8 @@ def test_each_group_has_its_own_directory_and_the_control_plane_keeps_its_name(
         f"gitops-flux-{versions.FLUX}_argocd-{versions.ARGOCD}_kustomize-{versions.KUSTOMIZE}"
     )
     assert len({build.group_dir(g) for g in build.GROUPS}) == len(build.GROUPS)
-    assert list(build.GROUPS) == ["control-plane", "node", "gitops", "kind"]
+    assert build.group_dir("kueue").name == f"kueue-{versions.KUEUE}"
+    assert list(build.GROUPS) == ["control-plane", "node", "gitops", "kueue", "kind"]
     # kind is built on request (`--kind`: root, Docker), after the groups it reads.
     assert [n for n, g in build.GROUPS.items() if not g.default] == ["kind"]
     assert build.GROUPS["kind"].requires == ("control-plane", "node")
@@ -41,6 +42,9 @@ def test_a_group_key_changes_only_with_its_own_pins(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(versions, "KIND", "v0.99.0")
     again = {g: versions.group_key(g) for g in build.GROUPS}
     assert [g for g in build.GROUPS if after[g] != again[g]] == ["kind"]
+    monkeypatch.setattr(versions, "KUEUE", "v0.99.0")
+    last = {g: versions.group_key(g) for g in build.GROUPS}
+    assert [g for g in build.GROUPS if again[g] != last[g]] == ["kueue"]
 
 
 def test_a_complete_group_is_reused_without_go(
@@ -60,7 +64,7 @@ def test_an_unknown_group_names_the_choices() -> None:
     with pytest.raises(
         ClusterError,
         match=r"no build group 'gpu'; choose one of "
-        r"control-plane, node, gitops, kind",
+        r"control-plane, node, gitops, kueue, kind",
     ):
         build.ensure_group("gpu", progress=lambda _: None)
 
@@ -70,6 +74,13 @@ def test_the_gitops_group_needs_its_crds_too() -> None:
     assert {"source-controller", "kustomize-controller", "argocd", "kustomize"} <= set(files)
     assert "crds/argocd/application-crd.yaml" in files
     assert any(f.startswith("crds/flux/") for f in files)
+
+
+def test_the_kueue_group_needs_the_crds_its_tests_create() -> None:
+    files = build.GROUPS["kueue"].files
+    assert "kueue" in files
+    for kind in ("clusterqueues", "localqueues", "workloads"):
+        assert f"crds/kueue/kueue.x-k8s.io_{kind}.yaml" in files
 
 
 def test_replacements_are_read_from_a_go_mod_and_local_paths_left_out() -> None:

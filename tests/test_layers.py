@@ -61,7 +61,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     (
         "rendering",
-        frozenset(["pod", "indexed_job", "flux", "manifest", "tree", "render", "scaffold"]),
+        frozenset(
+            ["pod", "indexed_job", "health", "flux", "manifest", "tree", "render", "scaffold"]
+        ),
     ),
     ("running", frozenset(["kube", "lookout", "recorder", "timeline", "apply"])),
     ("promises", frozenset(["schedule", "checks", "estimate", "gantt"])),

@@ -30,6 +30,9 @@ class Fake:
     def events(self, namespace: str, *, about: str) -> list[dict[str, Any]]:
         return self.said
 
+    def jobs(self, namespace: str, *, selector: str | None = None) -> list[dict[str, Any]]:
+        return []
+
 
 def pending(**status: Any) -> dict[str, Any]:
     return {"metadata": {"name": "p", "namespace": "t"}, "status": {"phase": "Pending", **status}}
@@ -186,3 +189,45 @@ def test_the_client_lists_pods_and_events_as_plain_json_with_their_selectors() -
         (None, None),
     ]
     assert all(c["_preload_content"] is False for c in calls)
+
+
+class Queue(Fake):
+    """A Job Kueue holds: suspended, its Workload waiting for quota (or no Kueue)."""
+
+    def __init__(self, workloads: list[dict[str, Any]] | None) -> None:
+        super().__init__()
+        self.workloads = workloads
+        self.selected: list[str | None] = []
+
+    def jobs(self, namespace: str, *, selector: str | None = None) -> list[dict[str, Any]]:
+        meta = {"name": "train-1a2b", "namespace": namespace, "uid": "u-1"}
+        return [{"metadata": meta, "spec": {"suspend": True}}]
+
+    def objects(
+        self, api_version: str, kind: str, namespace: str, *, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.selected.append(selector)
+        if self.workloads is None:
+            raise ClusterError("the server could not find the requested resource")
+        return self.workloads
+
+
+def test_a_queued_job_says_it_waits_for_admission_in_kueues_words() -> None:
+    message = (
+        "couldn't assign flavors to pod set main: insufficient unused quota for "
+        "nvidia.com/gpu in flavor mlgen-default, 1 more needed"
+    )
+    waiting = {"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": message}
+    fake = Queue([{"status": {"conditions": [waiting]}}])
+    job = fake.jobs("t")[0]
+    assert lookout.queued(fake, job) == f"queued, waiting for admission by Kueue: {message}"
+    assert fake.selected == [f"{contract.WORKLOAD_JOB_UID}=u-1"], "its own Workload, by uid"
+    assert lookout.queued(fake, {**job, "spec": {"suspend": False}}) == "", "admitted"
+    assert lookout.queued(Queue(None), job) == "suspended", "no Kueue: suspended, no word"
+    lines: list[str] = []
+    watch = lookout.Lookout(
+        fake, selector="s", bound=0, labels={"train-1a2b": "train"}, say=lines.append
+    )
+    watch.look("t")
+    watch.look("t")
+    assert lines == [f"  train: queued, waiting for admission by Kueue: {message}"], "said once"

@@ -127,6 +127,20 @@ REFUSED = [
         "changes restartPolicy",
     ),
     (
+        # Found by the property test: a name in mlgen's own domain it does not set yet.
+        "new mlgen label",
+        {
+            "json": [
+                {
+                    "op": "copy",
+                    "from": "/spec/restartPolicy",
+                    "path": "/metadata/labels/mlgen.io~1batch",
+                }
+            ]
+        },
+        "sets the pod label 'mlgen.io/batch', a name mlgen keeps",
+    ),
+    (
         "ephemeral",
         {
             "strategic": {

@@ -12,6 +12,7 @@ from mlgen.cli import cluster_cmd, extras
 from mlgen.cli.apply_cmd import apply_command
 from mlgen.cli.common import Command
 from mlgen.cli.estimate_cmd import estimate_command
+from mlgen.cli.health_cmd import argocd_health_command
 from mlgen.cli.init_cmd import init_command
 from mlgen.cli.render_cmd import render_command
 from mlgen.cli.report_cmd import report_command
@@ -52,6 +53,7 @@ app.command("render", cls=Command)(render_command)
 app.command("validate", cls=Command)(validate_command)
 app.command("estimate", cls=Command)(estimate_command)
 app.command("schema", cls=Command)(schema_command)
+app.command("argocd-health", cls=Command)(argocd_health_command)
 app.command("init", cls=Command)(init_command)
 # apply, report and cluster need the Kubernetes client (the `cluster` extra); without it
 # their help works all the same and running them says what to install.

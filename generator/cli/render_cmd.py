@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlgen import render, source, tree
+from mlgen import health, render, source, tree
 from mlgen.cli import choices
 from mlgen.cli.common import echo, err, note_skipped, reported
 from mlgen.errors import StaleError
@@ -94,6 +94,9 @@ def render_command(
             err.print(f"{output}: up to date ({len(rendered.files)} files)", markup=False)
             return
         tree.apply(result)
+        for batch in loaded:
+            if note := health.argocd_note(batch):
+                err.print(f"note: {note}", markup=False, soft_wrap=True)
         err.print(
             f"{output}: {len(result.added)} added, {len(result.changed)} changed, "
             f"{len(result.removed)} removed, {len(result.unchanged)} unchanged "

@@ -81,6 +81,16 @@ GROUPS: dict[str, Group] = {
             ),
         ),
         Group(
+            "kueue",
+            (
+                *versions.KUEUE_BINARIES,
+                "crds/kueue/kueue.x-k8s.io_clusterqueues.yaml",
+                "crds/kueue/kueue.x-k8s.io_localqueues.yaml",
+                "crds/kueue/kueue.x-k8s.io_workloads.yaml",
+            ),
+            ((f"kueue {versions.KUEUE}", recipes.kueue),),
+        ),
+        Group(
             "kind",
             (
                 *versions.KIND_BINARIES,

@@ -45,22 +45,40 @@ def install(client: kube.Kube, files: Iterable[Path], *, timeout: float = 60.0) 
 
 
 def create(client: kube.Kube, obj: dict[str, Any]) -> None:
-    """Create or replace a namespaced custom object, by its apiVersion and kind."""
+    """Create or replace a custom object (namespaced, or cluster-scoped when its metadata
+    has no namespace), by its apiVersion and kind."""
     group, version = obj["apiVersion"].split("/")
     meta = obj["metadata"]
     api = k8s.CustomObjectsApi(client.api)
-    with kube.errors(f"applying {obj['kind']} {meta['namespace']}/{meta['name']}"):
-        api.patch_namespaced_custom_object(
-            group,
-            version,
-            meta["namespace"],
-            _plural(obj["kind"]),
-            meta["name"],
-            obj,
-            field_manager=kube.FIELD_MANAGER,
-            force=True,
-            _content_type="application/apply-patch+yaml",
+    common: dict[str, Any] = {
+        "field_manager": kube.FIELD_MANAGER,
+        "force": True,
+        "_content_type": "application/apply-patch+yaml",
+    }
+    where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+    with kube.errors(f"applying {obj['kind']} {where}"):
+        if meta.get("namespace"):
+            api.patch_namespaced_custom_object(
+                group, version, meta["namespace"], _plural(obj["kind"]), meta["name"], obj,
+                **common,
+            )  # fmt: skip
+        else:
+            api.patch_cluster_custom_object(
+                group, version, _plural(obj["kind"]), meta["name"], obj, **common
+            )
+
+
+def list_objects(
+    client: kube.Kube, api_version: str, kind: str, namespace: str, *, selector: str = ""
+) -> list[dict[str, Any]]:
+    """The namespaced custom objects of a kind, by label selector."""
+    group, version = api_version.split("/")
+    api = k8s.CustomObjectsApi(client.api)
+    with kube.errors(f"listing {kind} in {namespace}"):
+        found = api.list_namespaced_custom_object(
+            group, version, namespace, _plural(kind), label_selector=selector
         )
+    return list(found.get("items") or [])
 
 
 def get(
@@ -124,6 +142,10 @@ def _plural(kind: str) -> str:
         "Kustomization": "kustomizations",
         "Application": "applications",
         "AppProject": "appprojects",
+        "ResourceFlavor": "resourceflavors",
+        "ClusterQueue": "clusterqueues",
+        "LocalQueue": "localqueues",
+        "Workload": "workloads",
     }
     return plurals[kind]
 

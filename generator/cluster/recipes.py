@@ -189,6 +189,28 @@ def kustomize(go: str, work: Path, out: Path) -> None:
         )
 
 
+def kueue(go: str, work: Path, out: Path) -> None:
+    """Kueue's manager and its CRDs into `out/crds/kueue`. Its go.mod lists every
+    staging module it needs, so the wrapper needs no replace lines."""
+    module = "sigs.k8s.io/kueue"
+    golang.write_module(work, "kueue", f"\nrequire {module} {versions.KUEUE}\n")
+    stamp = (
+        f"-X {module}/pkg/version.GitVersion={versions.KUEUE} "
+        f"-X {module}/pkg/version.BuildDate={_BUILD_DATE}"
+    )
+    with _own_modcache(out, "kueue") as cache:
+        _build(
+            go,
+            work,
+            out=out / "kueue",
+            package=f"{module}/cmd/kueue",
+            ldflags=f"{_FLAGS} {stamp}",
+            modcache=cache,
+        )
+        source = golang.module_dir(go, f"{module}@{versions.KUEUE}", cwd=work, modcache=cache)
+        _copy_yaml(source / "config" / "components" / "crd" / "bases", out / "crds" / "kueue")
+
+
 def kind(go: str, work: Path, out: Path) -> None:
     """kind itself, whose module also carries the base image's files (`images/base/files`)."""
     module = "sigs.k8s.io/kind"

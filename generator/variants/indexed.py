@@ -43,7 +43,7 @@ class Indexed:
         )
         files = {"sequential/params.yaml": [out.config], "sequential/job.yaml": [out.job]}
         if batch.flux is not None:  # the Job controller keeps the order: one suffices
-            files["flux/kustomizations.yaml"] = [flux.whole(batch)]
+            files |= flux.files(batch, "flux", [flux.whole(batch)])
         return Rendered(files=files, resources=["params.yaml", "job.yaml"])
 
     def fits(self, batch: spec.Batch) -> str:

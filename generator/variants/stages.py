@@ -128,7 +128,7 @@ class Stages:
                 )
             )
         if batch.flux is not None:
-            files["flux-stages/kustomizations.yaml"] = flux.links(batch, chain)
+            files |= flux.files(batch, "flux-stages", flux.links(batch, chain))
         return Rendered(files=files, resources=resources)
 
     def predict(

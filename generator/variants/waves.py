@@ -102,8 +102,7 @@ def one_job(
         "template": template,
     }
     digest = naming.content_hash({"spec": job_spec, "previous": previous})
-    if batch.queue:
-        labels[contract.QUEUE] = batch.queue
+    labels |= batch.queue_labels()
     manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -145,7 +144,7 @@ class Waves:
         rendered = steps(batch)
         files = {f"sequential/{s.directory}/job.yaml": [s.manifest] for s in rendered}
         if batch.flux is not None:
-            files["flux/kustomizations.yaml"] = flux.chain(batch, rendered)
+            files |= flux.files(batch, "flux", flux.chain(batch, rendered))
         return Rendered(files=files, resources=[f"{s.directory}/job.yaml" for s in rendered])
 
     def fits(self, batch: spec.Batch) -> str:

@@ -1,0 +1,352 @@
+"""A queued chain through the real Kueue: its order under the real Argo CD and Flux, and
+what `mlgen apply` says while a step waits for admission.
+
+Kueue creates each Job of an enrolled namespace suspended and unsuspends it once its
+ClusterQueue has the quota. Each tool is shown twice, on the same batch: first as it
+behaves without mlgen's fix (the check that passes afterwards fails: the next step
+starts while the previous one still runs), then with it (Argo CD: the health check
+`mlgen argocd-health` prints, patched into argocd-cm with kubectl, as users would;
+Flux: the chain as rendered, impersonating its ServiceAccount so its `healthCheckExprs`
+are read). The first half keeps the fix honest: if a tool's own behaviour changed, it
+fails and says so.
+
+The local cluster only: Kueue and the GitOps tools run as local processes whose
+webhooks the API server must reach on loopback (kind's API server runs in a container).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from gitops_fixtures import MLGEN, Repo, batch_doc, finished, wait_for
+from typer.testing import CliRunner
+
+from mlgen import checks, health, kube, timeline
+from mlgen.cli.app import app
+from mlgen.cluster import argocd, build, gitops, gitserver, kueue
+from mlgen.conformance.plugin import Cluster
+from mlgen.conformance.runner import sleeper_batch
+
+pytestmark = pytest.mark.skipif(
+    "config.getoption('--mlgen-cluster') not in (None, 'local')",
+    reason="Kueue's webhooks and the GitOps tools run as local processes on loopback, "
+    "which only the local cluster's API server reaches",
+)
+
+QUEUE = "team"
+# Room for a few steps' pods (100m each) at once: without the fix, steps overlap.
+QUOTA = {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": "2"}
+STEPS = [8, 2]  # long enough that a step started too soon is seen running beside it
+
+
+@pytest.fixture(scope="module")
+def queue(
+    mlgen_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[kueue.Kueue]:
+    build.ensure_group("kueue", progress=print)  # cached after `mlgen cluster build`
+    with kueue.start(
+        mlgen_cluster.client,
+        kubeconfig=mlgen_cluster.kubeconfig,
+        workdir=tmp_path_factory.mktemp("kueue"),
+        quota=QUOTA,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def enrolled(queue: kueue.Kueue, mlgen_namespace: str) -> str:
+    queue.enroll(mlgen_namespace, QUEUE)
+    return mlgen_namespace
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gitserver.GitServer]:
+    server = gitserver.start(tmp_path_factory.mktemp("git") / "repositories")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def queued_doc(name: str, namespace: str, tool: gitops.Tool, repo: Repo) -> dict[str, Any]:
+    doc = batch_doc(
+        name, namespace, durations=STEPS, simulated=True, tool_spec=tool.batch_spec(repo)
+    )
+    doc["spec"]["queue"] = QUEUE
+    return doc
+
+
+def sync(
+    tool: gitops.Tool, repo: Repo, doc: dict[str, Any], namespace: str, *, edit: Callable[[], None]
+) -> timeline.Timeline:
+    """Render, let `edit` change the work tree, push, sync the sequential variant, and
+    wait until every step completed."""
+    batch = str(doc["metadata"]["name"])
+    repo.render(doc)
+    edit()
+    repo.push(f"render {batch}")
+    tool.watch(repo, batch=batch, variant="sequential", namespace=namespace)
+    try:
+        return wait_for(
+            f"{tool.name}: {len(STEPS)} Job(s) of {batch} Complete",
+            lambda: finished(
+                tool.client, batch=batch, variant="sequential", namespace=namespace, count=2
+            ),
+            timeout=180,
+            diagnose=lambda: tool.diagnose(repo, batch=batch, variant="sequential"),
+        )
+    finally:
+        tool.forget(repo, batch=batch, variant="sequential")
+
+
+def admitted_every_job(queue: kueue.Kueue, client: kube.Kube, namespace: str) -> None:
+    """Each Job went through Kueue: it has a Workload that was admitted."""
+    for job in client.batch.list_namespaced_job(namespace).items:
+        found = queue.workload(namespace, job.metadata.uid)
+        assert found is not None, f"Job {job.metadata.name}: no Workload, Kueue never saw it"
+        admitted = [c for c in found["status"]["conditions"] if c["type"] == "Admitted"]
+        assert admitted and admitted[0]["status"] == "True", (job.metadata.name, found["status"])
+
+
+def at(found: timeline.Timeline, offset: float) -> float:
+    """An offset of a timeline as a POSIX time, to compare two batches' timelines."""
+    return datetime.fromisoformat(found.origin).timestamp() + offset
+
+
+def out_of_order(found: timeline.Timeline) -> str:
+    """The check's own words on a run that broke the order ('' if it kept it)."""
+    try:
+        checks.steps_in_order(found, [f"step-{i}" for i in range(len(STEPS))])
+    except AssertionError as e:
+        return str(e)
+    return ""
+
+
+def test_apply_says_a_step_is_queued_and_waits_for_its_end(
+    queue: kueue.Kueue, mlgen_cluster: Cluster, enrolled: str, tmp_path: Path
+) -> None:
+    """A Job holding the queue's whole CPU quota runs first: the batch's first step is
+    queued behind it, `mlgen apply` says so in Kueue's words, and the chain still runs in
+    order, each step awaited to Complete (not to its admission)."""
+    client = mlgen_cluster.client
+    blocker = sleeper_batch("blocker", durations=[6])
+    blocker["spec"]["defaults"]["resources"]["requests"]["cpu"] = QUOTA["cpu"]
+    doc = sleeper_batch("queued", durations=[2, 2])
+    for each in (blocker, doc):
+        each["metadata"]["namespace"] = enrolled
+        each["spec"]["queue"] = QUEUE
+    trees = {}
+    for each in (blocker, doc):
+        path = tmp_path / f"{each['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(each, sort_keys=False))
+        rendered = CliRunner().invoke(app, ["render", str(path), "-o", str(tmp_path / "out")])
+        assert rendered.exit_code == 0, rendered.output
+        trees[each["metadata"]["name"]] = tmp_path / "out" / each["metadata"]["name"]
+    kubeconfig = str(mlgen_cluster.kubeconfig)
+    started = subprocess.Popen(
+        [
+            str(MLGEN),
+            "apply",
+            str(trees["blocker"] / "sequential"),
+            "--kubeconfig",
+            kubeconfig,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(
+            "the blocker admitted",
+            lambda: any(
+                j.spec.suspend is False for j in client.batch.list_namespaced_job(enrolled).items
+            ),
+            timeout=60,
+        )
+        result = CliRunner().invoke(
+            app, ["apply", str(trees["queued"] / "sequential"), "--kubeconfig", kubeconfig]
+        )
+    finally:
+        blocker_out, _ = started.communicate(timeout=120)
+    assert started.returncode == 0, blocker_out
+    assert result.exit_code == 0, result.output
+    assert "queued, waiting for admission by Kueue: couldn't assign flavors" in result.output, (
+        result.output
+    )
+    assert "insufficient unused quota for cpu" in result.output, result.output
+    found = timeline.collect(client, batch="queued", variant="sequential", namespace=enrolled)
+    checks.all_complete(found)
+    checks.steps_in_order(found, ["step-0", "step-1"])
+    blocked = timeline.collect(client, batch="blocker", variant="sequential", namespace=enrolled)
+    (blocker_pod,) = blocked.pods
+    first = min(at(found, p.start) for p in found.pods if p.start is not None)
+    assert blocker_pod.end is not None
+    # Admitted only once the blocker's quota came back (times to the API's second).
+    assert first >= at(blocked, blocker_pod.end) - found.resolution, (first, blocked)
+    admitted_every_job(queue, client, enrolled)
+
+
+def _started(
+    name: str, mlgen_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[gitops.Tool]:
+    gitops.ensure_built(name, progress=print)  # cached after `mlgen cluster build`
+    with gitops.start(
+        name,
+        mlgen_cluster.client,
+        kubeconfig=mlgen_cluster.kubeconfig,
+        workdir=tmp_path_factory.mktemp(name),
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="class")
+def argocd_tool(
+    queue: kueue.Kueue, mlgen_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[gitops.Tool]:
+    yield from _started("argocd", mlgen_cluster, tmp_path_factory)
+
+
+@pytest.fixture(scope="class")
+def flux_tool(
+    queue: kueue.Kueue, mlgen_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[gitops.Tool]:
+    yield from _started("flux", mlgen_cluster, tmp_path_factory)
+
+
+class TestArgoCD:
+    """Without, then with, the health check: the tests run in this order."""
+
+    @pytest.fixture
+    def tool(self, argocd_tool: gitops.Tool) -> gitops.Tool:
+        return argocd_tool
+
+    def test_without_mlgens_health_check_an_admitted_step_reads_healthy_too_soon(
+        self,
+        tool: gitops.Tool,
+        queue: kueue.Kueue,
+        enrolled: str,
+        git_server: gitserver.GitServer,
+        tmp_path: Path,
+    ) -> None:
+        repo = Repo.create(git_server, "kueue-argocd-bare", tmp_path)
+        found = sync(
+            tool,
+            repo,
+            queued_doc("kq-argo-bare", enrolled, tool, repo),
+            enrolled,
+            edit=lambda: None,
+        )
+        admitted_every_job(queue, tool.client, enrolled)
+        broken = out_of_order(found)
+        assert broken, (
+            "Argo CD kept a queued chain in order without mlgen's health check: its built-in "
+            "Job health no longer reads an admitted Job as finished; revisit health.py"
+        )
+
+    def test_with_mlgens_health_check_the_chain_keeps_its_order(
+        self,
+        tool: gitops.Tool,
+        queue: kueue.Kueue,
+        mlgen_cluster: Cluster,
+        enrolled: str,
+        git_server: gitserver.GitServer,
+        tmp_path: Path,
+        mlgen_record: Callable[[str], None],
+    ) -> None:
+        patch = tmp_path / "job-health.yaml"
+        printed = CliRunner().invoke(app, ["argocd-health"])
+        assert printed.exit_code == 0, printed.output
+        patch.write_text(printed.output)
+        kubectl = build.kubectl()
+        subprocess.run(
+            [
+                str(kubectl),
+                "--kubeconfig",
+                str(mlgen_cluster.kubeconfig),
+                "-n",
+                argocd.NAMESPACE,
+                "patch",
+                "configmap",
+                "argocd-cm",
+                "--patch-file",
+                str(patch),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        repo = Repo.create(git_server, "kueue-argocd-fixed", tmp_path)
+        found = sync(
+            tool,
+            repo,
+            queued_doc("kq-argo-fixed", enrolled, tool, repo),
+            enrolled,
+            edit=lambda: None,
+        )
+        admitted_every_job(queue, tool.client, enrolled)
+        checks.all_complete(found)
+        assert not out_of_order(found), out_of_order(found)
+        mlgen_record(f"kueue argocd: queued chain {STEPS} in order in {found.makespan:.0f}s")
+
+
+class TestFlux:
+    """Without, then with, the chain's health expressions."""
+
+    @pytest.fixture
+    def tool(self, flux_tool: gitops.Tool) -> gitops.Tool:
+        return flux_tool
+
+    def test_without_mlgens_health_exprs_a_queued_step_is_ready_too_soon(
+        self,
+        tool: gitops.Tool,
+        queue: kueue.Kueue,
+        enrolled: str,
+        git_server: gitserver.GitServer,
+        tmp_path: Path,
+    ) -> None:
+        repo = Repo.create(git_server, "kueue-flux-bare", tmp_path)
+        doc = queued_doc("kq-flux-bare", enrolled, tool, repo)
+        chain = repo.worktree / gitops.MANIFESTS / "kq-flux-bare" / "flux"
+
+        def unfixed() -> None:
+            """The chain as mlgen rendered it before: no ServiceAccount, no expressions."""
+            (chain / "access.yaml").unlink()
+            docs = list(yaml.safe_load_all((chain / "kustomizations.yaml").read_text()))
+            for each in docs:
+                del each["spec"]["serviceAccountName"], each["spec"]["healthCheckExprs"]
+            (chain / "kustomizations.yaml").write_text(yaml.safe_dump_all(docs))
+
+        found = sync(tool, repo, doc, enrolled, edit=unfixed)
+        admitted_every_job(queue, tool.client, enrolled)
+        assert out_of_order(found), (
+            "Flux kept a queued chain in order without mlgen's health expressions: its Job "
+            "reader no longer calls a suspended Job Current; revisit health.py"
+        )
+
+    def test_with_mlgens_chain_the_queue_keeps_its_order(
+        self,
+        tool: gitops.Tool,
+        queue: kueue.Kueue,
+        enrolled: str,
+        git_server: gitserver.GitServer,
+        tmp_path: Path,
+        mlgen_record: Callable[[str], None],
+    ) -> None:
+        repo = Repo.create(git_server, "kueue-flux-fixed", tmp_path)
+        doc = queued_doc("kq-flux-fixed", enrolled, tool, repo)
+        found = sync(tool, repo, doc, enrolled, edit=lambda: None)
+        admitted_every_job(queue, tool.client, enrolled)
+        checks.all_complete(found)
+        assert not out_of_order(found), out_of_order(found)
+        chain = yaml.safe_load_all(
+            (
+                repo.worktree / gitops.MANIFESTS / "kq-flux-fixed" / "flux" / "kustomizations.yaml"
+            ).read_text()
+        )
+        assert all(d["spec"]["healthCheckExprs"] == [health.FLUX_JOB] for d in chain)
+        mlgen_record(f"kueue flux: queued chain {STEPS} in order in {found.makespan:.0f}s")

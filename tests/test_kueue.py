@@ -1,0 +1,136 @@
+"""What a queued batch (spec.queue, Kueue) renders: the labels Kueue reads, a Flux chain
+that waits for Complete through a queue (health.py), the Argo CD health check mlgen
+prints, and the warning that points at it. conformance/test_kueue.py proves them against
+the real Kueue, Argo CD and Flux."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mlgen import contract, health
+from mlgen.cli.app import app
+
+from .conftest import batch_doc, load, objects, render_doc, staged_doc
+
+
+def _queued(doc: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    doc["metadata"]["namespace"] = "team-a"
+    doc["spec"].update({"queue": "team", "flux": {"source": "repo"}, **spec})
+    return doc
+
+
+def _docs(files: dict[str, str], path: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(files[path]) if d]
+
+
+@pytest.mark.parametrize(
+    ("doc", "chains"),
+    [
+        (batch_doc(), ["demo/flux"]),
+        (batch_doc(sequential={"strategy": "indexed"}), ["demo/flux"]),
+        (staged_doc(), ["demo/flux-stages"]),
+    ],
+    ids=["waves", "indexed", "stages"],
+)
+def test_a_queued_flux_chain_impersonates_its_account_to_wait_for_complete(
+    doc: dict[str, Any], chains: list[str]
+) -> None:
+    files = render_doc(_queued(doc))
+    batch = load(_queued(doc))
+    for chain in chains:
+        for kustomization in _docs(files, f"{chain}/kustomizations.yaml"):
+            assert kustomization["spec"]["serviceAccountName"] == f"mlgen-{batch.name}"
+            assert kustomization["spec"]["healthCheckExprs"] == [health.FLUX_JOB]
+            assert kustomization["spec"]["wait"] is True
+        account, role, binding = _docs(files, f"{chain}/access.yaml")
+        assert account["kind"] == "ServiceAccount"
+        assert account["metadata"] == {
+            "name": "mlgen-demo",
+            "namespace": "flux-system",
+            "labels": {contract.MANAGED_BY: contract.MANAGER, contract.PART_OF: "demo"},
+        }
+        # Exactly what the chain applies, in the batch's namespace: nothing cluster-wide.
+        assert role["kind"] == "Role" and role["metadata"]["namespace"] == "team-a"
+        assert {(r["apiGroups"][0], r["resources"][0]) for r in role["rules"]} == {
+            ("batch", "jobs"),
+            ("", "configmaps"),
+        }
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "mlgen-demo", "namespace": "flux-system"}
+        ]
+
+
+def test_an_unqueued_batch_renders_as_before() -> None:
+    doc = batch_doc(flux={"source": "repo"})
+    files = render_doc(doc)
+    assert not [p for p in files if p.endswith("access.yaml")]
+    for kustomization in _docs(files, "demo/flux/kustomizations.yaml"):
+        assert "serviceAccountName" not in kustomization["spec"]
+        assert "healthCheckExprs" not in kustomization["spec"]
+
+
+def test_the_health_expressions_wait_for_complete_and_fail_on_failed() -> None:
+    """Kustomize-controller asks inProgress, then failed, then current: a suspended Job
+    (queued) is in progress, never current."""
+    assert "spec.suspend == true" in health.FLUX_JOB["inProgress"]
+    assert "'Failed'" in health.FLUX_JOB["failed"]
+    assert "'Complete'" in health.FLUX_JOB["current"]
+    assert "suspend" not in health.FLUX_JOB["current"]
+
+
+def test_every_job_carries_the_queue_and_priority_and_never_suspend() -> None:
+    """Kueue's webhook sets spec.suspend on create; rendering it would make the GitOps
+    tool own the field and fight Kueue over it."""
+    doc = _queued(staged_doc(), workloadPriorityClass="high")
+    doc["spec"]["variants"] = ["sequential", "stages"]
+    jobs = [o for o in objects(render_doc(doc)) if o["kind"] == "Job"]
+    assert len(jobs) >= 4
+    for job in jobs:
+        assert job["metadata"]["labels"][contract.QUEUE] == "team"
+        assert job["metadata"]["labels"][contract.PRIORITY_CLASS] == "high"
+        assert "suspend" not in job["spec"]
+
+
+def test_a_priority_without_a_queue_is_refused(runner: CliRunner, write_batch: Any) -> None:
+    doc = batch_doc(workloadPriorityClass="high")
+    result = runner.invoke(app, ["validate", str(write_batch(doc))])
+    assert result.exit_code != 0
+    assert "workloadPriorityClass needs queue" in result.output
+    assert "set spec.queue" in result.output
+
+
+def test_render_points_argo_cd_users_at_the_health_check(
+    runner: CliRunner, write_batch: Any, tmp_path: Any
+) -> None:
+    """A note, not a warning: the fix is the cluster's setting, which no batch can say."""
+    queued = _queued(batch_doc())
+    result = runner.invoke(app, ["render", str(write_batch(queued)), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "argocd-health" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: batch.yaml:"), result.output
+    assert "spec.queue" in notes[0]
+    strict = runner.invoke(app, ["validate", "--strict", str(write_batch(queued))])
+    assert strict.exit_code == 0, strict.output
+    # One Job (the parallel variant alone) has no next wave to start too soon.
+    assert not health.argocd_note(load(_queued(batch_doc(variants=["parallel"]))))
+    assert not health.argocd_note(load(batch_doc()))
+
+
+def test_argocd_health_prints_a_configmap_patch_with_the_lua_check(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["argocd-health"])
+    assert result.exit_code == 0, result.output
+    patch = yaml.safe_load(result.output)
+    assert patch["kind"] == "ConfigMap" and patch["metadata"]["name"] == "argocd-cm"
+    lua = patch["data"][health.ARGOCD_KEY]
+    assert health.ARGOCD_KEY == "resource.customizations.health.batch_Job"
+    assert lua == health.argocd_lua()
+    for needed in ('"Degraded"', '"Healthy"', '"Progressing"', '"Complete"', '"Failed"'):
+        assert needed in lua, needed
+    # Healthy only from Complete: the Suspended condition never makes a Job Healthy.
+    healthy = lua.index('status = "Healthy"')
+    assert lua.rindex("complete ~= nil", 0, healthy) > lua.rindex("Suspended", 0, healthy)
