@@ -27,11 +27,12 @@ import yaml
 from gitops_fixtures import MLGEN, Repo, batch_doc, finished, wait_for
 from typer.testing import CliRunner
 
-from mlgen import checks, health, kube, timeline
+from mlgen import checks, health, kube, timeline, variants
+from mlgen.checks import Epsilon
 from mlgen.cli.app import app
 from mlgen.cluster import argocd, build, gitops, gitserver, kueue
 from mlgen.conformance.plugin import Cluster
-from mlgen.conformance.runner import sleeper_batch
+from mlgen.conformance.runner import Runner, sleeper_batch
 
 pytestmark = pytest.mark.skipif(
     "config.getoption('--mlgen-cluster') not in (None, 'local')",
@@ -190,6 +191,79 @@ def test_apply_says_a_step_is_queued_and_waits_for_its_end(
     # Admitted only once the blocker's quota came back (times to the API's second).
     assert first >= at(blocked, blocker_pod.end) - found.resolution, (first, blocked)
     admitted_every_job(queue, client, enrolled)
+
+
+def test_parallel_under_quota_runs_what_the_quota_admits(
+    queue: kueue.Kueue,
+    mlgen_cluster: Cluster,
+    mlgen_run: Runner,
+    mlgen_epsilon: Epsilon,
+    tmp_path: Path,
+    mlgen_record: Callable[[str], None],
+) -> None:
+    """Six 1-GPU jobs at p = 4 in a queue with 2 GPUs. Kueue admits an Indexed Job whole
+    or not at all, so without spec.queueQuota it never admits it (apply says why, in
+    Kueue's words); with it, render runs 2 at a time, and estimate predicts the run."""
+    queue.enroll(mlgen_run.namespace, QUEUE)
+    doc = sleeper_batch(
+        "quota",
+        durations=[2] * 6,
+        parallelism=4,
+        extra_defaults={
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "32Mi"},
+                "limits": {"nvidia.com/gpu": 1},
+            },
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+        },
+    )
+    doc["metadata"]["namespace"] = mlgen_run.namespace
+    doc["spec"]["queue"] = QUEUE
+    path = tmp_path / "quota.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = tmp_path / "out"
+    rendered = CliRunner().invoke(app, ["render", str(path), "-o", str(out)])
+    assert rendered.exit_code == 0, rendered.output
+    never = CliRunner().invoke(
+        app,
+        [
+            "apply",
+            str(out / "quota" / "parallel"),
+            "--kubeconfig",
+            str(mlgen_cluster.kubeconfig),
+            "--timeout",
+            "20s",
+        ],
+    )
+    assert never.exit_code != 0, never.output
+    assert "queued, waiting for admission by Kueue" in never.output, never.output
+    assert "nvidia.com/gpu" in never.output, never.output
+    mlgen_cluster.client.batch.delete_collection_namespaced_job(
+        mlgen_run.namespace, propagation_policy="Background"
+    )
+    doc["metadata"]["name"] = "quota-fit"
+    doc["spec"]["queueQuota"] = {"nvidia.com/gpu": QUOTA["nvidia.com/gpu"]}
+    batch = mlgen_run.from_dict(doc)
+    assert batch.parallelism == 2, "rendered at what the quota admits"
+    result = mlgen_run.run(batch, "parallel")
+    assert result.failure is None
+    checks.all_complete(result.timeline)
+    checks.max_running(result.timeline, 2)
+    checks.parallel_bounds(
+        result.timeline,
+        result.durations,
+        parallelism=2,
+        epsilon=mlgen_epsilon.of(variants.get("parallel")),
+    )
+    admitted_every_job(queue, mlgen_cluster.client, mlgen_run.namespace)
+    assert result.estimate is not None
+    error = abs(result.estimate - result.timeline.makespan) / result.timeline.makespan
+    assert error <= 0.10, (result.estimate, result.timeline.makespan)
+    mlgen_record(
+        f"kueue quota: 6 x 1 GPU at p = 4 in 2 GPUs: never admitted without queueQuota; "
+        f"with it peak {result.timeline.max_concurrency()}, makespan "
+        f"{result.timeline.makespan:.1f}s, estimate {result.estimate:.1f}s"
+    )
 
 
 def _started(

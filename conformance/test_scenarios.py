@@ -156,10 +156,15 @@ def test_gpu_capacity_bounds_concurrency_and_makespan(
                 ],
             },
         )
-        result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel")
+        room = {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "2"}
+        result = mlgen_run.run(mlgen_run.from_dict(doc), "parallel", capacity=room)
         assert result.failure is None
         checks.all_complete(result.timeline)
         checks.max_running(result.timeline, 2)
+        # `mlgen estimate --capacity nvidia.com/gpu=2` models the two GPUs: within 10 %.
+        assert result.estimate is not None
+        error = abs(result.estimate - result.timeline.makespan) / result.timeline.makespan
+        assert error <= 0.10, (result.estimate, result.timeline.makespan)
         # With room for 2 the batch behaves as p = 2: four rounds of two.
         checks.parallel_bounds(
             result.timeline,
@@ -169,7 +174,7 @@ def test_gpu_capacity_bounds_concurrency_and_makespan(
         )
         mlgen_record(
             f"capacity: peak {result.timeline.max_concurrency()} pods, makespan "
-            f"{result.timeline.makespan:.0f}s"
+            f"{result.timeline.makespan:.1f}s, estimate {result.estimate:.1f}s"
         )
     finally:
         for name in created:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgen import schedule, spec, variants
+from mlgen import rules, schedule, spec, variants
 from mlgen.errors import UsageError
 
 MAX_OVERHEAD = 3600.0  # seconds per step: anything more is not a measurement
@@ -121,13 +122,52 @@ def overheads(*, seconds: float | None = None, calibration: Path | None = None) 
     return {u.name: per[u.driver] for u in units}
 
 
+def room(capacity: Mapping[str, str], jobs: Sequence[spec.Job], parallelism: int) -> int:
+    """`parallelism`, or fewer when fewer of these jobs' pods fit in `capacity` at once
+    (the nodes' room, or a queue's quota): the scheduler holds the rest Pending."""
+    fit, why = rules.room_for(capacity, [(j.requests, j.limits) for j in jobs])
+    if fit == 0:
+        raise UsageError(f"--capacity has room for no pod ({why}); give what the cluster has")
+    return min(parallelism, fit) if fit is not None else parallelism
+
+
+def within(batch: spec.Batch, capacity: Mapping[str, str]) -> spec.Batch:
+    """The batch as it runs in `capacity`: its parallelism and each stage's lowered to the
+    pods that fit at once."""
+    if not capacity:
+        return batch
+    return dataclasses.replace(
+        batch,
+        parallelism=room(capacity, batch.jobs, batch.parallelism),
+        stages=tuple(
+            dataclasses.replace(s, parallelism=room(capacity, batch.stage_jobs(s), s.parallelism))
+            for s in batch.stages
+        ),
+    )
+
+
 def of(
-    batch: spec.Batch, *, parallelism: int | None = None, overhead: dict[str, float] | None = None
+    batch: spec.Batch,
+    *,
+    parallelism: int | None = None,
+    overhead: dict[str, float] | None = None,
+    capacity: Mapping[str, str] | None = None,
 ) -> Estimate:
     """The predicted makespan of every variant directory, by the strategy that would
-    render it for this batch."""
+    render it for this batch; `capacity` bounds how many pods run at once."""
+    if capacity:
+        batch = dataclasses.replace(
+            batch,
+            parallelism=room(capacity, batch.jobs, batch.parallelism),
+            stages=tuple(
+                dataclasses.replace(
+                    s, parallelism=room(capacity, batch.stage_jobs(s), s.parallelism)
+                )
+                for s in batch.stages
+            ),
+        )
     durations = [float(j.expected_seconds or 0) for j in batch.jobs]
-    p = min(parallelism or batch.parallelism, len(durations))
+    p = room(capacity or {}, batch.jobs, min(parallelism or batch.parallelism, len(durations)))
     per = overhead if overhead is not None else overheads()
     ideal = overhead is not None and not any(per.values())  # --overhead 0
     makespans = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from fractions import Fraction
 
 from mlgen import contract
@@ -177,6 +177,26 @@ def quantity(text: str) -> str:
     if quantity_value(text) < 0:
         raise ValueError(f"{text!r} is negative; a resource quantity must be at least 0")
     return text
+
+
+def room_for(
+    room: Mapping[str, str], pods: Iterable[tuple[Mapping[str, str], Mapping[str, str]]]
+) -> tuple[int | None, str]:
+    """How many of the largest of these pods (requests, limits) fit in `room` at once,
+    and the resource that limits it ("2 nvidia.com/gpu at 1 each"); None when no pod asks
+    for anything `room` counts. A request left out is its limit, as Kubernetes defaults it."""
+    most: int | None = None
+    why = ""
+    asked = list(pods)
+    for resource, total in sorted(room.items()):
+        sizes = [r.get(resource) or lim.get(resource) or "0" for r, lim in asked]
+        largest = max(sizes, key=quantity_value, default="0")
+        if quantity_value(largest) <= 0:
+            continue
+        count = int(quantity_value(total) // quantity_value(largest))
+        if most is None or count < most:
+            most, why = count, f"{total} {resource} at {largest} each"
+    return most, why
 
 
 def quantity_value(text: str) -> Fraction:

@@ -352,6 +352,10 @@ class Spec(_Model):
     workloadPriorityClass: LabelValue | None = None
     """The Kueue WorkloadPriorityClass of the Jobs (Kueue's priority-class label): the
     queue admits higher priorities first. Needs spec.queue; default none."""
+    queueQuota: dict[ResourceName, Quantity] | None = None
+    """What spec.queue's ClusterQueue admits at once (its nominal quota), like
+    {nvidia.com/gpu: 4}. Kueue admits an Indexed Job whole or not at all, so each one runs
+    at most as many pods as fit in it; estimates count it. Needs spec.queue; default none."""
     podSecurity: Literal["restricted", "baseline", "privileged"] = "restricted"
     """The Pod Security level the namespace enforces and every pod is checked against:
     restricted (default), baseline or privileged."""
@@ -363,11 +367,12 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> Spec:
-        if self.workloadPriorityClass and not self.queue:
-            raise ValueError(
-                "workloadPriorityClass needs queue: Kueue reads it only on the Jobs it "
-                "queues; set spec.queue to your LocalQueue"
-            )
+        for field in ("workloadPriorityClass", "queueQuota"):
+            if getattr(self, field) and not self.queue:
+                raise ValueError(
+                    f"{field} needs queue: Kueue reads it only for the Jobs it queues; set "
+                    "spec.queue to your LocalQueue"
+                )
         if self.variants is not None and len(set(self.variants)) != len(self.variants):
             raise ValueError("variants lists a variant twice; list each at most once")
         stages = [s.name for s in self.stages or []]
@@ -471,6 +476,9 @@ class Batch:
     located: places.Places = dataclasses.field(default_factory=places.Places)
     stages: tuple[Stage, ...] = ()  # spec.stages in order; () without stages
     priority_class: str | None = None  # Kueue's WorkloadPriorityClass
+    # spec.queueQuota, and when it lowered spec.parallelism: (pods that fit, why).
+    queue_quota: dict[str, str] = dataclasses.field(default_factory=dict)
+    quota_cap: tuple[int, str] | None = None
 
     def queue_labels(self) -> dict[str, str]:
         """What Kueue reads from every Job: its LocalQueue and priority."""
@@ -572,17 +580,29 @@ def resolve(
     stages, stage_problems = _stages(spec, jobs)
     problems.extend(stage_problems)
     chosen = spec.variants or variants.defaults(staged=bool(spec.stages))
+    asked = min(spec.parallelism or len(jobs), len(jobs))
+    fit, why = rules.room_for(spec.queueQuota or {}, [(j.requests, j.limits) for j in jobs])
+    if fit == 0:
+        problems.append(
+            (
+                "spec.queueQuota",
+                f"admits no pod at once ({why}), so Kueue would never admit these Jobs; "
+                "give the ClusterQueue's quota, or lower the jobs' requests",
+            )
+        )
     batch = Batch(
         name=model.metadata.name,
         namespace=model.metadata.namespace,
         labels=dict(model.metadata.labels),
         kubernetes_version=spec.kubernetesVersion,
         variants=tuple(v for v in variants.directories() if v in chosen),
-        parallelism=min(spec.parallelism or len(jobs), len(jobs)),
+        parallelism=min(asked, fit or asked),
         strategy=spec.sequential.strategy,
         on_failure=spec.sequential.onFailure,
         queue=spec.queue,
         priority_class=spec.workloadPriorityClass,
+        queue_quota=dict(spec.queueQuota or {}),
+        quota_cap=(fit, why) if fit and fit < asked else None,
         jobs=tuple(jobs),
         source=source,
         flux=spec.flux,
@@ -592,6 +612,12 @@ def resolve(
         stages=stages,
     )
     return batch, problems
+
+
+def _fitting(spec: Spec, jobs: list[Job]) -> int:
+    """How many of these jobs' pods spec.queueQuota admits at once (unbounded without)."""
+    fit, _ = rules.room_for(spec.queueQuota or {}, [(j.requests, j.limits) for j in jobs])
+    return fit or len(jobs) or 1
 
 
 def _stages(spec: Spec, jobs: list[Job]) -> tuple[tuple[Stage, ...], list[tuple[str, str]]]:
@@ -656,6 +682,7 @@ def _stages(spec: Spec, jobs: list[Job]) -> tuple[tuple[Stage, ...], list[tuple[
             parallelism=min(
                 stage.parallelism or spec.parallelism or len(members[stage.name]),
                 max(len(members[stage.name]), 1),
+                _fitting(spec, [jobs[i] for i in members[stage.name]]),
             ),
             on_failure=stage.onFailure,
         )

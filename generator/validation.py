@@ -250,6 +250,16 @@ def warnings(batch: spec.Batch) -> list[str]:
                 "every step after a failure under Argo CD",
             )
         )
+    if batch.quota_cap is not None:
+        fit, why = batch.quota_cap
+        found.append(
+            (
+                batch.at("spec.queueQuota"),
+                f"admits {fit} pod(s) at once ({why}), fewer than spec.parallelism: each "
+                f"Indexed Job runs {fit} at a time, since Kueue admits one whole or not at "
+                "all. Raise the quota or set spec.parallelism to match",
+            )
+        )
     found += [
         (
             batch.at(f"spec.stages[{stage.index}].onFailure"),

@@ -5,13 +5,14 @@ the real Kueue, Argo CD and Flux."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mlgen import contract, health
+from mlgen import contract, health, rules, validation
 from mlgen.cli.app import app
 
 from .conftest import batch_doc, load, objects, render_doc, staged_doc
@@ -134,3 +135,80 @@ def test_argocd_health_prints_a_configmap_patch_with_the_lua_check(runner: CliRu
     # Healthy only from Complete: the Suspended condition never makes a Job Healthy.
     healthy = lua.index('status = "Healthy"')
     assert lua.rindex("complete ~= nil", 0, healthy) > lua.rindex("Suspended", 0, healthy)
+
+
+def _gpus(doc: dict[str, Any], each: int = 1) -> dict[str, Any]:
+    doc["spec"]["defaults"]["resources"] = {
+        "requests": {"cpu": "1"},
+        "limits": {"nvidia.com/gpu": str(each)},
+    }
+    return doc
+
+
+def test_room_for_counts_the_largest_pod_and_names_the_tightest_resource() -> None:
+    pods = [({"cpu": "2"}, {"nvidia.com/gpu": "1"}), ({"cpu": "500m"}, {"nvidia.com/gpu": "2"})]
+    assert rules.room_for({"nvidia.com/gpu": "4", "cpu": "16"}, pods) == (
+        2,
+        "4 nvidia.com/gpu at 2 each",
+    )
+    assert rules.room_for({"cpu": "3"}, pods) == (1, "3 cpu at 2 each")
+    assert rules.room_for({"memory": "8Gi"}, pods) == (None, ""), "nothing asked: no bound"
+    assert rules.room_for({}, pods) == (None, "")
+
+
+def test_a_queue_quota_caps_each_indexed_job_to_what_kueue_admits() -> None:
+    """Kueue admits an Indexed Job whole or not at all: p = 4 at 1 GPU in a quota of 2
+    would never run, so it renders at 2, and says so once."""
+    doc = _gpus(_queued(batch_doc(parallelism=3), queueQuota={"nvidia.com/gpu": "2"}))
+    batch = load(doc)
+    assert batch.parallelism == 2
+    (job,) = [o for o in objects(render_doc(doc, variants=("parallel",))) if o["kind"] == "Job"]
+    assert job["spec"]["parallelism"] == 2
+    said = [w for w in validation.warnings(batch) if "spec.queueQuota" in w]
+    assert len(said) == 1 and "admits 2 pod(s) at once (2 nvidia.com/gpu at 1 each)" in said[0]
+    roomy = load(_gpus(_queued(batch_doc(parallelism=3), queueQuota={"nvidia.com/gpu": "8"})))
+    assert roomy.parallelism == 3 and roomy.quota_cap is None
+    assert not [w for w in validation.warnings(roomy) if "spec.queueQuota" in w]
+
+
+def test_a_stage_runs_what_the_quota_admits() -> None:
+    doc = _gpus(
+        _queued(
+            staged_doc({"prep": ["a"], "sweep": ["b", "c", "d"]}, sweep={"parallelism": 3}),
+            queueQuota={"nvidia.com/gpu": "4"},
+        ),
+        each=2,
+    )
+    batch = load(doc)
+    assert [s.parallelism for s in batch.stages] == [1, 2]
+
+
+def test_a_quota_no_pod_fits_in_is_refused_at_its_line(runner: CliRunner, write_batch: Any) -> None:
+    doc = _gpus(_queued(batch_doc(), queueQuota={"nvidia.com/gpu": "1"}), each=2)
+    result = runner.invoke(app, ["validate", str(write_batch(doc))])
+    assert result.exit_code != 0
+    assert "spec.queueQuota: admits no pod at once (1 nvidia.com/gpu at 2 each)" in result.output
+    assert "Kueue would never admit these Jobs" in result.output
+    alone = runner.invoke(app, ["validate", str(write_batch(batch_doc(queueQuota={"cpu": "4"})))])
+    assert alone.exit_code != 0 and "queueQuota needs queue" in alone.output
+
+
+def test_estimate_counts_the_capacity(runner: CliRunner, write_batch: Any) -> None:
+    """Eight 1-GPU jobs at p = 4 on 2 GPUs run as p = 2: the estimate says so, not half."""
+    doc = _gpus(batch_doc(parallelism=4))
+    doc["spec"]["jobs"] = [{"name": f"j{i}", "args": ["x"]} for i in range(8)]
+    doc["spec"]["defaults"]["expectedDuration"] = "10m"
+    path = str(write_batch(doc))
+    plain = json.loads(runner.invoke(app, ["estimate", path, "--json"]).output)[0]
+    room = runner.invoke(app, ["estimate", path, "--json", "--capacity", "nvidia.com/gpu=2"])
+    assert room.exit_code == 0, room.output
+    capped = json.loads(room.output)[0]
+    assert (plain["parallelism"], capped["parallelism"]) == (4, 2)
+    assert capped["parallelSeconds"] == pytest.approx(2 * plain["parallelSeconds"], rel=0.01)
+    for bad, said in (
+        ("nvidia.com/gpu", "write it as RESOURCE=QUANTITY"),
+        ("nvidia.com/gpu=lots", "not a Kubernetes quantity"),
+        ("nvidia.com/gpu=0", "room for no pod"),
+    ):
+        result = runner.invoke(app, ["estimate", path, "--capacity", bad])
+        assert result.exit_code != 0 and said in result.output, (bad, result.output)

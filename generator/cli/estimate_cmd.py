@@ -12,6 +12,7 @@ from rich.table import Table
 from mlgen import estimate, source, units, variants
 from mlgen.cli.common import note_skipped, out, reported
 from mlgen.cli.render_cmd import Batches
+from mlgen.errors import UsageError
 
 
 def estimate_command(
@@ -44,6 +45,16 @@ def estimate_command(
             "calibrated on your cluster (artifacts/conformance/calibration/epsilon.json).",
         ),
     ] = None,
+    capacity: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--capacity",
+            metavar="RESOURCE=QUANTITY",
+            help="What runs at once on the cluster or in your Kueue queue, like "
+            "nvidia.com/gpu=4 (repeat for more resources): no more pods run together than "
+            "fit. Default: no bound but the parallelism.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for tools.")] = False,
 ) -> None:
     """Predict each variant's makespan from the jobs' expectedDuration.
@@ -58,7 +69,11 @@ def estimate_command(
         per = estimate.overheads(seconds=overhead, calibration=overhead_from)
         read = source.load(batches)
         note_skipped(read.skipped)
-        results = [estimate.of(b, parallelism=parallelism, overhead=per) for b in read.batches]
+        room = _capacity(capacity or [])
+        results = [
+            estimate.of(b, parallelism=parallelism, overhead=per, capacity=room)
+            for b in read.batches
+        ]
         if as_json:
             out.print_json(json.dumps([r.as_dict() for r in results]))
             return
@@ -100,3 +115,16 @@ def estimate_command(
                     units.human_duration(s.lower_bound_seconds),
                 )
             out.print(stages)
+
+
+def _capacity(pairs: list[str]) -> dict[str, str]:
+    room: dict[str, str] = {}
+    for pair in pairs:
+        resource, equals, amount = pair.partition("=")
+        try:
+            if not equals or not resource:
+                raise ValueError("write it as RESOURCE=QUANTITY, like nvidia.com/gpu=4")
+            room[resource] = units.check_quantity(amount)
+        except ValueError as e:
+            raise UsageError(f"--capacity {pair!r}: {e}") from e
+    return room

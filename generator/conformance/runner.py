@@ -5,7 +5,7 @@ namespace (durations scaled on simulated clusters), apply a variant with
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class RunResult:
     timeline: timeline.Timeline
     failure: JobFailedError | None
     objects: list[dict[str, Any]]
+    estimate: float | None = None  # `mlgen estimate`'s makespan, where its model applies
 
     @property
     def durations(self) -> list[float]:
@@ -104,7 +105,16 @@ class Runner:
             jobs=tuple(scaled(j) for j in batch.jobs),
         )
 
-    def run(self, batch: spec.Batch, variant: str, *, timeout: float | None = None) -> RunResult:
+    def run(
+        self,
+        batch: spec.Batch,
+        variant: str,
+        *,
+        timeout: float | None = None,
+        capacity: Mapping[str, str] | None = None,
+    ) -> RunResult:
+        """Render, apply and record one variant; `capacity` is what the nodes hold at once
+        (a resource by resource), for the estimate."""
         batch = self.prepare(batch)
         files = render.render_batch(batch, only=(variant,))
         # Apply the rendered files as parsed back, i.e. exactly the bytes a user commits.
@@ -150,10 +160,12 @@ class Runner:
         target = self.artifacts / f"{batch.name}-{variant}.json"
         gantt.save(found, target)
         said = f"{batch.name}/{variant}: makespan {found.makespan:.2f}s"
+        predicted: float | None = None
         if self.estimated is not None and failure is None:
             unit = variants.select(batch, variant)
+            room = estimate.within(batch, capacity or {})  # what the nodes let run at once
             predicted = unit.predict(
-                batch, parallelism=batch.parallelism, overheads=estimate.overheads()
+                room, parallelism=room.parallelism, overheads=estimate.overheads()
             )
             self.estimated(f"{batch.name}/{variant}", predicted, found.makespan)
             said += f", estimate {predicted:.2f}s"
@@ -172,7 +184,12 @@ class Runner:
                     "stand-ins did not receive what the batch promised:\n" + "\n".join(problems)
                 )
         return RunResult(
-            batch=batch, variant=variant, timeline=found, failure=failure, objects=objects
+            batch=batch,
+            variant=variant,
+            timeline=found,
+            failure=failure,
+            objects=objects,
+            estimate=predicted,
         )
 
     def provide(self, batch: spec.Batch, objects: list[dict[str, Any]] | None = None) -> list[str]:
