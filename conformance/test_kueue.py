@@ -16,6 +16,7 @@ webhooks the API server must reach on loopback (kind's API server runs in a cont
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -33,6 +34,7 @@ from mlgen.cli.app import app
 from mlgen.cluster import argocd, build, gitops, gitserver, kueue
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import Runner, sleeper_batch
+from mlgen.conformance.suite import check_result
 
 pytestmark = pytest.mark.skipif(
     "config.getoption('--mlgen-cluster') not in (None, 'local')",
@@ -43,7 +45,10 @@ pytestmark = pytest.mark.skipif(
 QUEUE = "team"
 # Room for a few steps' pods (100m each) at once: without the fix, steps overlap.
 QUOTA = {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": "2"}
-STEPS = [8, 2]  # long enough that a step started too soon is seen running beside it
+STEPS = [8, 2]
+EXAMPLES = (
+    Path(__file__).resolve().parents[1] / "examples"
+)  # long enough that a step started too soon is seen running beside it
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +269,32 @@ def test_parallel_under_quota_runs_what_the_quota_admits(
         f"with it peak {result.timeline.max_concurrency()}, makespan "
         f"{result.timeline.makespan:.1f}s, estimate {result.estimate:.1f}s"
     )
+
+
+@pytest.mark.parametrize("variant", ["sequential", "parallel"])
+def test_a_teams_queued_batch_conforms_through_kueue(
+    queue: kueue.Kueue,
+    mlgen_run: Runner,
+    mlgen_epsilon: Epsilon,
+    mlgen_time_scale: float,
+    variant: str,
+) -> None:
+    """examples/gpu.yaml unchanged (queue gpu-team-a, 1 GPU, 8 CPUs and 48Gi a job, four
+    at a time) through the generic suite as `--mlgen-kueue mlgen` runs it on a cluster
+    with Kueue: its LocalQueue made in the test namespace, every Job admitted, and the
+    variant's own checks (order, p, bounds) on what ran."""
+    queue.quota({"cpu": "64", "memory": "512Gi", "nvidia.com/gpu": "8"})
+    try:
+        run = dataclasses.replace(mlgen_run, time_scale=mlgen_time_scale, kueue=kueue.CLUSTER_QUEUE)
+        batch = run.load(EXAMPLES / "gpu.yaml")
+        assert batch.queue == "gpu-team-a"
+        result = run.run(batch, variant)
+        assert result.failure is None, str(result.failure)
+        check_result(result, mlgen_epsilon)
+        # The runner checked admission; look once more, from here.
+        admitted_every_job(queue, run.client, run.namespace)
+    finally:
+        queue.quota(QUOTA)
 
 
 def _started(

@@ -73,9 +73,7 @@ class Kueue(processes.Group):
         crds.create(self.client, cluster_queue(resources))
 
     def enroll(self, namespace: str, queue: str) -> None:
-        """Let Kueue manage `namespace`'s Jobs and give it a LocalQueue named `queue`."""
-        self.client.core.patch_namespace(namespace, {"metadata": {"labels": {LABEL: "true"}}})
-        crds.create(self.client, local_queue(namespace, queue))
+        enroll(self.client, namespace, queue)
 
     def workload(self, namespace: str, job_uid: str) -> dict[str, Any] | None:
         """The Workload Kueue made for a Job (found by its job-uid label), or None."""
@@ -184,6 +182,37 @@ def local_queue(namespace: str, name: str) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"clusterQueue": CLUSTER_QUEUE},
     }
+
+
+def enroll(
+    client: kube.Kube, namespace: str, queue: str, *, cluster_queue: str = CLUSTER_QUEUE
+) -> None:
+    """Let Kueue manage `namespace`'s Jobs (the label scopes this harness's webhooks; a
+    cluster's own Kueue ignores it) and give it a LocalQueue `queue` in `cluster_queue`."""
+    with kube.errors(f"labelling namespace {namespace} for Kueue"):
+        client.core.patch_namespace(namespace, {"metadata": {"labels": {LABEL: "true"}}})
+    spec = local_queue(namespace, queue)
+    spec["spec"]["clusterQueue"] = cluster_queue
+    crds.create(client, spec)
+
+
+def not_admitted(client: kube.Kube, namespace: str, jobs: list[str]) -> list[str]:
+    """Each of these Jobs that Kueue did not admit, said with its Workload's state."""
+    problems = []
+    for name in jobs:
+        job = client.batch.read_namespaced_job(name, namespace)
+        found = workload(client, namespace, job.metadata.uid)
+        if found is None:
+            problems.append(f"Job {name}: no Workload; Kueue never saw it (is spec.queue its?)")
+            continue
+        admitted = crds.condition(found, "Admitted")
+        if admitted.get("status") != "True":
+            quota = crds.condition(found, "QuotaReserved")
+            problems.append(
+                f"Job {name}: Workload {found['metadata']['name']} not admitted: "
+                f"{quota.get('message') or admitted.get('message') or 'no word'}"
+            )
+    return problems
 
 
 def workload(client: kube.Kube, namespace: str, job_uid: str) -> dict[str, Any] | None:

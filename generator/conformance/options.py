@@ -18,6 +18,9 @@ Options (also as ini keys without the leading dashes and with `_`):
                               3 h job runs 18 s)
   --mlgen-max-epsilon S       the ceiling on the calibrated per-step overhead (default: the
                               one of the session's kind of cluster, calibration.LIMITS)
+  --mlgen-kueue CLUSTERQUEUE  the cluster runs Kueue: a batch with spec.queue gets that
+                              LocalQueue in its test namespace, in this ClusterQueue, and
+                              each run checks that Kueue admitted every Job (default: off)
 """
 
 from __future__ import annotations
@@ -85,6 +88,13 @@ def add(parser: pytest.Parser) -> None:
         help="Ceiling (seconds) on the calibrated per-step overhead (default: the one of "
         "the session's kind of cluster); raise it for slower clusters.",
     )
+    group.addoption(
+        "--mlgen-kueue",
+        default=None,
+        metavar="CLUSTERQUEUE",
+        help="The cluster runs Kueue: queued batches get their LocalQueue in this "
+        "ClusterQueue, and each run checks that Kueue admitted every Job.",
+    )
     parser.addini("mlgen_cluster", "default for --mlgen-cluster", default="local")
     parser.addini(
         "mlgen_kind_config", "default for --mlgen-kind-config", default="kind-config.yaml"
@@ -99,6 +109,7 @@ def add(parser: pytest.Parser) -> None:
     parser.addini("mlgen_kind_image", "default for --mlgen-kind-image", default="")
     parser.addini("mlgen_standin_image", "default for --mlgen-standin-image", default="")
     parser.addini("mlgen_max_epsilon", "default for --mlgen-max-epsilon", default="")
+    parser.addini("mlgen_kueue", "default for --mlgen-kueue", default="")
 
 
 def value(config: pytest.Config, name: str) -> Any:

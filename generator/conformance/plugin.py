@@ -165,6 +165,7 @@ def mlgen_run(
         stall_bound=calibration.limits_for(
             "local" if mlgen_cluster.simulated else mlgen_cluster.kind
         ).pending,
+        kueue=options.value(request.config, "kueue") or None,
     )
 
 

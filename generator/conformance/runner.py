@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from mlgen import apply, estimate, gantt, kube, render, source, spec, timeline, variants, versions
+from mlgen.cluster import kueue as queues
 from mlgen.conformance import fitting, stalls, standin
 from mlgen.errors import JobFailedError
 
@@ -74,6 +75,9 @@ class Runner:
     throwaway: bool = True
     # Fail a run whose pods stall this long, with the reason (stalls.py); None: never.
     stall_bound: float | None = None
+    # The cluster runs Kueue (--mlgen-kueue): a queued batch gets a LocalQueue of its
+    # spec.queue in this ClusterQueue, and each run checks Kueue admitted every Job.
+    kueue: str | None = None
 
     def load(self, path: Path, name: str | None = None) -> spec.Batch:
         batches = source.load_files([path])
@@ -126,6 +130,8 @@ class Runner:
             if d
         ]
         self.provide(batch, objects)
+        if self.kueue and batch.queue:
+            queues.enroll(self.client, self.namespace, batch.queue, cluster_queue=self.kueue)
         if batch.pod_security != "restricted":  # the batch opted out: enforce what it asks
             with kube.errors(f"labelling namespace {self.namespace}"):
                 self.client.core.patch_namespace(
@@ -183,6 +189,11 @@ class Runner:
                 raise AssertionError(
                     "stand-ins did not receive what the batch promised:\n" + "\n".join(problems)
                 )
+        if self.kueue and batch.queue and failure is None:
+            jobs = [o["metadata"]["name"] for o in objects if o["kind"] == "Job"]
+            problems = queues.not_admitted(self.client, self.namespace, jobs)
+            if problems:
+                raise AssertionError("; ".join(problems))
         return RunResult(
             batch=batch,
             variant=variant,
