@@ -39,6 +39,7 @@ FAST = [
     "tests/test_references.py",
     "tests/test_pod_security.py",
     "tests/test_stages.py",
+    "tests/test_kueue.py",
 ]
 CONFORMANCE = ["conformance/test_admission.py", "conformance/test_scenarios.py"]
 
@@ -239,6 +240,35 @@ MUTANTS = [
         fast_only="the Job controller marks a Job whose pod succeeded Failed only when its "
         "deadline passes within the same sync, milliseconds: no cluster reproduces it on "
         "demand, so the fast tests' fake cluster disagrees with itself instead",
+    ),
+    Mutant(
+        "queued Flux chain on Flux's own Job health",
+        (
+            (
+                "generator/flux.py",
+                "    if batch.queue:\n        # Kueue holds Jobs suspended",
+                "    if False:\n        # Kueue holds Jobs suspended",
+            ),
+        ),
+        conformance=("conformance/test_kueue.py::TestFlux",),
+    ),
+    Mutant(
+        "Argo CD health check: a running Job Healthy",
+        (
+            (
+                "templates/argocd-job-health.lua",
+                "if complete ~= nil then",
+                "if complete ~= nil or not suspended then",
+            ),
+        ),
+        conformance=("conformance/test_kueue.py::TestArgoCD",),
+    ),
+    Mutant(
+        "queue quota ignored",
+        (("generator/spec.py", "parallelism=min(asked, fit or asked),", "parallelism=asked,"),),
+        conformance=(
+            "conformance/test_kueue.py::test_parallel_under_quota_runs_what_the_quota_admits",
+        ),
     ),
 ]
 
