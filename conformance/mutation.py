@@ -257,8 +257,8 @@ MUTANTS = [
         (
             (
                 "templates/argocd-job-health.lua",
-                "if complete ~= nil then",
-                "if complete ~= nil or not suspended then",
+                'local hs = {status = "Progressing", message = "Job is running"}',
+                'local hs = {status = "Healthy", message = "Job is running"}',
             ),
         ),
         conformance=("conformance/test_kueue.py::TestArgoCD",),

@@ -237,7 +237,7 @@ def test_parallel_under_quota_runs_what_the_quota_admits(
             "--kubeconfig",
             str(mlgen_cluster.kubeconfig),
             "--timeout",
-            "20s",
+            "12s",
         ],
     )
     assert never.exit_code != 0, never.output
@@ -420,10 +420,11 @@ class TestFlux:
 
         def unfixed() -> None:
             """The chain as mlgen rendered it before: no ServiceAccount, no expressions."""
-            (chain / "access.yaml").unlink()
+            (chain / "access.yaml").unlink(missing_ok=True)
             docs = list(yaml.safe_load_all((chain / "kustomizations.yaml").read_text()))
             for each in docs:
-                del each["spec"]["serviceAccountName"], each["spec"]["healthCheckExprs"]
+                each["spec"].pop("serviceAccountName", None)
+                each["spec"].pop("healthCheckExprs", None)
             (chain / "kustomizations.yaml").write_text(yaml.safe_dump_all(docs))
 
         found = sync(tool, repo, doc, enrolled, edit=unfixed)
