@@ -246,8 +246,8 @@ MUTANTS = [
         (
             (
                 "generator/flux.py",
-                "    if batch.queue:\n        # Kueue holds Jobs suspended",
-                "    if False:\n        # Kueue holds Jobs suspended",
+                "    if batch.queue:\n        for kustomization in chain:",
+                "    if False:\n        for kustomization in chain:",
             ),
         ),
         conformance=("conformance/test_kueue.py::TestFlux",),

@@ -122,7 +122,7 @@ def overheads(*, seconds: float | None = None, calibration: Path | None = None) 
     return {u.name: per[u.driver] for u in units}
 
 
-def room(capacity: Mapping[str, str], jobs: Sequence[spec.Job], parallelism: int) -> int:
+def room(capacity: Mapping[str, str], jobs: Sequence[spec.Job], *, parallelism: int) -> int:
     """`parallelism`, or fewer when fewer of these jobs' pods fit in `capacity` at once
     (the nodes' room, or a queue's quota): the scheduler holds the rest Pending."""
     fit, why = rules.room_for(capacity, [(j.requests, j.limits) for j in jobs])
@@ -138,9 +138,11 @@ def within(batch: spec.Batch, capacity: Mapping[str, str]) -> spec.Batch:
         return batch
     return dataclasses.replace(
         batch,
-        parallelism=room(capacity, batch.jobs, batch.parallelism),
+        parallelism=room(capacity, batch.jobs, parallelism=batch.parallelism),
         stages=tuple(
-            dataclasses.replace(s, parallelism=room(capacity, batch.stage_jobs(s), s.parallelism))
+            dataclasses.replace(
+                s, parallelism=room(capacity, batch.stage_jobs(s), parallelism=s.parallelism)
+            )
             for s in batch.stages
         ),
     )
@@ -158,16 +160,22 @@ def of(
     if capacity:
         batch = dataclasses.replace(
             batch,
-            parallelism=room(capacity, batch.jobs, batch.parallelism),
+            parallelism=room(capacity, batch.jobs, parallelism=batch.parallelism),
             stages=tuple(
                 dataclasses.replace(
-                    s, parallelism=room(capacity, batch.stage_jobs(s), s.parallelism)
+                    s, parallelism=room(capacity, batch.stage_jobs(s), parallelism=s.parallelism)
                 )
                 for s in batch.stages
             ),
         )
     durations = [float(j.expected_seconds or 0) for j in batch.jobs]
-    p = room(capacity or {}, batch.jobs, min(parallelism or batch.parallelism, len(durations)))
+    # An override of spec.parallelism still runs within the queue's quota and the capacity.
+    asked = min(parallelism or batch.parallelism, len(durations))
+    p = room(
+        capacity or {},
+        batch.jobs,
+        parallelism=room(batch.queue_quota, batch.jobs, parallelism=asked),
+    )
     per = overhead if overhead is not None else overheads()
     ideal = overhead is not None and not any(per.values())  # --overhead 0
     makespans = []

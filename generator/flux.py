@@ -26,7 +26,13 @@ def files(batch: spec.Batch, directory: str, chain: list[dict[str, Any]]) -> dic
     ServiceAccount they impersonate with its Role (`health.access`)."""
     out: dict[str, Any] = {f"{directory}/kustomizations.yaml": chain}
     if batch.queue:
-        out[f"{directory}/access.yaml"] = health.access(batch)
+        for kustomization in chain:
+            # Kueue holds Jobs suspended, which Flux's own Job reader calls Current; the
+            # expressions hold the chain until Complete, read first only under
+            # impersonation.
+            kustomization["spec"]["serviceAccountName"] = health.flux_account(batch, directory)
+            kustomization["spec"]["healthCheckExprs"] = [dict(health.FLUX_JOB)]
+        out[f"{directory}/access.yaml"] = health.access(batch, directory)
     return out
 
 
@@ -94,7 +100,7 @@ def links(batch: spec.Batch, chain: Sequence[Link]) -> list[dict[str, Any]]:
 def _kustomization(name: str, path: str, seconds: int, *, batch: spec.Batch) -> dict[str, Any]:
     assert batch.flux is not None
     options = batch.flux
-    kustomization: dict[str, Any] = {
+    return {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
         "metadata": {
@@ -112,9 +118,3 @@ def _kustomization(name: str, path: str, seconds: int, *, batch: spec.Batch) -> 
             "sourceRef": {"kind": "GitRepository", "name": options.source},
         },
     }
-    if batch.queue:
-        # Kueue holds Jobs suspended, which Flux's own Job reader calls Current; the
-        # expressions hold the chain until Complete, read first only under impersonation.
-        kustomization["spec"]["serviceAccountName"] = health.flux_account(batch)
-        kustomization["spec"]["healthCheckExprs"] = [dict(health.FLUX_JOB)]
-    return kustomization

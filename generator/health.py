@@ -23,6 +23,7 @@ from typing import Any
 from mlgen import contract, spec, variants
 
 ARGOCD_KEY = "resource.customizations.health.batch_Job"
+PRUNE = "kustomize.toolkit.fluxcd.io/prune"  # "disabled": Flux never deletes the object
 
 # CEL over the Job; kustomize-controller asks inProgress, then failed, then current.
 FLUX_JOB = {
@@ -67,29 +68,43 @@ def argocd_note(batch: spec.Batch) -> str:
     )
 
 
-def flux_account(batch: spec.Batch) -> str:
-    """The ServiceAccount a queued batch's Flux chain impersonates."""
-    return f"mlgen-{batch.name}"
+def flux_account(batch: spec.Batch, directory: str) -> str:
+    """The ServiceAccount a queued batch's Flux chain in `directory` (flux, flux-stages)
+    impersonates: one per chain, so that two chains never share (or prune) one."""
+    return f"mlgen-{batch.name}-{directory}"
 
 
-def access(batch: spec.Batch) -> list[dict[str, Any]]:
+def access(batch: spec.Batch, directory: str) -> list[dict[str, Any]]:
     """The ServiceAccount (beside the Kustomizations) and what it may do in the batch's
     namespace: apply, read and prune the chain's Jobs and ConfigMaps, nothing else. The
-    Kustomization that applies the chain itself (the user's) creates them."""
+    Kustomization that applies the chain itself (the user's) creates them, and never
+    prunes them: removing the chain deletes its Kustomizations, whose own pruning of the
+    Jobs runs afterwards, as this ServiceAccount."""
     assert batch.flux is not None
-    name = flux_account(batch)
+    name = flux_account(batch, directory)
     labels = {contract.MANAGED_BY: contract.MANAGER, contract.PART_OF: batch.name}
+    kept = {PRUNE: "disabled"}
     verbs = ["get", "list", "watch", "create", "update", "patch", "delete"]
     return [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
-            "metadata": {"name": name, "namespace": batch.flux.namespace, "labels": labels},
+            "metadata": {
+                "name": name,
+                "namespace": batch.flux.namespace,
+                "labels": labels,
+                "annotations": kept,
+            },
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": {"name": name, "namespace": batch.namespace, "labels": labels},
+            "metadata": {
+                "name": name,
+                "namespace": batch.namespace,
+                "labels": labels,
+                "annotations": kept,
+            },
             "rules": [
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": verbs},
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs},
@@ -98,7 +113,12 @@ def access(batch: spec.Batch) -> list[dict[str, Any]]:
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": batch.namespace, "labels": labels},
+            "metadata": {
+                "name": name,
+                "namespace": batch.namespace,
+                "labels": labels,
+                "annotations": kept,
+            },
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": [
                 {"kind": "ServiceAccount", "name": name, "namespace": batch.flux.namespace}

@@ -159,7 +159,7 @@ def render(
         batch.name,
         infix,
         digest=naming.content_hash(
-            {"spec": job_spec, "previous": previous} if previous else job_spec
+            batch.hashed({"spec": job_spec, "previous": previous} if previous else job_spec)
         ),
         completions=len(jobs),
         where=where or batch.at("metadata.name"),

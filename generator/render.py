@@ -10,6 +10,8 @@ Layout, relative to the output directory (each variant unit says what it writes)
     <batch>/stages/<k>-<stage>/job.yaml         (a wave a stage; params.yaml beside an Indexed Job)
     <batch>/flux/kustomizations.yaml            (with spec.flux: the sequential chain)
     <batch>/flux-stages/kustomizations.yaml     (with spec.flux: the stages chain)
+    <batch>/flux*/access.yaml                   (with spec.flux and spec.queue: what the
+                                                 chain impersonates, health.access)
 
 Every object is schema-validated before a single file is returned.
 """

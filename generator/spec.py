@@ -315,7 +315,8 @@ class Sequential(_Model):
 
 class Flux(_Model):
     """Where Flux finds the rendered tree: renders `<batch>/flux/kustomizations.yaml`
-    (sequential) and `<batch>/flux-stages/kustomizations.yaml` (stages)."""
+    (sequential) and `<batch>/flux-stages/kustomizations.yaml` (stages), with an
+    `access.yaml` beside each for a queued batch."""
 
     source: DnsLabel
     """The Flux GitRepository that holds the rendered manifests."""
@@ -355,7 +356,8 @@ class Spec(_Model):
     queueQuota: dict[ResourceName, Quantity] | None = None
     """What spec.queue's ClusterQueue admits at once (its nominal quota), like
     {nvidia.com/gpu: 4}. Kueue admits an Indexed Job whole or not at all, so each one runs
-    at most as many pods as fit in it; estimates count it. Needs spec.queue; default none."""
+    at most as many pods as fit in it (counted from the jobs' resources; a podPatch's
+    sidecars are not counted); estimates count it. Needs spec.queue; default none."""
     podSecurity: Literal["restricted", "baseline", "privileged"] = "restricted"
     """The Pod Security level the namespace enforces and every pod is checked against:
     restricted (default), baseline or privileged."""
@@ -453,6 +455,9 @@ class Stage:
     jobs: tuple[int, ...]
     parallelism: int
     on_failure: str
+    # What the batch asked for before spec.queueQuota capped `parallelism` (0: not capped).
+    # A stage of a Job each starts them all; Kueue then admits as many as fit.
+    asked: int = 0
 
 
 @dataclass(frozen=True)
@@ -476,9 +481,15 @@ class Batch:
     located: places.Places = dataclasses.field(default_factory=places.Places)
     stages: tuple[Stage, ...] = ()  # spec.stages in order; () without stages
     priority_class: str | None = None  # Kueue's WorkloadPriorityClass
-    # spec.queueQuota, and when it lowered spec.parallelism: (pods that fit, why).
+    # spec.queueQuota, and when it lowered the parallelism: (pods that fit, why, asked).
     queue_quota: dict[str, str] = dataclasses.field(default_factory=dict)
-    quota_cap: tuple[int, str] | None = None
+    quota_cap: tuple[int, str, int] | None = None
+
+    def hashed(self, basis: object) -> object:
+        """What a Job's name hashes: `basis`, and its Kueue priority when it has one. Kueue
+        refuses to change a Job's priority once admitted, so a new priority is a new Job;
+        the queue stays out, so that a queued batch kept its names when priorities came."""
+        return {"job": basis, "priority": self.priority_class} if self.priority_class else basis
 
     def queue_labels(self) -> dict[str, str]:
         """What Kueue reads from every Job: its LocalQueue and priority."""
@@ -587,7 +598,8 @@ def resolve(
             (
                 "spec.queueQuota",
                 f"admits no pod at once ({why}), so Kueue would never admit these Jobs; "
-                "give the ClusterQueue's quota, or lower the jobs' requests",
+                "set it to the ClusterQueue's nominal quota (at least one pod's request), or "
+                "lower the jobs' requests",
             )
         )
     batch = Batch(
@@ -602,7 +614,7 @@ def resolve(
         queue=spec.queue,
         priority_class=spec.workloadPriorityClass,
         queue_quota=dict(spec.queueQuota or {}),
-        quota_cap=(fit, why) if fit and fit < asked else None,
+        quota_cap=(fit, why, asked) if fit and fit < asked else None,
         jobs=tuple(jobs),
         source=source,
         flux=spec.flux,
@@ -674,18 +686,19 @@ def _stages(spec: Spec, jobs: list[Job]) -> tuple[tuple[Stage, ...], list[tuple[
                     "or drop the stage",
                 )
             )
-    resolved = tuple(
-        Stage(
-            name=stage.name,
-            index=position,
-            jobs=tuple(members[stage.name]),
-            parallelism=min(
-                stage.parallelism or spec.parallelism or len(members[stage.name]),
-                max(len(members[stage.name]), 1),
-                _fitting(spec, [jobs[i] for i in members[stage.name]]),
-            ),
-            on_failure=stage.onFailure,
+    resolved = []
+    for position, stage in enumerate(spec.stages):
+        count = len(members[stage.name])
+        asked = min(stage.parallelism or spec.parallelism or count, max(count, 1))
+        fit = min(asked, _fitting(spec, [jobs[i] for i in members[stage.name]]))
+        resolved.append(
+            Stage(
+                name=stage.name,
+                index=position,
+                jobs=tuple(members[stage.name]),
+                parallelism=fit,
+                on_failure=stage.onFailure,
+                asked=asked if fit < asked else 0,
+            )
         )
-        for position, stage in enumerate(spec.stages)
-    )
-    return resolved, problems
+    return tuple(resolved), problems

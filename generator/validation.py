@@ -250,14 +250,14 @@ def warnings(batch: spec.Batch) -> list[str]:
                 "every step after a failure under Argo CD",
             )
         )
-    if batch.quota_cap is not None:
-        fit, why = batch.quota_cap
+    if batch.quota_cap is not None and "parallel" in batch.variants:
+        fit, why, asked = batch.quota_cap
         found.append(
             (
                 batch.at("spec.queueQuota"),
-                f"admits {fit} pod(s) at once ({why}), fewer than spec.parallelism: each "
-                f"Indexed Job runs {fit} at a time, since Kueue admits one whole or not at "
-                "all. Raise the quota or set spec.parallelism to match",
+                f"admits {fit} pod(s) at once ({why}): the parallel variant runs {fit} at a "
+                f"time, not {asked}, since Kueue admits an Indexed Job whole or not at all. "
+                "Raise the quota or set spec.parallelism to match",
             )
         )
     found += [

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from mlgen import contract, health, rules, validation
 from mlgen.cli.app import app
+from mlgen.errors import RenderError
 
 from .conftest import batch_doc, load, objects, render_doc, staged_doc
 
@@ -41,19 +42,24 @@ def test_a_queued_flux_chain_impersonates_its_account_to_wait_for_complete(
     doc: dict[str, Any], chains: list[str]
 ) -> None:
     files = render_doc(_queued(doc))
-    batch = load(_queued(doc))
     for chain in chains:
         for kustomization in _docs(files, f"{chain}/kustomizations.yaml"):
-            assert kustomization["spec"]["serviceAccountName"] == f"mlgen-{batch.name}"
+            directory = chain.split("/")[1]
+            assert kustomization["spec"]["serviceAccountName"] == f"mlgen-demo-{directory}"
             assert kustomization["spec"]["healthCheckExprs"] == [health.FLUX_JOB]
             assert kustomization["spec"]["wait"] is True
         account, role, binding = _docs(files, f"{chain}/access.yaml")
         assert account["kind"] == "ServiceAccount"
         assert account["metadata"] == {
-            "name": "mlgen-demo",
+            "name": f"mlgen-demo-{directory}",
             "namespace": "flux-system",
             "labels": {contract.MANAGED_BY: contract.MANAGER, contract.PART_OF: "demo"},
+            # Never pruned: the chain's own pruning runs as this account, after it.
+            "annotations": {health.PRUNE: "disabled"},
         }
+        assert all(
+            o["metadata"]["annotations"] == {health.PRUNE: "disabled"} for o in (role, binding)
+        )
         # Exactly what the chain applies, in the batch's namespace: nothing cluster-wide.
         assert role["kind"] == "Role" and role["metadata"]["namespace"] == "team-a"
         assert {(r["apiGroups"][0], r["resources"][0]) for r in role["rules"]} == {
@@ -62,7 +68,11 @@ def test_a_queued_flux_chain_impersonates_its_account_to_wait_for_complete(
         }
         assert binding["roleRef"]["name"] == role["metadata"]["name"]
         assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": "mlgen-demo", "namespace": "flux-system"}
+            {
+                "kind": "ServiceAccount",
+                "name": f"mlgen-demo-{directory}",
+                "namespace": "flux-system",
+            }
         ]
 
 
@@ -212,3 +222,58 @@ def test_estimate_counts_the_capacity(runner: CliRunner, write_batch: Any) -> No
     ):
         result = runner.invoke(app, ["estimate", path, "--capacity", bad])
         assert result.exit_code != 0 and said in result.output, (bad, result.output)
+
+
+def test_a_stage_of_a_job_each_under_a_quota_starts_them_all_and_kueue_admits_what_fits() -> None:
+    """Jobs that differ in image render a Job each, which Kueue admits one by one: the
+    quota caps what runs at once (estimates, checks), never refuses the stage."""
+    doc = _gpus(
+        _queued(
+            staged_doc({"prep": ["a"], "sweep": ["b", "c", "d"]}),
+            queueQuota={"nvidia.com/gpu": "2"},
+        )
+    )
+    for job, image in zip(doc["spec"]["jobs"][1:], ["x:1", "y:1", "z:1"], strict=True):
+        job["image"] = image
+    batch = load(doc)
+    assert batch.stages[1].parallelism == 2 and batch.stages[1].asked == 3
+    jobs = [o for o in objects(render_doc(doc)) if o["kind"] == "Job"]
+    assert len(jobs) == 4, "a Job each in the sweep, beside prep's"
+    # Without the cap a p below the job count is refused, as before.
+    doc["spec"].pop("queueQuota")
+    doc["spec"]["stages"][1]["parallelism"] = 2
+    with pytest.raises(RenderError, match="parallelism 2"):
+        render_doc(doc)
+
+
+def test_the_quota_warning_is_for_the_parallel_variant_only() -> None:
+    doc = _gpus(
+        _queued(
+            batch_doc(parallelism=3, variants=["sequential"]), queueQuota={"nvidia.com/gpu": "2"}
+        )
+    )
+    assert not [w for w in validation.warnings(load(doc)) if "spec.queueQuota" in w]
+
+
+def test_estimate_keeps_an_override_of_parallelism_within_the_quota(
+    runner: CliRunner, write_batch: Any
+) -> None:
+    doc = _gpus(_queued(batch_doc(parallelism=2), queueQuota={"nvidia.com/gpu": "2"}))
+    doc["spec"]["jobs"] = [{"name": f"j{i}", "args": ["x"]} for i in range(8)]
+    result = runner.invoke(app, ["estimate", str(write_batch(doc)), "--json", "-p", "4"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["parallelism"] == 2
+
+
+def test_a_new_priority_is_a_new_job_and_the_queue_keeps_the_names() -> None:
+    """Kueue refuses to change an admitted Job's priority, so a new priority renders a
+    new Job; the queue label stays out of the name (queued batches keep their names)."""
+
+    def names(doc: dict[str, Any]) -> list[str]:
+        return sorted(o["metadata"]["name"] for o in objects(render_doc(doc)) if o["kind"] == "Job")
+
+    plain = names(_queued(batch_doc()))
+    assert names(_queued(batch_doc(), queue="other")) == plain
+    high = names(_queued(batch_doc(), workloadPriorityClass="high"))
+    low = names(_queued(batch_doc(), workloadPriorityClass="low"))
+    assert len({*plain, *high, *low}) == 3 * len(plain)

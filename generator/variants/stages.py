@@ -200,12 +200,14 @@ def _group(
         digest = naming.content_hash({"job": job_meta["name"], "previous": previous})
         return digest, config, [indexed]
     waves.no_attempt_count(batch, group.jobs, fix="give the stage jobs that share one pod template")
-    if group.form == "jobs" and stage.parallelism < len(group.jobs):
+    # A Job each starts them all; under a quota cap Kueue admits as many as fit.
+    if group.form == "jobs" and (stage.asked or stage.parallelism) < len(group.jobs):
         own = f"spec.stages[{stage.index}].parallelism"
         source = own if own in batch.located.lines else "spec.parallelism"
         raise RenderError(
             f"{_differs(batch, group.jobs)}, so stage {stage.name!r} renders a Job each, which "
-            f"start together; its parallelism {stage.parallelism} (from {batch.at(source)}) "
+            f"start together; its parallelism {stage.asked or stage.parallelism} (from "
+            f"{batch.at(source)}) "
             f"cannot be kept for {len(group.jobs)} jobs. Give the stage's jobs one pod "
             "template (they may differ in args, env and expectedDuration), or raise the "
             "stage's parallelism to its job count"

@@ -101,7 +101,7 @@ def one_job(
         "podFailurePolicy": pod.failure_policy(),
         "template": template,
     }
-    digest = naming.content_hash({"spec": job_spec, "previous": previous})
+    digest = naming.content_hash(batch.hashed({"spec": job_spec, "previous": previous}))
     labels |= batch.queue_labels()
     manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
