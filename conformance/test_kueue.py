@@ -45,7 +45,7 @@ pytestmark = pytest.mark.skipif(
 QUEUE = "team"
 # Room for a few steps' pods (100m each) at once: without the fix, steps overlap.
 QUOTA = {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": "2"}
-STEPS = [8, 2]
+STEPS = [10, 2]
 EXAMPLES = (
     Path(__file__).resolve().parents[1] / "examples"
 )  # long enough that a step started too soon is seen running beside it
@@ -141,7 +141,8 @@ def test_apply_says_a_step_is_queued_and_waits_for_its_end(
     queued behind it, `mlgen apply` says so in Kueue's words, and the chain still runs in
     order, each step awaited to Complete (not to its admission)."""
     client = mlgen_cluster.client
-    blocker = sleeper_batch("blocker", durations=[6])
+    # Long enough that apply looks (every 5 s) while its first step still waits.
+    blocker = sleeper_batch("blocker", durations=[14])
     blocker["spec"]["defaults"]["resources"]["requests"]["cpu"] = QUOTA["cpu"]
     doc = sleeper_batch("queued", durations=[2, 2])
     for each in (blocker, doc):
