@@ -148,6 +148,25 @@ def within(batch: spec.Batch, capacity: Mapping[str, str]) -> spec.Batch:
     )
 
 
+def scheduled(
+    batch: spec.Batch, capacity: Mapping[str, str], per: Mapping[str, float]
+) -> dict[str, float]:
+    """The overheads for a batch run in `capacity`: where the room bounds a round below
+    the Job's own parallelism, the scheduler starts the next pod (schedule.SCHEDULED_ROUND),
+    not the Job controller."""
+    room = within(batch, capacity)
+    lowered = room.parallelism < batch.parallelism or any(
+        a.parallelism < b.parallelism for a, b in zip(room.stages, batch.stages, strict=True)
+    )
+    if not lowered:
+        return dict(per)
+    # Only strategies that start p pods together have rounds the room can bound.
+    return {
+        name: min(seconds, schedule.SCHEDULED_ROUND) if variants.get(name).rounds else seconds
+        for name, seconds in per.items()
+    }
+
+
 def of(
     batch: spec.Batch,
     *,
@@ -157,17 +176,9 @@ def of(
 ) -> Estimate:
     """The predicted makespan of every variant directory, by the strategy that would
     render it for this batch; `capacity` bounds how many pods run at once."""
-    if capacity:
-        batch = dataclasses.replace(
-            batch,
-            parallelism=room(capacity, batch.jobs, parallelism=batch.parallelism),
-            stages=tuple(
-                dataclasses.replace(
-                    s, parallelism=room(capacity, batch.stage_jobs(s), parallelism=s.parallelism)
-                )
-                for s in batch.stages
-            ),
-        )
+    per = scheduled(batch, capacity or {}, overhead if overhead is not None else overheads())
+    ideal = overhead is not None and not any(per.values())  # --overhead 0
+    batch = within(batch, capacity or {})
     durations = [float(j.expected_seconds or 0) for j in batch.jobs]
     # An override of spec.parallelism still runs within the queue's quota and the capacity.
     asked = min(parallelism or batch.parallelism, len(durations))
@@ -176,8 +187,6 @@ def of(
         batch.jobs,
         parallelism=room(batch.queue_quota, batch.jobs, parallelism=asked),
     )
-    per = overhead if overhead is not None else overheads()
-    ideal = overhead is not None and not any(per.values())  # --overhead 0
     makespans = []
     for directory in variants.directories():
         unit = variants.select(batch, directory)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from mlgen import contract, health, rules, validation
+from mlgen import contract, estimate, health, rules, schedule, validation
 from mlgen.cli.app import app
 from mlgen.errors import RenderError
 
@@ -277,3 +277,20 @@ def test_a_new_priority_is_a_new_job_and_the_queue_keeps_the_names() -> None:
     high = names(_queued(batch_doc(), workloadPriorityClass="high"))
     low = names(_queued(batch_doc(), workloadPriorityClass="low"))
     assert len({*plain, *high, *low}) == 3 * len(plain)
+
+
+def test_room_not_parallelism_starts_the_next_pod_through_the_scheduler() -> None:
+    """Eight 2 s jobs: at p = 8 on 2 GPUs the pods wait Pending and the scheduler binds
+    each the moment one ends; at p = 2 (a quota) the Job controller creates each, a sync
+    later. The sequential estimate does not change."""
+    doc = _gpus(_queued(batch_doc(parallelism=8)))
+    doc["spec"]["jobs"] = [{"name": f"j{i}", "args": ["x"]} for i in range(8)]
+    doc["spec"]["defaults"]["expectedDuration"] = "2s"
+    room = estimate.of(load(doc), capacity={"nvidia.com/gpu": "2"})
+    doc["spec"]["queueQuota"] = {"nvidia.com/gpu": "2"}
+    quota = estimate.of(load(doc))
+    seconds = {e: dict(x.makespans) for e, x in (("room", room), ("quota", quota))}
+    assert room.parallelism == quota.parallelism == 2
+    assert seconds["room"]["sequential"] == seconds["quota"]["sequential"]
+    gap = 3 * (estimate.overheads()["parallel"] - schedule.SCHEDULED_ROUND)
+    assert seconds["quota"]["parallel"] - seconds["room"]["parallel"] == pytest.approx(gap)

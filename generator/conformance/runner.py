@@ -172,10 +172,10 @@ class Runner:
         predicted: float | None = None
         if self.estimated is not None and failure is None:
             unit = variants.select(batch, variant)
-            room = estimate.within(batch, capacity or {})  # what the nodes let run at once
-            predicted = unit.predict(
-                room, parallelism=room.parallelism, overheads=estimate.overheads()
-            )
+            # What the nodes let run at once, and who starts the next pod then.
+            room = estimate.within(batch, capacity or {})
+            per = estimate.scheduled(batch, capacity or {}, estimate.overheads())
+            predicted = unit.predict(room, parallelism=room.parallelism, overheads=per)
             self.estimated(f"{batch.name}/{variant}", predicted, found.makespan)
             said += f", estimate {predicted:.2f}s"
         self.say(f"{said}, peak {found.max_concurrency()} pods -> {target}")
