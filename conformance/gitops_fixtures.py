@@ -10,11 +10,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import yaml
 
 from mlgen import kube, timeline
@@ -105,6 +106,16 @@ def finished(
     assert not failed, f"{batch}/{variant}: Job(s) {', '.join(failed)} failed"
     done = [j for j in found.jobs if j.status == "Complete"]
     return found if len(done) == count and len(found.jobs) == count else None
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gitserver.GitServer]:
+    """A loopback Git server for one test module (import it into the module)."""
+    server = gitserver.start(tmp_path_factory.mktemp("git") / "repositories")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def job_uids(client: kube.Kube, namespace: str, names: list[str]) -> dict[str, str]:

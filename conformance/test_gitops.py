@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import gitops_fixtures
 import pytest
 import yaml
 from gitops_fixtures import Repo, batch_doc, finished, job_uids, wait_for
@@ -29,6 +30,8 @@ from gitops_fixtures import Repo, batch_doc, finished, job_uids, wait_for
 from mlgen import checks, kube, source, timeline
 from mlgen.cluster import fluxcd, gitops, gitserver, overhead
 from mlgen.conformance.runner import staged_batch
+
+git_server = gitops_fixtures.git_server  # the module-scoped Git server fixture
 
 pytestmark = pytest.mark.skipif(
     "config.getoption('--mlgen-cluster') not in (None, 'local', 'kind')",
@@ -110,15 +113,6 @@ class Harness:
             timeout=timeout,
             diagnose=lambda: self.tool.diagnose(repo, batch=batch, variant=variant),
         )
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gitserver.GitServer]:
-    server = gitserver.start(tmp_path_factory.mktemp("git") / "repositories")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _namespace(client: kube.Kube, prefix: str) -> str:

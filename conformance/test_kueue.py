@@ -23,9 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import gitops_fixtures
 import pytest
 import yaml
 from gitops_fixtures import MLGEN, Repo, batch_doc, finished, wait_for
+from test_apply_cli import render_into
 from typer.testing import CliRunner
 
 from mlgen import checks, health, kube, timeline, variants
@@ -35,6 +37,8 @@ from mlgen.cluster import argocd, build, gitops, gitserver, kueue
 from mlgen.conformance.plugin import Cluster
 from mlgen.conformance.runner import Runner, sleeper_batch
 from mlgen.conformance.suite import check_result
+
+git_server = gitops_fixtures.git_server  # the module-scoped Git server fixture
 
 pytestmark = pytest.mark.skipif(
     "config.getoption('--mlgen-cluster') not in (None, 'local')",
@@ -69,15 +73,6 @@ def queue(
 def enrolled(queue: kueue.Kueue, mlgen_namespace: str) -> str:
     queue.enroll(mlgen_namespace, QUEUE)
     return mlgen_namespace
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gitserver.GitServer]:
-    server = gitserver.start(tmp_path_factory.mktemp("git") / "repositories")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def queued_doc(name: str, namespace: str, tool: gitops.Tool, repo: Repo) -> dict[str, Any]:
@@ -145,16 +140,10 @@ def test_apply_says_a_step_is_queued_and_waits_for_its_end(
     blocker = sleeper_batch("blocker", durations=[14])
     blocker["spec"]["defaults"]["resources"]["requests"]["cpu"] = QUOTA["cpu"]
     doc = sleeper_batch("queued", durations=[2, 2])
-    for each in (blocker, doc):
-        each["metadata"]["namespace"] = enrolled
-        each["spec"]["queue"] = QUEUE
     trees = {}
     for each in (blocker, doc):
-        path = tmp_path / f"{each['metadata']['name']}.yaml"
-        path.write_text(yaml.safe_dump(each, sort_keys=False))
-        rendered = CliRunner().invoke(app, ["render", str(path), "-o", str(tmp_path / "out")])
-        assert rendered.exit_code == 0, rendered.output
-        trees[each["metadata"]["name"]] = tmp_path / "out" / each["metadata"]["name"]
+        each["spec"]["queue"] = QUEUE
+        trees[each["metadata"]["name"]] = render_into(tmp_path, each, enrolled)
     kubeconfig = str(mlgen_cluster.kubeconfig)
     started = subprocess.Popen(
         [
@@ -223,18 +212,13 @@ def test_parallel_under_quota_runs_what_the_quota_admits(
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
         },
     )
-    doc["metadata"]["namespace"] = mlgen_run.namespace
     doc["spec"]["queue"] = QUEUE
-    path = tmp_path / "quota.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    out = tmp_path / "out"
-    rendered = CliRunner().invoke(app, ["render", str(path), "-o", str(out)])
-    assert rendered.exit_code == 0, rendered.output
+    tree = render_into(tmp_path, doc, mlgen_run.namespace)
     never = CliRunner().invoke(
         app,
         [
             "apply",
-            str(out / "quota" / "parallel"),
+            str(tree / "parallel"),
             "--kubeconfig",
             str(mlgen_cluster.kubeconfig),
             "--timeout",

@@ -226,11 +226,7 @@ def _certificates(directory: Path) -> bytes:
     """A CA and a serving certificate for 127.0.0.1 (`tls.crt`, `tls.key`, controller-
     runtime's names) in `directory`; returns the CA certificate (PEM)."""
     directory.mkdir(parents=True, exist_ok=True)
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=mlgen-kueue-ca", "-keyout", "ca.key", "-out", "ca.crt",
-        cwd=directory,
-    )  # fmt: skip
+    _self_signed(directory, name="mlgen-kueue-ca", days=2, stem="ca")
     _openssl(
         "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
         "-keyout", "tls.key", "-out", "tls.csr",
@@ -250,17 +246,22 @@ def _metrics_certificates() -> None:
         return
     try:
         METRICS_CERTS.mkdir(parents=True, exist_ok=True)
-        _openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-            "-subj", "/CN=kueue-metrics", "-keyout", "tls.key", "-out", "tls.crt",
-            cwd=METRICS_CERTS,
-        )  # fmt: skip
+        _self_signed(METRICS_CERTS, name="kueue-metrics", days=3650, stem="tls")
     except OSError as e:
         raise ClusterError(
             f"Kueue {versions.KUEUE} reads its metrics certificate from {METRICS_CERTS} "
             f"when it does not manage its own, and that cannot be written here ({e}); "
             "run as root, or create tls.crt and tls.key there"
         ) from e
+
+
+def _self_signed(directory: Path, *, name: str, days: int, stem: str) -> None:
+    """`<stem>.crt` and `<stem>.key` in `directory`: a self-signed certificate for `name`."""
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+        "-subj", f"/CN={name}", "-keyout", f"{stem}.key", "-out", f"{stem}.crt",
+        cwd=directory,
+    )  # fmt: skip
 
 
 def _openssl(*args: str, cwd: Path) -> None:
