@@ -16,7 +16,9 @@ real node; a simulated exit code reaches Job and timeline.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import re
 import secrets
 import sys
 import time
@@ -26,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from mlgen import kube, spec, variants
+from mlgen import kube, render, source, spec, variants
 from mlgen.checks import Epsilon
 from mlgen.cluster import build, image, node, probe
-from mlgen.conformance import calibration, runner, standin
+from mlgen.conformance import calibration, fitting, namespaces, options, runner, standin
 from mlgen.conformance.plugin import RESTRICTED, Cluster
-from mlgen.conformance.runner import Runner, sleeper_batch
+from mlgen.conformance.runner import Runner, RunResult, sleeper_batch
 from mlgen.conformance.suite import check_result
 
 
@@ -158,22 +161,97 @@ def real_epsilon(
     return epsilon
 
 
+# Example runs on the real node at once, at most this many: they are not timed (what each
+# pod received is checked), and the node runs their stand-ins side by side.
+AT_ONCE = 4
+
+
+def _waves(cases: list[runner.Case]) -> list[list[runner.Case]]:
+    """The cases in groups of at most AT_ONCE whose Jobs never ask the one real node for
+    two values of a label (the stand-ins label it as each Job's selectors ask)."""
+    labels = {}
+    for case in cases:
+        batch = next(b for b in source.load_files([case.path]) if b.name == case.batch)
+        rendered = render.render_batch(batch, only=(case.variant,))
+        objects = [
+            d
+            for path, text in rendered.items()
+            if not path.endswith("kustomization.yaml")
+            for d in yaml.safe_load_all(text)
+            if d
+        ]
+        labels[case.id] = fitting.needs(objects).node_labels
+    waves: list[list[runner.Case]] = []
+    for case in cases:
+        mine = labels[case.id]
+        for wave in waves:
+            if len(wave) < AT_ONCE and all(
+                labels[c.id].get(k, v) == v for c in wave for k, v in mine.items()
+            ):
+                wave.append(case)
+                break
+        else:
+            waves.append([case])
+    return waves
+
+
+@pytest.fixture(scope="session")
+def example_runs(
+    mlgen_cluster: Cluster,
+    real_nodes: RealNodes,
+    mlgen_artifacts: Path,
+    request: pytest.FixtureRequest,
+) -> dict[str, RunResult | Exception]:
+    """Every example run on the real node, a few at once, each in a fresh namespace: its
+    result (or what it raised) by case id, for the tests below to hold."""
+    client = mlgen_cluster.client
+    if isinstance(client, standin.StandinKube):
+        client = client.inner
+    say = _say(request.config)
+
+    def one(case: runner.Case) -> RunResult | Exception:
+        slug = re.sub(r"[^a-z0-9]+", "-", case.id.lower()).strip("-")[:40].strip("-")
+        try:
+            with namespaces.fresh(client, f"real-{slug}-{secrets.token_hex(2)}") as name:
+                run = Runner(
+                    client=standin.StandinKube(client, real_nodes.placement),
+                    namespace=name,
+                    artifacts=mlgen_artifacts / f"real-example-{slug}",
+                    # What each pod received is checked, not timing (test_examples.py
+                    # holds the bounds): a stand-in sleeps 1 s, enough to show it ran.
+                    time_scale=1e9,
+                    min_seconds=1,
+                    say=say,
+                    standin=True,
+                    throwaway=mlgen_cluster.throwaway,
+                )
+                return run.run(run.load(case.path, case.batch), case.variant, timeout=240)
+        except Exception as e:  # each test re-raises its own
+            return e
+
+    found: dict[str, RunResult | Exception] = {}
+    for wave in _waves(runner.cases(options.batch_files(request.config))):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(wave)) as pool:
+            for case, result in zip(wave, pool.map(one, wave), strict=True):
+                found[case.id] = result
+    return found
+
+
 def test_examples_execute_with_exactly_their_args_env_user_and_shm(
-    mlgen_batch_case: runner.Case, real_run: Runner, mlgen_cluster: Cluster
+    mlgen_batch_case: runner.Case,
+    mlgen_cluster: Cluster,
+    request: pytest.FixtureRequest,
 ) -> None:
     if mlgen_cluster.kind != "local":
         pytest.skip(
             "every run on this cluster is a stand-in run whose records are checked: "
             "test_examples.py covers the examples here"
         )
-    # What each pod received is checked here, not timing (test_examples.py holds the
-    # bounds): every stand-in sleeps 1 s, the least that still shows it ran.
-    run = dataclasses.replace(real_run, time_scale=1e9, min_seconds=1)
-    result = run.run(
-        run.load(mlgen_batch_case.path, mlgen_batch_case.batch),
-        mlgen_batch_case.variant,
-        timeout=240,
-    )
+    # The runs happen together, the first time a test asks; each test holds its own.
+    runs: dict[str, RunResult | Exception] = request.getfixturevalue("example_runs")
+    result = runs[mlgen_batch_case.id]
+    if isinstance(result, Exception):
+        raise result
     assert result.failure is None, str(result.failure)
 
 
