@@ -40,7 +40,9 @@ def main(report: Path) -> None:
         for group, row in json.loads(builds.read_text()).items():
             print(f"    {group:<30} {row['state']:<8} {row['seconds']:>6.0f}")
     for junit in sorted(report.glob("junit-*.xml")):
-        print(f"  {junit.stem.removeprefix('junit-')} session, by module (passed/failed/skipped):")
+        session = junit.stem.removeprefix("junit-")
+        # Under pytest-xdist a module's seconds are its tests' own; modules overlap.
+        print(f"  {session} session, by module: its tests' seconds (passed/failed/skipped):")
         rows = sorted(modules(junit).items(), key=lambda kv: -kv[1][0])
         for module, (seconds, passed, failed, skipped) in rows:
             print(f"    {module:<44} {seconds:>6.0f}   {passed}/{failed}/{skipped}")

@@ -4,18 +4,23 @@ kube-scheduler from the cache, with KWOK simulating nodes and pod run times.
 kwokctl's binary runtime starts and stops the processes; mlgen hands it the locally
 built binaries (so nothing is downloaded), its own stage file, and a work directory
 outside the user's kubeconfig. Every cluster gets a unique name and kwokctl picks free
-loopback ports, so several clusters can run side by side.
+loopback ports, so several clusters can run side by side; they are created one at a time
+(a lock in the work directory), because two kwokctl runs at once can pick the same free
+port, and each then waits on the other's API server (its certificate "signed by unknown
+authority") until it times out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -105,6 +110,18 @@ def _kwokctl(bin_dir: Path, workdir: Path, args: list[str], *, log: Path, timeou
         )
 
 
+@contextlib.contextmanager
+def _one_at_a_time(workdir: Path) -> Iterator[None]:
+    """Hold the work directory's create lock: until every port of the new cluster is
+    bound, no other cluster starts picking free ones."""
+    with (workdir / ".create.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def up(
     *,
     name: str | None = None,
@@ -177,15 +194,16 @@ def up(
         f"{int(timeout)}s",
     ]
     try:
-        _kwokctl(binaries, cluster.workdir, args, log=log, timeout=timeout + 30)
-        if kubelet_dir is not None:
-            node.start(
-                cluster.home,
-                cluster=cluster.name,
-                kubeconfig=cluster.kubeconfig,
-                kubelet=kubelet_dir / "kubelet",
-                progress=progress,
-            )
+        with _one_at_a_time(cluster.workdir):
+            _kwokctl(binaries, cluster.workdir, args, log=log, timeout=timeout + 30)
+            if kubelet_dir is not None:
+                node.start(
+                    cluster.home,
+                    cluster=cluster.name,
+                    kubeconfig=cluster.kubeconfig,
+                    kubelet=kubelet_dir / "kubelet",
+                    progress=progress,
+                )
     except BaseException:
         down(cluster, bin_dir=binaries, progress=lambda _: None)
         raise

@@ -1,5 +1,6 @@
 """Measured figures: progress lines for `-s` runs, and the session's summary section with
-the table of every run's estimated against measured makespan."""
+the table of every run's estimated against measured makespan. Under pytest-xdist each
+worker hands its figures to the controller, which prints them under the worker's name."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+WORKER_OUTPUT = "mlgen_figures"  # the key in an xdist worker's `workeroutput`
 
 _FIGURES = pytest.StashKey[list[str]]()
 _ESTIMATES = pytest.StashKey[list[tuple[str, float, float]]]()
@@ -55,3 +58,21 @@ def summary(terminalreporter: Any, config: pytest.Config) -> None:
         terminalreporter.section("mlgen estimate against measured makespan")
         for line in table(rows):
             terminalreporter.write_line(line)
+
+
+def hand_over(config: pytest.Config) -> None:
+    """On a pytest-xdist worker, put its figures where the controller reads them."""
+    output = getattr(config, "workeroutput", None)
+    if output is not None:
+        lines: list[str] = config.stash.get(_FIGURES, [])
+        rows: list[tuple[str, float, float]] = config.stash.get(_ESTIMATES, [])
+        output[WORKER_OUTPUT] = {"figures": list(lines), "estimates": [list(r) for r in rows]}
+
+
+def take_over(config: pytest.Config, worker: str, output: dict[str, Any]) -> None:
+    """On the controller, a finished worker's figures, each line under its name."""
+    found = output.get(WORKER_OUTPUT) or {}
+    lines = config.stash.setdefault(_FIGURES, [])
+    lines.extend(f"{worker}: {line}" for line in found.get("figures", []))
+    rows = config.stash.setdefault(_ESTIMATES, [])
+    rows.extend((str(run), float(p), float(m)) for run, p, m in found.get("estimates", []))

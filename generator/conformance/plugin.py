@@ -10,6 +10,7 @@ whether chosen by option or by ini key.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -72,6 +73,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     figures.summary(terminalreporter, config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` (pytest-xdist): how many workers, each with a local cluster of its own;
+    none (one session, one cluster) on kind or a user's cluster."""
+    return sessions.workers(config)
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures were torn down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    figures.hand_over(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    figures.take_over(node.config, node.gateway.id, getattr(node, "workeroutput", {}))
 
 
 @pytest.fixture(scope="session")
@@ -169,6 +187,12 @@ def mlgen_run(
     )
 
 
+def _calibration_dir() -> str:
+    """`calibration`, or under a pytest-xdist worker (a cluster each) `calibration-gw0`."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return f"calibration-{worker}" if worker else "calibration"
+
+
 @pytest.fixture(scope="session")
 def mlgen_epsilon(
     mlgen_cluster: Cluster,
@@ -188,13 +212,13 @@ def mlgen_epsilon(
         run = runner.Runner(
             client=runner.client_for(mlgen_cluster.client, mlgen_placement),
             namespace=namespace,
-            artifacts=mlgen_artifacts / "calibration",
+            artifacts=mlgen_artifacts / _calibration_dir(),
             time_scale=1.0,
             say=figures.reporter(request.config),
             standin=mlgen_placement is not None,
         )
         epsilon, measured = calibration.calibrate(run, limits=limits)
-    calibration.save(measured, mlgen_artifacts / "calibration" / "epsilon.json")
+    calibration.save(measured, mlgen_artifacts / _calibration_dir() / "epsilon.json")
     say = figures.reporter(request.config, keep=True)
     for m in measured:
         say(f"calibrated {m.describe()}")

@@ -36,6 +36,22 @@ class Cluster:
         return self.kind in ("local", "kind")
 
 
+# pytest-xdist's `-n auto` on the local simulated cluster: this many workers, each with a
+# control plane of its own (a cluster's tests mostly wait on it). Measured on the 2-core
+# CI machine (docs/local-cluster.md, "Several workers"); PYTEST_XDIST_AUTO_NUM_WORKERS
+# overrides it.
+LOCAL_WORKERS = 3
+
+
+def workers(config: pytest.Config) -> int | None:
+    """How many pytest-xdist workers `-n auto` means: LOCAL_WORKERS on the local cluster,
+    none on kind or a kubeconfig cluster (one cluster, one session); None leaves it to
+    xdist (PYTEST_XDIST_AUTO_NUM_WORKERS set)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return LOCAL_WORKERS if options.cluster_kind(config) == "local" else 0
+
+
 # Real kind on a loaded 2-core machine: two node containers boot systemd, kubeadm and the
 # add-ons; measured 26-31 s here, minutes on a cold, busy one.
 KIND_CREATE_TIMEOUT = 600
