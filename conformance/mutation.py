@@ -333,6 +333,8 @@ def run_tests(
             "--tb=short",
             "-W",
             "ignore",
+            "-n",  # one session: the first failure is the mutant's catch, in order
+            "0",
             *extra,
         ],
         cwd=repo,

@@ -42,7 +42,8 @@ def estimate_command(
             "--overhead-from",
             metavar="FILE",
             help="Per-step overheads a conformance run "
-            "calibrated on your cluster (artifacts/conformance/calibration/epsilon.json).",
+            "calibrated on your cluster (artifacts/conformance/calibration/epsilon.json; "
+            "calibration-gw0/epsilon.json under pytest-xdist).",
         ),
     ] = None,
     capacity: Annotated[

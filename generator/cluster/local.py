@@ -5,9 +5,9 @@ kwokctl's binary runtime starts and stops the processes; mlgen hands it the loca
 built binaries (so nothing is downloaded), its own stage file, and a work directory
 outside the user's kubeconfig. Every cluster gets a unique name and kwokctl picks free
 loopback ports, so several clusters can run side by side; they are created one at a time
-(a lock in the work directory), because two kwokctl runs at once can pick the same free
-port, and each then waits on the other's API server (its certificate "signed by unknown
-authority") until it times out.
+(a lock in mlgen's cache directory, whatever their work directories), because two kwokctl
+runs at once can pick the same free port, and each then waits on the other's API server
+(its certificate "signed by unknown authority") until it times out.
 """
 
 from __future__ import annotations
@@ -111,10 +111,12 @@ def _kwokctl(bin_dir: Path, workdir: Path, args: list[str], *, log: Path, timeou
 
 
 @contextlib.contextmanager
-def _one_at_a_time(workdir: Path) -> Iterator[None]:
-    """Hold the work directory's create lock: until every port of the new cluster is
-    bound, no other cluster starts picking free ones."""
-    with (workdir / ".create.lock").open("w") as lock:
+def _one_at_a_time() -> Iterator[None]:
+    """Hold the create lock: until every port of the new cluster is bound, no other
+    cluster of this user starts picking free ones."""
+    path = build.cache_root() / "locks" / "cluster-create.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -156,7 +158,6 @@ def up(
         f"cluster {cluster.name}: starting etcd, kube-apiserver, kube-controller-manager, "
         "kube-scheduler and kwok ..."
     )
-    started = time.monotonic()
     args = [
         "create",
         "cluster",
@@ -194,7 +195,8 @@ def up(
         f"{int(timeout)}s",
     ]
     try:
-        with _one_at_a_time(cluster.workdir):
+        with _one_at_a_time():
+            started = time.monotonic()  # the wait for another cluster's start is not ours
             _kwokctl(binaries, cluster.workdir, args, log=log, timeout=timeout + 30)
             if kubelet_dir is not None:
                 node.start(

@@ -1,6 +1,7 @@
 """Measured figures: progress lines for `-s` runs, and the session's summary section with
 the table of every run's estimated against measured makespan. Under pytest-xdist each
-worker hands its figures to the controller, which prints them under the worker's name."""
+worker hands its figures to the controller, which prints them under the worker's name;
+`-s` progress lines need `-n 0` (xdist drops a worker's output)."""
 
 from __future__ import annotations
 
@@ -69,10 +70,17 @@ def hand_over(config: pytest.Config) -> None:
         output[WORKER_OUTPUT] = {"figures": list(lines), "estimates": [list(r) for r in rows]}
 
 
-def take_over(config: pytest.Config, worker: str, output: dict[str, Any]) -> None:
-    """On the controller, a finished worker's figures, each line under its name."""
-    found = output.get(WORKER_OUTPUT) or {}
+def take_over(
+    config: pytest.Config, worker: str, output: dict[str, Any] | None, *, error: object = None
+) -> None:
+    """On the controller, a finished worker's figures, each line under its name (taken
+    once: xdist reports a worker down twice on Ctrl-C); a worker that crashed says so."""
     lines = config.stash.setdefault(_FIGURES, [])
+    found = (output or {}).pop(WORKER_OUTPUT, None)
+    if found is None:
+        if error is not None:
+            lines.append(f"{worker}: no figures, the worker went down ({error})")
+        return
     lines.extend(f"{worker}: {line}" for line in found.get("figures", []))
     rows = config.stash.setdefault(_ESTIMATES, [])
     rows.extend((str(run), float(p), float(m)) for run, p, m in found.get("estimates", []))

@@ -21,6 +21,10 @@ Options (also as ini keys without the leading dashes and with `_`):
   --mlgen-kueue CLUSTERQUEUE  the cluster runs Kueue: a batch with spec.queue gets that
                               LocalQueue in its test namespace, in this ClusterQueue, and
                               each run checks that Kueue admitted every Job (default: off)
+Ini key only:
+  mlgen_workers N             what pytest-xdist's `-n auto` means on the local cluster: N
+                              workers, each starting a cluster of its own (default: xdist's
+                              answer); on kind or a kubeconfig cluster always one session
 """
 
 from __future__ import annotations
@@ -110,6 +114,11 @@ def add(parser: pytest.Parser) -> None:
     parser.addini("mlgen_standin_image", "default for --mlgen-standin-image", default="")
     parser.addini("mlgen_max_epsilon", "default for --mlgen-max-epsilon", default="")
     parser.addini("mlgen_kueue", "default for --mlgen-kueue", default="")
+    parser.addini(
+        "mlgen_workers",
+        "pytest-xdist's -n auto on the local cluster: this many workers, a cluster each",
+        default="",
+    )
 
 
 def value(config: pytest.Config, name: str) -> Any:
@@ -154,3 +163,15 @@ def time_scale(config: pytest.Config, *, simulated: bool) -> float:
     if not scale > 0 or scale == float("inf"):
         raise pytest.UsageError(f"mlgen_time_scale must be a positive number or auto, not {raw!r}")
     return scale
+
+
+def workers(config: pytest.Config) -> int | None:
+    """The ini key `mlgen_workers` (None when unset); a usage error names a bad value."""
+    raw = str(config.getini("mlgen_workers")).strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise pytest.UsageError(
+            f"mlgen_workers = {raw!r}: a number of pytest-xdist workers, e.g. 3 (or unset)"
+        )
+    return int(raw)

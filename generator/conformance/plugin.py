@@ -10,7 +10,6 @@ whether chosen by option or by ini key.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -50,6 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{SIMULATED_ONLY}: needs the simulated cluster's fake "
         "capacity or simulated failures (skipped elsewhere)",
     )
+    sessions.refuse_workers(config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -75,10 +75,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     figures.summary(terminalreporter, config)
 
 
-@pytest.hookimpl(optionalhook=True)
+# tryfirst: xdist answers this hook too (one per CPU), and the first answer wins.
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """`-n auto` (pytest-xdist): how many workers, each with a local cluster of its own;
-    none (one session, one cluster) on kind or a user's cluster."""
+    """`-n auto` (pytest-xdist): none on kind or a user's cluster; on the local cluster
+    `mlgen_workers`, each with a cluster of its own (sessions.workers)."""
     return sessions.workers(config)
 
 
@@ -89,7 +90,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
-    figures.take_over(node.config, node.gateway.id, getattr(node, "workeroutput", {}))
+    output = getattr(node, "workeroutput", None)
+    figures.take_over(node.config, node.gateway.id, output, error=error)
 
 
 @pytest.fixture(scope="session")
@@ -187,9 +189,9 @@ def mlgen_run(
     )
 
 
-def _calibration_dir() -> str:
-    """`calibration`, or under a pytest-xdist worker (a cluster each) `calibration-gw0`."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+def _calibration_dir(config: pytest.Config) -> str:
+    """`calibration`, or on a pytest-xdist worker (a cluster each) `calibration-gw0`."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
     return f"calibration-{worker}" if worker else "calibration"
 
 
@@ -212,13 +214,13 @@ def mlgen_epsilon(
         run = runner.Runner(
             client=runner.client_for(mlgen_cluster.client, mlgen_placement),
             namespace=namespace,
-            artifacts=mlgen_artifacts / _calibration_dir(),
+            artifacts=mlgen_artifacts / _calibration_dir(request.config),
             time_scale=1.0,
             say=figures.reporter(request.config),
             standin=mlgen_placement is not None,
         )
         epsilon, measured = calibration.calibrate(run, limits=limits)
-    calibration.save(measured, mlgen_artifacts / _calibration_dir() / "epsilon.json")
+    calibration.save(measured, mlgen_artifacts / _calibration_dir(request.config) / "epsilon.json")
     say = figures.reporter(request.config, keep=True)
     for m in measured:
         say(f"calibrated {m.describe()}")

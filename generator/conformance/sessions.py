@@ -36,20 +36,29 @@ class Cluster:
         return self.kind in ("local", "kind")
 
 
-# pytest-xdist's `-n auto` on the local simulated cluster: this many workers, each with a
-# control plane of its own (a cluster's tests mostly wait on it). Measured on the 2-core
-# CI machine (docs/local-cluster.md, "Several workers"); PYTEST_XDIST_AUTO_NUM_WORKERS
-# overrides it.
-LOCAL_WORKERS = 3
-
-
 def workers(config: pytest.Config) -> int | None:
-    """How many pytest-xdist workers `-n auto` means: LOCAL_WORKERS on the local cluster,
-    none on kind or a kubeconfig cluster (one cluster, one session); None leaves it to
-    xdist (PYTEST_XDIST_AUTO_NUM_WORKERS set)."""
+    """How many pytest-xdist workers `-n auto` means: none on kind or a kubeconfig cluster
+    (one cluster, one session); on the local cluster, where each worker starts a cluster
+    of its own, the ini key `mlgen_workers`, unless PYTEST_XDIST_AUTO_NUM_WORKERS is set;
+    None leaves it to xdist (one worker per CPU)."""
+    if options.cluster_kind(config) != "local":
+        return 0
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    return LOCAL_WORKERS if options.cluster_kind(config) == "local" else 0
+    return options.workers(config)
+
+
+def refuse_workers(config: pytest.Config) -> None:
+    """Several xdist workers on one kind or kubeconfig cluster would each create (or share)
+    the one cluster: a usage error before anything starts."""
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        return
+    kind = options.cluster_kind(config)
+    if kind != "local":
+        raise pytest.UsageError(
+            f"--mlgen-cluster {kind} runs one session on one cluster; pytest-xdist's "
+            "-n would start one per worker: drop -n (or use -n 0)"
+        )
 
 
 # Real kind on a loaded 2-core machine: two node containers boot systemd, kubeadm and the
