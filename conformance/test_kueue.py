@@ -16,7 +16,6 @@ webhooks the API server must reach on loopback (kind's API server runs in a cont
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import subprocess
 from collections.abc import Callable, Iterator
@@ -130,18 +129,30 @@ def out_of_order(found: timeline.Timeline) -> str:
     return ""
 
 
-@contextlib.contextmanager
-def quota_held(cluster: Cluster, namespace: str, scratch: Path, *, seconds: int) -> Iterator[None]:
-    """A Job holding the queue's whole CPU quota for `seconds` (batch `blocker`), applied
-    by `mlgen apply` in the background and admitted before the body runs: what the body
-    queues waits behind it. On exit, waits for the blocker to finish."""
-    blocker = sleeper_batch("blocker", durations=[seconds])
+def test_apply_says_a_step_is_queued_and_waits_for_its_end(
+    queue: kueue.Kueue, mlgen_cluster: Cluster, enrolled: str, tmp_path: Path
+) -> None:
+    """A Job holding the queue's whole CPU quota runs first: the batch's first step is
+    queued behind it, `mlgen apply` says so in Kueue's words, and the chain still runs in
+    order, each step awaited to Complete (not to its admission)."""
+    client = mlgen_cluster.client
+    # Long enough that apply looks (every 5 s) while its first step still waits.
+    blocker = sleeper_batch("blocker", durations=[14])
     blocker["spec"]["defaults"]["resources"]["requests"]["cpu"] = QUOTA["cpu"]
-    blocker["spec"]["queue"] = QUEUE
-    (scratch / "blocker").mkdir()
-    tree = render_into(scratch / "blocker", blocker, namespace)
+    doc = sleeper_batch("queued", durations=[2, 2])
+    trees = {}
+    for each in (blocker, doc):
+        each["spec"]["queue"] = QUEUE
+        trees[each["metadata"]["name"]] = render_into(tmp_path, each, enrolled)
+    kubeconfig = str(mlgen_cluster.kubeconfig)
     started = subprocess.Popen(
-        [str(MLGEN), "apply", str(tree / "sequential"), "--kubeconfig", str(cluster.kubeconfig)],
+        [
+            str(MLGEN),
+            "apply",
+            str(trees["blocker"] / "sequential"),
+            "--kubeconfig",
+            kubeconfig,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -150,33 +161,16 @@ def quota_held(cluster: Cluster, namespace: str, scratch: Path, *, seconds: int)
         wait_for(
             "the blocker admitted",
             lambda: any(
-                j.spec.suspend is False
-                for j in cluster.client.batch.list_namespaced_job(namespace).items
+                j.spec.suspend is False for j in client.batch.list_namespaced_job(enrolled).items
             ),
             timeout=60,
         )
-        yield
-    finally:
-        out, _ = started.communicate(timeout=120)
-    assert started.returncode == 0, out
-
-
-def test_apply_says_a_step_is_queued_and_waits_for_its_end(
-    queue: kueue.Kueue, mlgen_cluster: Cluster, enrolled: str, tmp_path: Path
-) -> None:
-    """A Job holding the queue's whole CPU quota runs first: the batch's first step is
-    queued behind it, `mlgen apply` says so in Kueue's words, and the chain still runs in
-    order, each step awaited to Complete (not to its admission)."""
-    client = mlgen_cluster.client
-    doc = sleeper_batch("queued", durations=[2, 2])
-    doc["spec"]["queue"] = QUEUE
-    tree = render_into(tmp_path, doc, enrolled)
-    kubeconfig = str(mlgen_cluster.kubeconfig)
-    # Long enough that apply looks (every 5 s) while its first step still waits.
-    with quota_held(mlgen_cluster, enrolled, tmp_path, seconds=14):
         result = CliRunner().invoke(
-            app, ["apply", str(tree / "sequential"), "--kubeconfig", kubeconfig]
+            app, ["apply", str(trees["queued"] / "sequential"), "--kubeconfig", kubeconfig]
         )
+    finally:
+        blocker_out, _ = started.communicate(timeout=120)
+    assert started.returncode == 0, blocker_out
     assert result.exit_code == 0, result.output
     assert "queued, waiting for admission by Kueue: couldn't assign flavors" in result.output, (
         result.output
@@ -401,14 +395,10 @@ class TestFlux:
         self,
         tool: gitops.Tool,
         queue: kueue.Kueue,
-        mlgen_cluster: Cluster,
         enrolled: str,
         git_server: gitserver.GitServer,
         tmp_path: Path,
     ) -> None:
-        """The first step waits in the queue behind a blocker, so Flux reads it while it is
-        suspended (with a free quota Kueue may admit it before Flux's first look, and the
-        break would depend on that race)."""
         repo = Repo.create(git_server, "kueue-flux-bare", tmp_path)
         doc = queued_doc("kq-flux-bare", enrolled, tool, repo)
         chain = repo.worktree / gitops.MANIFESTS / "kq-flux-bare" / "flux"
@@ -422,9 +412,7 @@ class TestFlux:
                 each["spec"].pop("healthCheckExprs", None)
             (chain / "kustomizations.yaml").write_text(yaml.safe_dump_all(docs))
 
-        # Flux applies the next step within seconds (dependsOn re-checked every 1 s).
-        with quota_held(mlgen_cluster, enrolled, tmp_path, seconds=15):
-            found = sync(tool, repo, doc, enrolled, edit=unfixed)
+        found = sync(tool, repo, doc, enrolled, edit=unfixed)
         admitted_every_job(queue, tool.client, enrolled)
         assert out_of_order(found), (
             "Flux kept a queued chain in order without mlgen's health expressions: its Job "
