@@ -16,6 +16,7 @@ webhooks the API server must reach on loopback (kind's API server runs in a cont
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
 from collections.abc import Callable, Iterator
@@ -84,17 +85,24 @@ def queued_doc(name: str, namespace: str, tool: gitops.Tool, repo: Repo) -> dict
 
 
 def sync(
-    tool: gitops.Tool, repo: Repo, doc: dict[str, Any], namespace: str, *, edit: Callable[[], None]
+    tool: gitops.Tool,
+    queue: kueue.Kueue,
+    repo: Repo,
+    doc: dict[str, Any],
+    namespace: str,
+    *,
+    edit: Callable[[], None],
 ) -> timeline.Timeline:
-    """Render, let `edit` change the work tree, push, sync the sequential variant, and
-    wait until every step completed."""
+    """Render, let `edit` change the work tree, push, sync the sequential variant, wait
+    until every step completed, and check that Kueue admitted every Job: before the tool
+    forgets the batch, whose pruning deletes the Jobs."""
     batch = str(doc["metadata"]["name"])
     repo.render(doc)
     edit()
     repo.push(f"render {batch}")
     tool.watch(repo, batch=batch, variant="sequential", namespace=namespace)
     try:
-        return wait_for(
+        found = wait_for(
             f"{tool.name}: {len(STEPS)} Job(s) of {batch} Complete",
             lambda: finished(
                 tool.client, batch=batch, variant="sequential", namespace=namespace, count=2
@@ -102,17 +110,18 @@ def sync(
             timeout=180,
             diagnose=lambda: tool.diagnose(repo, batch=batch, variant="sequential"),
         )
+        admitted_every_job(queue, tool.client, namespace)
+        return found
     finally:
         tool.forget(repo, batch=batch, variant="sequential")
 
 
 def admitted_every_job(queue: kueue.Kueue, client: kube.Kube, namespace: str) -> None:
     """Each Job went through Kueue: it has a Workload that was admitted."""
-    for job in client.batch.list_namespaced_job(namespace).items:
-        found = queue.workload(namespace, job.metadata.uid)
-        assert found is not None, f"Job {job.metadata.name}: no Workload, Kueue never saw it"
-        admitted = [c for c in found["status"]["conditions"] if c["type"] == "Admitted"]
-        assert admitted and admitted[0]["status"] == "True", (job.metadata.name, found["status"])
+    jobs = [j.metadata.name for j in client.batch.list_namespaced_job(namespace).items]
+    assert jobs, f"no Job in {namespace}"
+    problems = queue.not_admitted(namespace, jobs)
+    assert not problems, "; ".join(problems)
 
 
 def at(found: timeline.Timeline, offset: float) -> float:
@@ -129,30 +138,18 @@ def out_of_order(found: timeline.Timeline) -> str:
     return ""
 
 
-def test_apply_says_a_step_is_queued_and_waits_for_its_end(
-    queue: kueue.Kueue, mlgen_cluster: Cluster, enrolled: str, tmp_path: Path
-) -> None:
-    """A Job holding the queue's whole CPU quota runs first: the batch's first step is
-    queued behind it, `mlgen apply` says so in Kueue's words, and the chain still runs in
-    order, each step awaited to Complete (not to its admission)."""
-    client = mlgen_cluster.client
-    # Long enough that apply looks (every 5 s) while its first step still waits.
-    blocker = sleeper_batch("blocker", durations=[14])
+@contextlib.contextmanager
+def quota_held(cluster: Cluster, namespace: str, scratch: Path, *, seconds: int) -> Iterator[None]:
+    """A Job holding the queue's whole CPU quota for `seconds` (batch `blocker`), applied
+    by `mlgen apply` in the background and admitted before the body runs: what the body
+    queues waits behind it. On exit, waits for the blocker to finish."""
+    blocker = sleeper_batch("blocker", durations=[seconds])
     blocker["spec"]["defaults"]["resources"]["requests"]["cpu"] = QUOTA["cpu"]
-    doc = sleeper_batch("queued", durations=[2, 2])
-    trees = {}
-    for each in (blocker, doc):
-        each["spec"]["queue"] = QUEUE
-        trees[each["metadata"]["name"]] = render_into(tmp_path, each, enrolled)
-    kubeconfig = str(mlgen_cluster.kubeconfig)
+    blocker["spec"]["queue"] = QUEUE
+    (scratch / "blocker").mkdir()
+    tree = render_into(scratch / "blocker", blocker, namespace)
     started = subprocess.Popen(
-        [
-            str(MLGEN),
-            "apply",
-            str(trees["blocker"] / "sequential"),
-            "--kubeconfig",
-            kubeconfig,
-        ],
+        [str(MLGEN), "apply", str(tree / "sequential"), "--kubeconfig", str(cluster.kubeconfig)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -161,16 +158,33 @@ def test_apply_says_a_step_is_queued_and_waits_for_its_end(
         wait_for(
             "the blocker admitted",
             lambda: any(
-                j.spec.suspend is False for j in client.batch.list_namespaced_job(enrolled).items
+                j.spec.suspend is False
+                for j in cluster.client.batch.list_namespaced_job(namespace).items
             ),
             timeout=60,
         )
-        result = CliRunner().invoke(
-            app, ["apply", str(trees["queued"] / "sequential"), "--kubeconfig", kubeconfig]
-        )
+        yield
     finally:
-        blocker_out, _ = started.communicate(timeout=120)
-    assert started.returncode == 0, blocker_out
+        out, _ = started.communicate(timeout=120)
+    assert started.returncode == 0, out
+
+
+def test_apply_says_a_step_is_queued_and_waits_for_its_end(
+    queue: kueue.Kueue, mlgen_cluster: Cluster, enrolled: str, tmp_path: Path
+) -> None:
+    """A Job holding the queue's whole CPU quota runs first: the batch's first step is
+    queued behind it, `mlgen apply` says so in Kueue's words, and the chain still runs in
+    order, each step awaited to Complete (not to its admission)."""
+    client = mlgen_cluster.client
+    doc = sleeper_batch("queued", durations=[2, 2])
+    doc["spec"]["queue"] = QUEUE
+    tree = render_into(tmp_path, doc, enrolled)
+    kubeconfig = str(mlgen_cluster.kubeconfig)
+    # Long enough that apply looks (every 5 s) while its first step still waits.
+    with quota_held(mlgen_cluster, enrolled, tmp_path, seconds=14):
+        result = CliRunner().invoke(
+            app, ["apply", str(tree / "sequential"), "--kubeconfig", kubeconfig]
+        )
     assert result.exit_code == 0, result.output
     assert "queued, waiting for admission by Kueue: couldn't assign flavors" in result.output, (
         result.output
@@ -327,12 +341,12 @@ class TestArgoCD:
         repo = Repo.create(git_server, "kueue-argocd-bare", tmp_path)
         found = sync(
             tool,
+            queue,
             repo,
             queued_doc("kq-argo-bare", enrolled, tool, repo),
             enrolled,
             edit=lambda: None,
         )
-        admitted_every_job(queue, tool.client, enrolled)
         broken = out_of_order(found)
         assert broken, (
             "Argo CD kept a queued chain in order without mlgen's health check: its built-in "
@@ -373,12 +387,12 @@ class TestArgoCD:
         repo = Repo.create(git_server, "kueue-argocd-fixed", tmp_path)
         found = sync(
             tool,
+            queue,
             repo,
             queued_doc("kq-argo-fixed", enrolled, tool, repo),
             enrolled,
             edit=lambda: None,
         )
-        admitted_every_job(queue, tool.client, enrolled)
         checks.all_complete(found)
         assert not out_of_order(found), out_of_order(found)
         mlgen_record(f"kueue argocd: queued chain {STEPS} in order in {found.makespan:.0f}s")
@@ -395,10 +409,14 @@ class TestFlux:
         self,
         tool: gitops.Tool,
         queue: kueue.Kueue,
+        mlgen_cluster: Cluster,
         enrolled: str,
         git_server: gitserver.GitServer,
         tmp_path: Path,
     ) -> None:
+        """The first step waits in the queue behind a blocker, so Flux reads it while it is
+        suspended (with a free quota Kueue may admit it before Flux's first look, and the
+        break would depend on that race)."""
         repo = Repo.create(git_server, "kueue-flux-bare", tmp_path)
         doc = queued_doc("kq-flux-bare", enrolled, tool, repo)
         chain = repo.worktree / gitops.MANIFESTS / "kq-flux-bare" / "flux"
@@ -412,8 +430,9 @@ class TestFlux:
                 each["spec"].pop("healthCheckExprs", None)
             (chain / "kustomizations.yaml").write_text(yaml.safe_dump_all(docs))
 
-        found = sync(tool, repo, doc, enrolled, edit=unfixed)
-        admitted_every_job(queue, tool.client, enrolled)
+        # Flux applies the next step within seconds (dependsOn re-checked every 1 s).
+        with quota_held(mlgen_cluster, enrolled, tmp_path, seconds=15):
+            found = sync(tool, queue, repo, doc, enrolled, edit=unfixed)
         assert out_of_order(found), (
             "Flux kept a queued chain in order without mlgen's health expressions: its Job "
             "reader no longer calls a suspended Job Current; revisit health.py"
@@ -430,8 +449,7 @@ class TestFlux:
     ) -> None:
         repo = Repo.create(git_server, "kueue-flux-fixed", tmp_path)
         doc = queued_doc("kq-flux-fixed", enrolled, tool, repo)
-        found = sync(tool, repo, doc, enrolled, edit=lambda: None)
-        admitted_every_job(queue, tool.client, enrolled)
+        found = sync(tool, queue, repo, doc, enrolled, edit=lambda: None)
         checks.all_complete(found)
         assert not out_of_order(found), out_of_order(found)
         chain = yaml.safe_load_all(

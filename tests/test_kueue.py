@@ -6,6 +6,7 @@ the real Kueue, Argo CD and Flux."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from mlgen import contract, estimate, health, rules, schedule, validation
 from mlgen.cli.app import app
+from mlgen.cluster import crds, kueue
 from mlgen.errors import RenderError
 
 from .conftest import batch_doc, load, objects, render_doc, staged_doc
@@ -294,3 +296,46 @@ def test_room_not_parallelism_starts_the_next_pod_through_the_scheduler() -> Non
     assert seconds["room"]["sequential"] == seconds["quota"]["sequential"]
     gap = 3 * (estimate.overheads()["parallel"] - schedule.SCHEDULED_ROUND)
     assert seconds["quota"]["parallel"] - seconds["room"]["parallel"] == pytest.approx(gap)
+
+
+def _workload(name: str, *, label: str | None, owner: str | None, admitted: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if label:
+        meta["labels"] = {contract.WORKLOAD_JOB_UID: label}
+    if owner:
+        meta["ownerReferences"] = [{"kind": "Job", "uid": owner, "controller": True}]
+    return {"metadata": meta, "status": {"conditions": [{"type": "Admitted", "status": admitted}]}}
+
+
+# A client whose Jobs' uids are their names, prefixed.
+_JOBS: Any = SimpleNamespace(
+    batch=SimpleNamespace(
+        read_namespaced_job=lambda name, namespace: SimpleNamespace(
+            metadata=SimpleNamespace(uid=f"uid-{name}")
+        )
+    )
+)
+
+
+def test_a_workload_is_found_by_its_job_uid_label_or_its_controller_owner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listed = [
+        _workload("by-label", label="uid-a", owner=None, admitted="True"),
+        _workload("by-owner", label=None, owner="uid-b", admitted="True"),
+        _workload("waiting", label="uid-c", owner="uid-c", admitted="False"),
+    ]
+    monkeypatch.setattr(crds, "list_objects", lambda *a, **k: listed)
+    found = kueue.workloads(_JOBS, "ns")
+    assert {k: v["metadata"]["name"] for k, v in found.items()} == {
+        "uid-a": "by-label",
+        "uid-b": "by-owner",
+        "uid-c": "waiting",
+    }
+    problems = kueue.not_admitted(_JOBS, "ns", ["a", "b", "c", "d"])
+    assert len(problems) == 2
+    assert problems[0].startswith("Job c: Workload waiting not admitted")
+    assert (
+        problems[1].startswith("Job d: no Workload")
+        and "by-label, by-owner, waiting" in (problems[1])
+    )

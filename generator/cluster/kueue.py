@@ -75,9 +75,8 @@ class Kueue(processes.Group):
     def enroll(self, namespace: str, queue: str) -> None:
         enroll(self.client, namespace, queue)
 
-    def workload(self, namespace: str, job_uid: str) -> dict[str, Any] | None:
-        """The Workload Kueue made for a Job (found by its job-uid label), or None."""
-        return workload(self.client, namespace, job_uid)
+    def not_admitted(self, namespace: str, jobs: list[str]) -> list[str]:
+        return not_admitted(self.client, namespace, jobs)
 
 
 def start(
@@ -197,13 +196,20 @@ def enroll(
 
 
 def not_admitted(client: kube.Kube, namespace: str, jobs: list[str]) -> list[str]:
-    """Each of these Jobs that Kueue did not admit, said with its Workload's state."""
+    """Each of these Jobs that Kueue did not admit, said with its Workload's state. Ask
+    while the Jobs exist: a GitOps tool's pruning deletes them, and their Workloads with
+    them."""
+    owned = workloads(client, namespace)
     problems = []
     for name in jobs:
         job = client.batch.read_namespaced_job(name, namespace)
-        found = workload(client, namespace, job.metadata.uid)
+        found = owned.get(job.metadata.uid)
         if found is None:
-            problems.append(f"Job {name}: no Workload; Kueue never saw it (is spec.queue its?)")
+            present = ", ".join(sorted(w["metadata"]["name"] for w in owned.values())) or "none"
+            problems.append(
+                f"Job {name}: no Workload; Kueue never saw it (is spec.queue its?). "
+                f"Workloads in {namespace}: {present}"
+            )
             continue
         admitted = crds.condition(found, "Admitted")
         if admitted.get("status") != "True":
@@ -215,11 +221,20 @@ def not_admitted(client: kube.Kube, namespace: str, jobs: list[str]) -> list[str
     return problems
 
 
-def workload(client: kube.Kube, namespace: str, job_uid: str) -> dict[str, Any] | None:
-    found = crds.list_objects(
-        client, API, "Workload", namespace, selector=f"{contract.WORKLOAD_JOB_UID}={job_uid}"
-    )
-    return found[0] if found else None
+def workloads(client: kube.Kube, namespace: str) -> dict[str, dict[str, Any]]:
+    """The namespace's Workloads by the uid of the Job they stand for: their job-uid label
+    or, where Kueue could not set it (not a valid label value), their controller owner."""
+    found: dict[str, dict[str, Any]] = {}
+    for each in crds.list_objects(client, API, "Workload", namespace):
+        owners = [
+            o["uid"]
+            for o in each["metadata"].get("ownerReferences") or []
+            if o.get("kind") == "Job" and o.get("controller")
+        ]
+        uid = (each["metadata"].get("labels") or {}).get(contract.WORKLOAD_JOB_UID)
+        for key in {uid, *owners} - {None}:
+            found[str(key)] = each
+    return found
 
 
 def _certificates(directory: Path) -> bytes:
