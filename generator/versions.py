@@ -25,6 +25,14 @@ NODE_BINARIES = ("kubelet",)
 # gitops-engine submodule is refused), so v2 is a harness for sync-wave semantics only.
 FLUX = "v1.9.6"  # source-controller and kustomize-controller are released together
 ARGOCD = "v2.14.21"
+# The Argo CD components the harness runs (ARGOCD_BINARY_NAME), and the only ones built:
+# its main of our own leaves out the API server, the CLI, dex and notifications. Part of
+# the cache key, so a build of other components is never reused.
+ARGOCD_COMPONENTS = (
+    "argocd-application-controller",
+    "argocd-repo-server",
+    "argocd-git-ask-pass",  # the repo server's Git credential helper
+)
 KUSTOMIZE = "v5.8.1"
 
 # Replace lines the Flux controllers' own go.mod files need but a dependency's go.mod
@@ -88,7 +96,7 @@ def group_key(group: str) -> str:
     keys = {
         "control-plane": cache_key(),
         "node": f"node-k8s-{KUBERNETES}",
-        "gitops": f"gitops-flux-{FLUX}_argocd-{ARGOCD}_kustomize-{KUSTOMIZE}",
+        "gitops": f"gitops-flux-{FLUX}_argocd-{ARGOCD}-{_argocd_parts()}_kustomize-{KUSTOMIZE}",
         "kueue": f"kueue-{KUEUE}",
         "kind": (
             f"kind-{KIND}_k8s-{KUBERNETES}_etcd-{ETCD}_containerd-{CONTAINERD}_"
@@ -96,3 +104,10 @@ def group_key(group: str) -> str:
         ),
     }
     return keys[group]
+
+
+def _argocd_parts() -> str:
+    """`controller+repo-server+git-ask-pass`: which Argo CD components the build holds."""
+    return "+".join(
+        c.removeprefix("argocd-").removeprefix("application-") for c in ARGOCD_COMPONENTS
+    )

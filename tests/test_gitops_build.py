@@ -3,12 +3,14 @@ recipes' go.mod handling."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from mlgen import versions
-from mlgen.cluster import build, fluxcd, golang, processes
+from mlgen.cluster import argocd as argocd_harness
+from mlgen.cluster import build, fluxcd, golang, processes, recipes
 from mlgen.errors import ClusterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +26,8 @@ def test_each_group_has_its_own_directory_and_the_control_plane_keeps_its_name(
     assert build.group_dir("control-plane") == build.bin_dir()
     assert build.group_dir("node") == tmp_path / "bin" / f"node-k8s-{versions.KUBERNETES}"
     assert build.group_dir("gitops").name == (
-        f"gitops-flux-{versions.FLUX}_argocd-{versions.ARGOCD}_kustomize-{versions.KUSTOMIZE}"
+        f"gitops-flux-{versions.FLUX}_argocd-{versions.ARGOCD}-controller+repo-server+git-ask-pass_"
+        f"kustomize-{versions.KUSTOMIZE}"
     )
     assert len({build.group_dir(g) for g in build.GROUPS}) == len(build.GROUPS)
     assert build.group_dir("kueue").name == f"kueue-{versions.KUEUE}"
@@ -144,3 +147,18 @@ def test_a_process_group_in_a_with_block_always_stops(tmp_path: Path) -> None:
         assert same is group
         raise RuntimeError("a test failed inside")
     assert stopped == ["controller", "redis"]
+
+
+def test_argo_cd_is_built_with_only_the_components_the_harness_runs() -> None:
+    """mlgen's main for Argo CD links the controller, the repo server and the Git
+    credential helper, chosen by ARGOCD_BINARY_NAME as the harness sets it; not the API
+    server, CLI, dex or notifications that Argo CD's own main links too."""
+    module = "github.com/argoproj/argo-cd/v2"
+    source = recipes.argocd_main(module, versions.ARGOCD_COMPONENTS)
+    imported = set(re.findall(rf'"{re.escape(module)}/cmd/([^/"]+)/commands"', source))
+    assert imported == set(versions.ARGOCD_COMPONENTS)
+    assert not imported & {"argocd", "argocd-server", "argocd-dex", "argocd-notification"}
+    harness = Path(argocd_harness.__file__).read_text()
+    assert set(re.findall(r'"ARGOCD_BINARY_NAME": "([^"]+)"', harness)) <= imported
+    assert 'os.Getenv("ARGOCD_BINARY_NAME")' in source
+    assert "os.Exit(2)" in source  # any other name is refused, not run as the CLI

@@ -147,8 +147,56 @@ def flux_controller(name: str) -> Recipe:
     return recipe
 
 
+# Argo CD's own main (`cmd/main.go`) links every component into one binary, the API
+# server, CLI and dex among them. This main links only `versions.ARGOCD_COMPONENTS`,
+# chosen the same way (ARGOCD_BINARY_NAME, else the file name); `{cases}` is filled in.
+_ARGOCD_MAIN = """package main
+
+import (
+\t"fmt"
+\t"os"
+\t"path/filepath"
+
+\t"github.com/spf13/cobra"
+
+\tcmdutil "github.com/argoproj/argo-cd/v2/cmd/util"
+{imports}
+)
+
+func main() {{
+\tname := filepath.Base(os.Args[0])
+\tif chosen := os.Getenv("ARGOCD_BINARY_NAME"); chosen != "" {{
+\t\tname = chosen
+\t}}
+\tvar command *cobra.Command
+\tswitch name {{
+{cases}
+\tdefault:
+\t\tfmt.Fprintf(os.Stderr, "%s: this Argo CD build (mlgen's) has only {names}\\n", name)
+\t\tos.Exit(2)
+\t}}
+\tcmdutil.SetAutoMaxProcs(name == "argocd-git-ask-pass")
+\tif err := command.Execute(); err != nil {{
+\t\tos.Exit(1)
+\t}}
+}}
+"""
+
+
+def argocd_main(module: str, components: tuple[str, ...]) -> str:
+    """The Go source of the `argocd` binary: one case per component, each calling that
+    component's `commands.NewCommand` (Argo CD keeps each in `cmd/<component>/commands`)."""
+    imports, cases = [], []
+    for i, component in enumerate(components):
+        imports.append(f'\tc{i} "{module}/cmd/{component}/commands"')
+        cases.append(f'\tcase "{component}":\n\t\tcommand = c{i}.NewCommand()')
+    return _ARGOCD_MAIN.format(
+        imports="\n".join(imports), cases="\n".join(cases), names=", ".join(components)
+    )
+
+
 def argocd(go: str, work: Path, out: Path) -> None:
-    """The `argocd` multi-binary (run as a component via ARGOCD_BINARY_NAME) and CRDs."""
+    """The `argocd` binary with only the components the harness runs, and the CRDs."""
     module = "github.com/argoproj/argo-cd/v2"
     golang.write_module(work, "argocd")
     stamp = (
@@ -161,11 +209,12 @@ def argocd(go: str, work: Path, out: Path) -> None:
         upstream = golang.module_file(go, f"{module}@{versions.ARGOCD}", cwd=work, modcache=cache)
         replaces = golang.replace_lines(golang.replacements(upstream.read_text()))
         golang.write_module(work, "argocd", f"\nrequire {module} {versions.ARGOCD}\n\n{replaces}")
+        (work / "main.go").write_text(argocd_main(module, versions.ARGOCD_COMPONENTS))
         _build(
             go,
             work,
             out=out / "argocd",
-            package=f"{module}/cmd",
+            package=".",
             ldflags=f"{_FLAGS} {stamp}",
             modcache=cache,
         )
