@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from gitops_fixtures import MLGEN, Repo, batch_doc, finished, wait_for
 from test_apply_cli import render_into
 from typer.testing import CliRunner
 
-from mlgen import checks, health, kube, timeline, variants
+from mlgen import checks, contract, health, kube, timeline, variants
 from mlgen.checks import Epsilon
 from mlgen.cli.app import app
 from mlgen.cluster import argocd, build, gitops, gitserver, kueue
@@ -139,33 +140,84 @@ def out_of_order(found: timeline.Timeline) -> str:
 
 
 @contextlib.contextmanager
-def quota_held(cluster: Cluster, namespace: str, scratch: Path, *, seconds: int) -> Iterator[None]:
-    """A Job holding the queue's whole CPU quota for `seconds` (batch `blocker`), applied
-    by `mlgen apply` in the background and admitted before the body runs: what the body
-    queues waits behind it. On exit, waits for the blocker to finish."""
+def quota_held(
+    cluster: Cluster,
+    namespace: str,
+    scratch: Path,
+    *,
+    seconds: int,
+    release_when: Callable[[], bool] | None = None,
+) -> Iterator[None]:
+    """A Job holding the queue's whole CPU quota (batch `blocker`), applied by `mlgen
+    apply` in the background and admitted before the body runs: what the body queues
+    waits behind it. It holds the quota for `seconds`; with `release_when`, only until
+    that holds (looked at every 0.5 s in the background), when the blocker is deleted.
+    On exit, a blocker that ran to its end must have ended well."""
     blocker = sleeper_batch("blocker", durations=[seconds])
     blocker["spec"]["defaults"]["resources"]["requests"]["cpu"] = QUOTA["cpu"]
     blocker["spec"]["queue"] = QUEUE
     (scratch / "blocker").mkdir()
     tree = render_into(scratch / "blocker", blocker, namespace)
+    client = cluster.client
     started = subprocess.Popen(
-        [str(MLGEN), "apply", str(tree / "sequential"), "--kubeconfig", str(cluster.kubeconfig)],
+        [
+            str(MLGEN),
+            "apply",
+            str(tree / "sequential"),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--timeout",
+            f"{seconds + 120}s",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        wait_for(
-            "the blocker admitted",
-            lambda: any(
-                j.spec.suspend is False
-                for j in cluster.client.batch.list_namespaced_job(namespace).items
-            ),
-            timeout=60,
+
+    def jobs() -> list[Any]:
+        listed = client.batch.list_namespaced_job(
+            namespace, label_selector=f"{contract.PART_OF}=blocker"
         )
+        return list(listed.items)
+
+    def admitted() -> bool:
+        if started.poll() is not None:
+            assert started.stdout is not None
+            raise AssertionError(f"the blocker's apply ended first: {started.stdout.read()}")
+        return any(j.spec.suspend is False for j in jobs())
+
+    released, done = threading.Event(), threading.Event()
+
+    def release() -> None:
+        while not done.wait(0.5):
+            with contextlib.suppress(Exception):  # a failed look is looked at again
+                if release_when is not None and release_when():
+                    for job in jobs():
+                        client.batch.delete_namespaced_job(
+                            job.metadata.name, namespace, propagation_policy="Background"
+                        )
+                    released.set()
+                    return
+
+    watcher = threading.Thread(target=release, daemon=True)
+    try:
+        wait_for("the blocker admitted", admitted, timeout=60)
+        if release_when is not None:
+            watcher.start()
         yield
+    except BaseException:
+        started.kill()
+        started.communicate()
+        raise
     finally:
-        out, _ = started.communicate(timeout=120)
+        done.set()
+        if watcher.is_alive():
+            watcher.join()
+    if released.is_set():  # its apply waits for a Job that is gone
+        started.kill()
+        started.communicate()
+        return
+    out, _ = started.communicate(timeout=seconds + 150)
     assert started.returncode == 0, out
 
 
@@ -414,9 +466,9 @@ class TestFlux:
         git_server: gitserver.GitServer,
         tmp_path: Path,
     ) -> None:
-        """The first step waits in the queue behind a blocker, so Flux reads it while it is
-        suspended (with a free quota Kueue may admit it before Flux's first look, and the
-        break would depend on that race)."""
+        """The first step waits in the queue behind a blocker until Flux has applied the
+        next one, so Flux reads it while it is suspended (with a free quota Kueue may admit
+        it before Flux's first look, and the break would depend on that race)."""
         repo = Repo.create(git_server, "kueue-flux-bare", tmp_path)
         doc = queued_doc("kq-flux-bare", enrolled, tool, repo)
         chain = repo.worktree / gitops.MANIFESTS / "kq-flux-bare" / "flux"
@@ -430,8 +482,17 @@ class TestFlux:
                 each["spec"].pop("healthCheckExprs", None)
             (chain / "kustomizations.yaml").write_text(yaml.safe_dump_all(docs))
 
-        # Flux applies the next step within seconds (dependsOn re-checked every 1 s).
-        with quota_held(mlgen_cluster, enrolled, tmp_path, seconds=15):
+        def next_step_applied() -> bool:
+            """Flux went past the first step while Kueue still held it."""
+            jobs = tool.client.batch.list_namespaced_job(enrolled).items
+            return any(j.metadata.name.startswith("kq-flux-bare-step-1") for j in jobs)
+
+        # Flux re-checks dependsOn every 1 s: the next step follows a queued one within
+        # seconds. If it never does, the blocker ends after 60 s and the chain runs in
+        # order, which fails below.
+        with quota_held(
+            mlgen_cluster, enrolled, tmp_path, seconds=60, release_when=next_step_applied
+        ):
             found = sync(tool, queue, repo, doc, enrolled, edit=unfixed)
         assert out_of_order(found), (
             "Flux kept a queued chain in order without mlgen's health expressions: its Job "

@@ -298,44 +298,35 @@ def test_room_not_parallelism_starts_the_next_pod_through_the_scheduler() -> Non
     assert seconds["quota"]["parallel"] - seconds["room"]["parallel"] == pytest.approx(gap)
 
 
-def _workload(name: str, *, label: str | None, owner: str | None, admitted: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if label:
-        meta["labels"] = {contract.WORKLOAD_JOB_UID: label}
-    if owner:
-        meta["ownerReferences"] = [{"kind": "Job", "uid": owner, "controller": True}]
-    return {"metadata": meta, "status": {"conditions": [{"type": "Admitted", "status": admitted}]}}
+def _workload(name: str, job: str, *, admitted: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {contract.WORKLOAD_JOB_UID: f"uid-{job}"}},
+        "status": {"conditions": [{"type": "Admitted", "status": admitted}]},
+    }
 
 
-# A client whose Jobs' uids are their names, prefixed.
-_JOBS: Any = SimpleNamespace(
-    batch=SimpleNamespace(
-        read_namespaced_job=lambda name, namespace: SimpleNamespace(
-            metadata=SimpleNamespace(uid=f"uid-{name}")
-        )
+def _client(*jobs: str) -> Any:
+    """A client listing these Jobs, each with uid `uid-<name>`."""
+    items = [SimpleNamespace(metadata=SimpleNamespace(name=j, uid=f"uid-{j}")) for j in jobs]
+    return SimpleNamespace(
+        batch=SimpleNamespace(list_namespaced_job=lambda namespace: SimpleNamespace(items=items))
     )
-)
 
 
-def test_a_workload_is_found_by_its_job_uid_label_or_its_controller_owner(
+def test_each_job_is_matched_to_its_workload_and_what_was_not_admitted_is_said(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     listed = [
-        _workload("by-label", label="uid-a", owner=None, admitted="True"),
-        _workload("by-owner", label=None, owner="uid-b", admitted="True"),
-        _workload("waiting", label="uid-c", owner="uid-c", admitted="False"),
+        _workload("a-evicted", "a", admitted="False"),
+        _workload("a-now", "a", admitted="True"),
+        _workload("b-waiting", "b", admitted="False"),
     ]
     monkeypatch.setattr(crds, "list_objects", lambda *a, **k: listed)
-    found = kueue.workloads(_JOBS, "ns")
-    assert {k: v["metadata"]["name"] for k, v in found.items()} == {
-        "uid-a": "by-label",
-        "uid-b": "by-owner",
-        "uid-c": "waiting",
-    }
-    problems = kueue.not_admitted(_JOBS, "ns", ["a", "b", "c", "d"])
-    assert len(problems) == 2
-    assert problems[0].startswith("Job c: Workload waiting not admitted")
-    assert (
-        problems[1].startswith("Job d: no Workload")
-        and "by-label, by-owner, waiting" in (problems[1])
-    )
+    assert kueue.workloads(_client(), "ns")["uid-a"]["metadata"]["name"] == "a-now"
+    problems = kueue.not_admitted(_client("a", "b", "c"), "ns", ["a", "b", "c", "gone"])
+    assert problems == [
+        "Job b: Workload b-waiting not admitted: no word",
+        "Job c: no Workload; Kueue never saw it (is spec.queue its?). "
+        "Workloads in ns: a-now, b-waiting",
+        "Job gone: gone from ns before its admission was read",
+    ]

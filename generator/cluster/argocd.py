@@ -1,6 +1,7 @@
 """The real Argo CD on the local control plane: redis, the repo-server and the
-application-controller as local processes, run from the `argocd` multi-binary (v2, see
-`mlgen.versions`) through ARGOCD_BINARY_NAME, syncing from a loopback Git server.
+application-controller as local processes, run from one `argocd` binary (v2, built with
+only these components: `mlgen.versions`) through ARGOCD_BINARY_NAME, syncing from a
+loopback Git server.
 
 argocd-server is not run, so what it would create is created here: the `argocd`
 namespace, `argocd-cm`, `argocd-secret` and the `default` AppProject. Outside a pod,
@@ -102,6 +103,9 @@ def start(
         "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}",
         "ARGOCD_RECONCILIATION_TIMEOUT": RECONCILIATION,
         "TMPDIR": str(workdir),
+        # The repo-server's Git credential socket, else a fixed /tmp path every Argo CD
+        # on the host would share (several pytest workers start one each).
+        "ARGOCD_ASK_PASS_SOCK": str(workdir / "askpass.sock"),
     }
     try:
         process = processes.spawn(

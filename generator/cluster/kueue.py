@@ -199,16 +199,21 @@ def not_admitted(client: kube.Kube, namespace: str, jobs: list[str]) -> list[str
     """Each of these Jobs that Kueue did not admit, said with its Workload's state. Ask
     while the Jobs exist: a GitOps tool's pruning deletes them, and their Workloads with
     them."""
+    uids = {
+        j.metadata.name: j.metadata.uid for j in client.batch.list_namespaced_job(namespace).items
+    }
     owned = workloads(client, namespace)
     problems = []
     for name in jobs:
-        job = client.batch.read_namespaced_job(name, namespace)
-        found = owned.get(job.metadata.uid)
+        if name not in uids:
+            problems.append(f"Job {name}: gone from {namespace} before its admission was read")
+            continue
+        found = owned.get(uids[name])
         if found is None:
-            present = ", ".join(sorted(w["metadata"]["name"] for w in owned.values())) or "none"
+            present = ", ".join(sorted({w["metadata"]["name"] for w in owned.values()}))
             problems.append(
                 f"Job {name}: no Workload; Kueue never saw it (is spec.queue its?). "
-                f"Workloads in {namespace}: {present}"
+                f"Workloads in {namespace}: {present or 'none'}"
             )
             continue
         admitted = crds.condition(found, "Admitted")
@@ -222,18 +227,15 @@ def not_admitted(client: kube.Kube, namespace: str, jobs: list[str]) -> list[str
 
 
 def workloads(client: kube.Kube, namespace: str) -> dict[str, dict[str, Any]]:
-    """The namespace's Workloads by the uid of the Job they stand for: their job-uid label
-    or, where Kueue could not set it (not a valid label value), their controller owner."""
+    """The namespace's Workloads by their Job's uid (Kueue's job-uid label); of two for
+    one Job, the admitted one."""
     found: dict[str, dict[str, Any]] = {}
     for each in crds.list_objects(client, API, "Workload", namespace):
-        owners = [
-            o["uid"]
-            for o in each["metadata"].get("ownerReferences") or []
-            if o.get("kind") == "Job" and o.get("controller")
-        ]
         uid = (each["metadata"].get("labels") or {}).get(contract.WORKLOAD_JOB_UID)
-        for key in {uid, *owners} - {None}:
-            found[str(key)] = each
+        if uid is None:
+            continue
+        if uid not in found or crds.condition(each, "Admitted").get("status") == "True":
+            found[uid] = each
     return found
 
 

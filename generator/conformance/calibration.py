@@ -39,8 +39,10 @@ STEPS, SECONDS = 5, 2
 FLOOR = {"client": 0.5, "controller": 1.5}
 # On kind a step that mounts a claim or starts beside other containers costs up to ~1 s
 # more than the calibration's bare steps (measured 2.06-2.2 s client, 3.03-3.04 s
-# controller).
-KIND_FLOOR = {"client": 3.0, "controller": 3.5}
+# controller). Controller-driven steps come in two modes a second apart (the same 12-step
+# Indexed Job: 3.0-3.1 s and 4.0-4.17 s, most in the upper one, after a calibration whose
+# five steps all fell in the lower, 3.03-3.05 s): its floor is above the upper mode.
+KIND_FLOOR = {"client": 3.0, "controller": 4.5}
 
 
 @dataclass(frozen=True)
